@@ -1,0 +1,45 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { bundleSpec } from './bundle.ts';
+
+/** Every file `pnpm generate` writes, by path relative to the repository root. */
+export type GeneratedFiles = Map<string, string>;
+
+/** Produces every generated file from the spec under `root`, in memory. */
+export async function generateAll(root: string, log: (line: string) => void = () => {}): Promise<GeneratedFiles> {
+  const files: GeneratedFiles = new Map();
+  const started = performance.now();
+  const bundle = await bundleSpec(root);
+  files.set('spec/dist/openapi.yaml', bundle.yaml);
+  files.set('spec/dist/openapi.json', bundle.json);
+  log(`bundled spec/openapi.yaml (${Math.round(performance.now() - started)} ms)`);
+  return files;
+}
+
+export interface StaleFile {
+  path: string;
+  reason: 'missing' | 'differs';
+}
+
+/** Lists the generated files under `root` that are missing or differ from `files`. */
+export async function findStale(root: string, files: GeneratedFiles): Promise<StaleFile[]> {
+  const stale: StaleFile[] = [];
+  for (const [path, content] of files) {
+    const current = await readFile(join(root, path), 'utf8').catch(() => undefined);
+    if (current === undefined) stale.push({ path, reason: 'missing' });
+    else if (current !== content) stale.push({ path, reason: 'differs' });
+  }
+  return stale;
+}
+
+/** Writes `files` under `root`, leaving files whose content is unchanged untouched. */
+export async function writeGenerated(root: string, files: GeneratedFiles): Promise<string[]> {
+  const written: string[] = [];
+  for (const { path } of await findStale(root, files)) {
+    const target = join(root, path);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, files.get(path)!);
+    written.push(path);
+  }
+  return written;
+}
