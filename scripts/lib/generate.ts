@@ -1,6 +1,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { OpenAPI3 } from 'openapi-typescript';
 import { bundleSpec } from './bundle.ts';
+import { generateTypes } from './types.ts';
+import { generateValidators } from './validators.ts';
+
+const events = ['CallLegStateChanged', 'ParticipantsUpdated', 'DtmfReceived', 'PlayAudioResult', 'InviteParticipantResult'];
 
 /** Every file `pnpm generate` writes, by path relative to the repository root. */
 export type GeneratedFiles = Map<string, string>;
@@ -13,6 +18,15 @@ export async function generateAll(root: string, log: (line: string) => void = ()
   files.set('spec/dist/openapi.yaml', bundle.yaml);
   files.set('spec/dist/openapi.json', bundle.json);
   log(`bundled spec/openapi.yaml (${Math.round(performance.now() - started)} ms)`);
+  const spec = JSON.parse(bundle.json) as OpenAPI3;
+
+  const types = await generateTypes(spec);
+  files.set('packages/client/src/generated/openapi.gen.ts', types);
+  files.set(
+    'packages/client/src/generated/events.gen.ts',
+    generateValidators(spec, Object.fromEntries(events.map((name) => [`validate${name}Event`, `#/components/schemas/${name}Event`]))),
+  );
+  log(`generated the client's types and event validators (${Math.round(performance.now() - started)} ms)`);
   return files;
 }
 

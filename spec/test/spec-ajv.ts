@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { createSpecAjv, specId } from '../../scripts/lib/ajv.ts';
 import { repoRoot } from '../../scripts/lib/paths.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -10,26 +10,7 @@ export type JsonObject = { [key: string]: Json };
 /** The bundled spec, as the packages generate from it. */
 export const spec = JSON.parse(readFileSync(join(repoRoot, 'spec', 'dist', 'openapi.json'), 'utf8')) as JsonObject;
 
-const specId = 'openapi.json';
-
-/** Ajv for OpenAPI 3.1 schemas: JSON Schema 2020-12, formats enforced, every error reported. */
-export function createSpecAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
-  addFormats.default(ajv);
-  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
-  ajv.addKeyword('discriminator');
-  ajv.addKeyword('example');
-  // The spec itself is added as the schema document so that its `$ref`s resolve as written; its
-  // top-level OpenAPI fields are not schema keywords, and are declared so that strict mode keeps
-  // checking every real schema inside it.
-  for (const field of ['openapi', 'info', 'servers', 'tags', 'security', 'paths', 'webhooks', 'components']) {
-    ajv.addKeyword(field);
-  }
-  ajv.addSchema(spec as object, specId);
-  return ajv;
-}
-
-const ajv = createSpecAjv();
+const ajv = createSpecAjv(spec);
 
 /** A validator for the schema at a JSON pointer into the spec (`#/components/schemas/X`). */
 export function validatorAt(pointer: string): ValidateFunction {

@@ -1,0 +1,44 @@
+import type { RetryOptions } from './retry.ts';
+
+/** What a named method tells the middlewares about its call, carried by the request itself. */
+export interface CallSettings {
+  /** Retry settings for this call, or false for none. */
+  retry?: RetryOptions | false;
+  /** The caller's own signal: aborting it stops the call and its retries at once. */
+  signal?: AbortSignal;
+  /** Each attempt's time limit. */
+  timeoutMs?: number;
+}
+
+/**
+ * A Request that remembers the body text it was built with, and its call's settings.
+ * openapi-fetch builds each request from the body it has just serialised (and passes it the
+ * other init fields); keeping that string lets signing and retries use it without reading the
+ * request's stream again, which would triple the cost of a call.
+ */
+export class CallRequest extends Request {
+  readonly bodyText: string | undefined;
+  readonly call: CallSettings | undefined;
+
+  constructor(input: RequestInfo | URL, init?: RequestInit & { call?: CallSettings }) {
+    super(input, init);
+    const inherited = input instanceof CallRequest ? input : undefined;
+    const body = init?.body;
+    this.bodyText = typeof body === 'string' ? body : body === undefined ? inherited?.bodyText : undefined;
+    this.call = init?.call ?? inherited?.call;
+  }
+}
+
+/** The body of a request as text: what it was built with when known, else read from a clone. */
+export async function bodyTextOf(request: Request): Promise<string> {
+  if (request instanceof CallRequest && request.bodyText !== undefined) return request.bodyText;
+  if (request.body === null) return '';
+  return request.clone().text();
+}
+
+/** An attempt's signal: the caller's, limited to `timeoutMs` when set. */
+export function attemptSignal(call: CallSettings | undefined): AbortSignal | undefined {
+  const timeout = call?.timeoutMs ? AbortSignal.timeout(call.timeoutMs) : undefined;
+  if (timeout && call?.signal) return AbortSignal.any([call.signal, timeout]);
+  return timeout ?? call?.signal;
+}

@@ -1,0 +1,60 @@
+import type { components, operations } from './generated/openapi.gen.ts';
+
+export type CommunicationError = components['schemas']['CommunicationError'];
+
+/** The operations of the API, by operationId. */
+export type OperationId = 'createCall' | 'hangupCall' | 'playAudio' | 'cancelMediaProcessing' | 'inviteParticipants' | 'removeParticipant';
+
+type Responses<Op extends OperationId> = operations[Op]['responses'];
+type JsonBody<R> = R extends { content: { 'application/json': infer Body } } ? Body : undefined;
+type SuccessStatus = 200 | 201 | 202 | 204;
+
+/** The statuses the spec documents for an operation. */
+export type StatusOf<Op extends OperationId> = keyof Responses<Op> & number;
+
+/** The body the spec gives an operation's answer with status `S`. */
+export type BodyOf<Op extends OperationId, S extends StatusOf<Op>> = JsonBody<Responses<Op>[S]>;
+
+/** What a successful call answers: the body of the operation's 2xx response (undefined when it has none). */
+export type DataOf<Op extends OperationId> = { [S in StatusOf<Op>]: S extends SuccessStatus ? BodyOf<Op, S> : never }[StatusOf<Op>];
+
+/**
+ * The result of a call, as openapi-fetch gives it: `data` on success, `error` (the spec's error
+ * body) otherwise, never both, and the `response`. An HTTP error is a result, not an exception;
+ * a network error or an abort throws.
+ */
+export type CallResult<Op extends OperationId> = (
+  | { data: DataOf<Op>; error?: never }
+  | { data?: never; error: CommunicationError }
+) & {
+  response: Response;
+  /** The operation that was called. */
+  operation: Op;
+};
+
+/** A result narrowed to one documented status. */
+export type ResultWithStatus<Op extends OperationId, S extends StatusOf<Op>> = CallResult<Op> &
+  (S extends SuccessStatus ? { data: BodyOf<Op, S>; error?: never } : { data?: never; error: BodyOf<Op, S> }) & { response: { status: S } };
+
+/**
+ * Narrows a result by its status code, to one the spec documents for its operation:
+ * `if (hasStatus(result, 404)) result.error.code`.
+ */
+export function hasStatus<Op extends OperationId, S extends StatusOf<Op>>(result: CallResult<Op>, status: S): result is ResultWithStatus<Op, S> {
+  return result.response.status === status;
+}
+
+/**
+ * The error body of a failed response: the service's CommunicationError when it sent one, else
+ * one made here that says what came back (a proxy's HTML page, an empty 502, …).
+ */
+export function toCommunicationError(body: unknown, response: Response): CommunicationError {
+  if (body && typeof body === 'object' && typeof (body as CommunicationError).code === 'string' && typeof (body as CommunicationError).message === 'string') {
+    return body as CommunicationError;
+  }
+  const text = typeof body === 'string' ? body.trim().slice(0, 200) : '';
+  return {
+    code: `Http${response.status}`,
+    message: `The service answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''} without a CommunicationError body${text ? `: ${text}` : '.'}`,
+  };
+}

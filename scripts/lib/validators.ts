@@ -1,0 +1,37 @@
+import standaloneCode from 'ajv/dist/standalone/index.js';
+import { createSpecAjv, specId } from './ajv.ts';
+import { generatedHeader } from './generated.ts';
+
+// Words that document a schema and do not constrain it: left out of the validators' code.
+const annotations = new Set(['description', 'title', 'summary', 'examples', 'example', 'externalDocs']);
+
+function stripAnnotations(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(stripAnnotations);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    // Property names are data, not keywords: keep a property called "description".
+    if (annotations.has(key) && typeof value !== 'object') continue;
+    if (key === 'examples' || key === 'example') continue;
+    out[key] = stripAnnotations(value);
+  }
+  return out;
+}
+
+/**
+ * Ajv standalone validators, compiled now rather than at start-up, as an ES module: one export per
+ * entry of `exports`, named by its key, validating the schema at the JSON pointer of its value.
+ */
+export function generateValidators(spec: object, exports: Record<string, string>): string {
+  const ajv = createSpecAjv(stripAnnotations(spec) as object, { code: { source: true, esm: true } });
+  const refs = Object.fromEntries(Object.entries(exports).map(([name, pointer]) => [name, `${specId}${pointer}`]));
+  let code = standaloneCode.default(ajv, refs);
+  // Ajv's ES-module output still `require`s its runtime helpers; they become imports here.
+  const modules = new Map<string, string>();
+  code = code.replace(/require\("([^"]+)"\)/g, (_match, specifier: string) => {
+    if (!modules.has(specifier)) modules.set(specifier, `runtime${modules.size}`);
+    return modules.get(specifier)!;
+  });
+  const imports = [...modules].map(([specifier, name]) => `import ${name} from '${specifier}.js';`).join('\n');
+  return `${generatedHeader('//', 'spec/dist/openapi.json')}// @ts-nocheck\n${imports}\n${code.replace(/^"use strict";/, '')}\n`;
+}
