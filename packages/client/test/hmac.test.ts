@@ -1,0 +1,97 @@
+import { AzureKeyCredential } from '@azure/core-auth';
+import { createCommunicationAccessKeyCredentialPolicy } from '@azure/communication-common';
+import { createHttpHeaders, createPipelineRequest, type PipelineRequest } from '@azure/core-rest-pipeline';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createHmacAuth, EMPTY_CONTENT_HASH } from '../src/hmac.ts';
+import { CallRequest } from '../src/request.ts';
+
+const docsKey = 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=';
+
+describe('HMAC signing', () => {
+  it("reproduces the spec's worked example", async () => {
+    const auth = createHmacAuth(docsKey, { now: () => Date.parse('Mon, 23 Nov 2026 12:00:00 GMT') });
+    const request = await auth.sign(new CallRequest('https://contoso.communication.azure.com/calls/4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d/Hangup', { method: 'POST' }));
+    expect(request.headers.get('x-ms-date')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+    expect(request.headers.get('x-ms-content-sha256')).toBe(EMPTY_CONTENT_HASH);
+    expect(request.headers.get('Authorization')).toBe(
+      'HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=xyRZGWm+KJYeUsecMD2XqP/MzevqkUGU0UeZiAmm0k8=',
+    );
+  });
+
+  it('hashes the body as UTF-8, the same whether it was captured or read back', async () => {
+    const auth = createHmacAuth(docsKey, { now: () => 0 });
+    const other = createHmacAuth(docsKey, { now: () => 0 });
+    const body = JSON.stringify({ subject: 'Ünïcødé ☎ 📞', operationContext: '日本語' });
+    const captured = await auth.sign(new CallRequest('http://127.0.0.1:4780/calls', { method: 'POST', body }));
+    const plain = await other.sign(new Request('http://127.0.0.1:4780/calls', { method: 'POST', body }));
+    const expected = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(body))).toString('base64');
+    expect(captured.headers.get('x-ms-content-sha256')).toBe(expected);
+    expect(plain.headers.get('Authorization')).toBe(captured.headers.get('Authorization'));
+  });
+
+  it('never signs two identical requests with the same date, so the second is not taken for a replay', async () => {
+    const auth = createHmacAuth(docsKey, { now: () => Date.parse('Mon, 23 Nov 2026 12:00:00 GMT') + 400 });
+    const make = () => auth.sign(new CallRequest('https://contoso.communication.azure.com/calls/a/Hangup', { method: 'POST' }));
+    const [first, second, third] = [await make(), await make(), await make()];
+    expect([first, second, third].map((r) => r.headers.get('x-ms-date'))).toEqual([
+      'Mon, 23 Nov 2026 12:00:00 GMT',
+      'Mon, 23 Nov 2026 12:00:01 GMT',
+      'Mon, 23 Nov 2026 12:00:02 GMT',
+    ]);
+    expect(new Set([first, second, third].map((r) => r.headers.get('Authorization'))).size).toBe(3);
+    // A different request in the same second keeps the current date.
+    const other = await auth.sign(new CallRequest('https://contoso.communication.azure.com/calls/b/Hangup', { method: 'POST' }));
+    expect(other.headers.get('x-ms-date')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+  });
+
+  it('refuses an access key that is not base64', () => {
+    expect(() => createHmacAuth('not base64 at all!')).toThrow(/not valid base64/);
+  });
+});
+
+describe("HMAC signing matches Azure's policy (@azure/communication-common)", () => {
+  beforeEach(() => vi.useFakeTimers({ toFake: ['Date'] }));
+  afterEach(() => vi.useRealTimers());
+
+  // A small deterministic generator, so that a failure names a case that can be replayed.
+  function* cases(seed: number, count: number) {
+    let state = seed;
+    const next = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T,>(items: readonly T[]) => items[Math.floor(next() * items.length)]!;
+    const hosts = ['https://contoso.communication.azure.com', 'https://contoso.communication.azure.com:8443', 'http://127.0.0.1:4780', 'http://localhost', 'https://[::1]:9443'];
+    const paths = ['/calls', '/calls/4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d/Hangup', '/calls/abc/PlayAudio', '/calls/x.y~z/participants/p-1', '/calls/abc/CancelMediaProcessing'];
+    const queries = ['', '?api-version=2021-06-15-preview', '?a=1&b=two', '?x=%2Fslash'];
+    const bodies = ['', '{}', '{"operationContext":"ctx"}', '{"subject":"Café ☕ – 通話 📞"}', JSON.stringify({ targets: [{ phoneNumber: { value: '+14251001000' } }], padding: 'x'.repeat(3000) })];
+    for (let i = 0; i < count; i++) {
+      yield {
+        url: `${pick(hosts)}${pick(paths)}${pick(queries)}`,
+        method: pick(['POST', 'DELETE', 'post']),
+        body: pick(bodies),
+        time: Date.UTC(2026, 10, 23, 12, 0, 0) + Math.floor(next() * 10 ** 9),
+      };
+    }
+  }
+
+  it('for 300 generated requests (seed 20261123)', async () => {
+    const key = btoa(String.fromCharCode(...Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256)));
+    const policy = createCommunicationAccessKeyCredentialPolicy(new AzureKeyCredential(key));
+    let checked = 0;
+    for (const c of cases(20261123, 300)) {
+      vi.setSystemTime(c.time);
+      let azure: PipelineRequest | undefined;
+      const request = createPipelineRequest({ url: c.url, method: c.method.toUpperCase() as 'POST', headers: createHttpHeaders(), body: c.body || undefined });
+      await policy.sendRequest(request, async (signed) => {
+        azure = signed;
+        return { request: signed, status: 200, headers: createHttpHeaders() };
+      });
+      const ours = await createHmacAuth(key, { now: () => c.time }).sign(
+        new CallRequest(c.url, { method: c.method, body: c.body || undefined }),
+      );
+      for (const name of ['x-ms-date', 'x-ms-content-sha256', 'authorization']) {
+        expect(ours.headers.get(name), `${name} for ${c.method} ${c.url} body ${c.body.slice(0, 40)}`).toBe(azure!.headers.get(name));
+      }
+      checked++;
+    }
+    expect(checked).toBe(300);
+  });
+});
