@@ -32,6 +32,13 @@ export function generateValidators(spec: object, exports: Record<string, string>
     if (!modules.has(specifier)) modules.set(specifier, `runtime${modules.size}`);
     return modules.get(specifier)!;
   });
-  const imports = [...modules].map(([specifier, name]) => `import ${name} from '${specifier}.js';`).join('\n');
+  // Node hands an ES module the CommonJS exports object as `default`; bundlers hand the
+  // `exports.default` of a module marked __esModule. Either way, take the exports object.
+  const imports = [...modules]
+    .map(
+      ([specifier, name]) =>
+        `import * as ${name}Module from '${specifier}.js';\nconst ${name} = ${name}Module.default?.__esModule ? ${name}Module.default : ${name}Module;`,
+    )
+    .join('\n');
   return `${generatedHeader('//', 'spec/dist/openapi.json')}// @ts-nocheck\n${imports}\n${code.replace(/^"use strict";/, '')}\n`;
 }

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { createCallAutomationClient, hasStatus, parseConnectionString } from '../src/index.ts';
+import { connectionString, json, phoneCall, stubFetch } from './stub-fetch.ts';
+
+describe('connection strings', () => {
+  it('parse with keys in any case and order, the endpoint without its trailing slash', () => {
+    expect(parseConnectionString('AccessKey=a2V5;Endpoint=https://x.communication.azure.com/')).toEqual({
+      endpoint: 'https://x.communication.azure.com',
+      accessKey: 'a2V5',
+    });
+    expect(parseConnectionString('endpoint=http://127.0.0.1:4780/;accesskey=a2V5==;')).toEqual({ endpoint: 'http://127.0.0.1:4780', accessKey: 'a2V5==' });
+  });
+
+  it.each([
+    ['endpoint=https://x.communication.azure.com/', /no accesskey/],
+    ['accesskey=a2V5', /no endpoint/],
+    ['endpoint=x.communication.azure.com;accesskey=a2V5', /not an absolute URL/],
+    ['endpoint=ftp://x.communication.azure.com;accesskey=a2V5', /http or https/],
+  ])('refuse %s, saying why and never echoing the key', (text, message) => {
+    expect(() => parseConnectionString(text)).toThrow(message);
+    try {
+      parseConnectionString(text);
+    } catch (error) {
+      expect((error as Error).message).not.toContain('a2V5');
+    }
+  });
+});
+
+describe('the client', () => {
+  it('sends each operation to its path and method, signed, with its JSON body', async () => {
+    const { fetch, seen } = stubFetch((request) => (request.url.endsWith('/calls') ? json(200, { callLegId: 'leg-1' }) : new Response(null, { status: 202 })));
+    const client = createCallAutomationClient(connectionString, { fetch, userAgent: 'reminders/2.1' });
+    await client.createCall(phoneCall);
+    await client.hangupCall('leg-1');
+    await client.playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav', loop: true });
+    await client.cancelMediaProcessing('leg-1', { operationContext: 'c' });
+    await client.inviteParticipants('leg-1', { participants: [{ phoneNumber: { value: '+14251001000' } }] });
+    await client.removeParticipant('leg 1', 'p/1');
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      'POST https://contoso.communication.azure.com/calls',
+      'POST https://contoso.communication.azure.com/calls/leg-1/Hangup',
+      'POST https://contoso.communication.azure.com/calls/leg-1/PlayAudio',
+      'POST https://contoso.communication.azure.com/calls/leg-1/CancelMediaProcessing',
+      'POST https://contoso.communication.azure.com/calls/leg-1/participants',
+      'DELETE https://contoso.communication.azure.com/calls/leg%201/participants/p%2F1',
+    ]);
+    for (const s of seen) {
+      expect(s.headers.get('Authorization')).toMatch(/^HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=[A-Za-z0-9+/]{43}=$/);
+      expect(s.headers.get('User-Agent')).toBe('reminders/2.1 call-automation-client/0.1.0');
+    }
+    expect(seen[0]!.body).toBe(JSON.stringify(phoneCall));
+    expect(seen[0]!.headers.get('Content-Type')).toBe('application/json');
+    expect(seen[1]!.body).toBe('');
+    expect(seen[1]!.headers.get('Content-Type')).toBeNull();
+    expect(seen[2]!.body).toBe('{"audioFileUri":"https://m.contoso.com/a.wav","loop":true}');
+  });
+
+  it('sends a bearer token from a token credential', async () => {
+    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
+    const client = createCallAutomationClient({ endpoint: 'http://127.0.0.1:4780', credential: { getToken: async () => 'tok-123' } }, { fetch });
+    await client.hangupCall('leg-1');
+    expect(seen[0]!.headers.get('Authorization')).toBe('Bearer tok-123');
+  });
+
+  it('answers data on success and the error body otherwise, narrowed by status', async () => {
+    const { fetch } = stubFetch((_r, n) =>
+      n === 1 ? json(200, { callLegId: 'leg-1' }) : json(404, { code: 'CallNotFound', message: 'No call with id leg-9.', target: 'callId' }),
+    );
+    const client = createCallAutomationClient(connectionString, { fetch });
+    const created = await client.createCall(phoneCall);
+    expect(created).toMatchObject({ data: { callLegId: 'leg-1' }, operation: 'createCall' });
+    expect(created.error).toBeUndefined();
+    const missing = await client.hangupCall('leg-9');
+    expect(missing.data).toBeUndefined();
+    expect(hasStatus(missing, 404)).toBe(true);
+    expect(hasStatus(missing, 401)).toBe(false);
+    if (hasStatus(missing, 404)) expect(missing.error.code).toBe('CallNotFound');
+  });
+
+  it('turns an error that is not a CommunicationError into one that says what came back', async () => {
+    const { fetch } = stubFetch(() => new Response('<html>Bad gateway</html>', { status: 502, statusText: 'Bad Gateway' }));
+    const result = await createCallAutomationClient(connectionString, { fetch, retry: false }).hangupCall('leg-1');
+    expect(result.error).toEqual({ code: 'Http502', message: 'The service answered 502 Bad Gateway without a CommunicationError body: <html>Bad gateway</html>' });
+  });
+
+  it("runs the user's middleware before signing, and shows it the answer after retries", async () => {
+    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(503, { code: 'Busy', message: 'x' }) : new Response(null, { status: 202 })));
+    const statuses: number[] = [];
+    const client = createCallAutomationClient(connectionString, {
+      fetch,
+      retry: { baseDelayMs: 1, maxDelayMs: 1 },
+      middleware: [
+        {
+          onRequest: ({ request }) => {
+            request.headers.set('x-trace-id', 't-1');
+            return request;
+          },
+          onResponse: ({ response }) => void statuses.push(response.status),
+        },
+      ],
+    });
+    await client.hangupCall('leg-1');
+    expect(seen.map((s) => s.headers.get('x-trace-id'))).toEqual(['t-1', 't-1']);
+    expect(statuses).toEqual([202]);
+  });
+
+  it('lets a call override the repeatability headers, to retry across restarts', async () => {
+    const { fetch, seen } = stubFetch(() => json(200, { callLegId: 'leg-1' }));
+    const id = '3f7d8b0e-2a4c-4e6f-9b1d-5c8a7e6f4d3b';
+    await createCallAutomationClient(connectionString, { fetch }).createCall(phoneCall, {
+      headers: { 'Repeatability-Request-ID': id, 'Repeatability-First-Sent': 'Mon, 23 Nov 2026 12:00:00 GMT' },
+    });
+    expect(seen[0]!.headers.get('Repeatability-Request-ID')).toBe(id);
+    expect(seen[0]!.headers.get('Repeatability-First-Sent')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+  });
+
+  it('exposes the typed openapi-fetch client, with the same signing', async () => {
+    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
+    const client = createCallAutomationClient(connectionString, { fetch });
+    const { response } = await client.raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
+    expect(response.status).toBe(202);
+    expect(seen[0]!.headers.get('Authorization')).toMatch(/^HMAC-SHA256 /);
+  });
+});
