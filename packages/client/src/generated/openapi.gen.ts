@@ -319,13 +319,13 @@ export interface components {
              * @description Whether the user joined anonymously.
              * @default false
              */
-            isAnonymous: boolean;
+            isAnonymous?: boolean;
             /**
              * @description The cloud the user belongs to.
              * @default public
              * @enum {string}
              */
-            cloud: "public" | "dod" | "gcch";
+            cloud?: "public" | "dod" | "gcch";
         };
         /**
          * MicrosoftTeamsUserIdentifier
@@ -680,7 +680,7 @@ export interface components {
              * @description Whether to repeat the audio until it is cancelled or the call ends.
              * @default false
              */
-            loop: boolean;
+            loop?: boolean;
             operationContext?: components["schemas"]["OperationContext"];
             /**
              * @description An id of the application's choosing for the audio file; the service may cache the file under it.
