@@ -60,7 +60,7 @@ function authFor(credential: Credential): RequestAuth {
   if (typeof credential === 'string') return createHmacAuth(credential);
   if ('getToken' in credential && typeof credential.getToken === 'function') return createBearerAuth(credential);
   if ('key' in credential && typeof credential.key === 'string') return createHmacAuth(credential.key);
-  throw new TypeError('credential must be an access key, { key }, or { getToken() }.');
+  throw new TypeError('credential must be an access key, { key } or { getToken() }');
 }
 
 /**
@@ -104,8 +104,8 @@ export function createCallAutomationClient(
     pending: Promise<{ data?: unknown; error?: unknown; response: Response }>,
   ): Promise<CallResult<Op>> {
     const { data, error, response } = await pending;
-    if (response.ok) return { data: data as DataOf<Op>, response, operation };
-    return { error: toCommunicationError(error, response), response, operation };
+    const result = response.ok ? { data: data as DataOf<Op>, response, operation } : { error: toCommunicationError(error, response), response, operation };
+    return result as CallResult<Op>;
   }
 
   const path = (callId: string) => ({ path: { callId } });

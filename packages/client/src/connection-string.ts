@@ -6,7 +6,7 @@ export interface ConnectionString {
   accessKey: string;
 }
 
-const shape = 'endpoint=https://<resource>.communication.azure.com/;accesskey=<base64 key>';
+const expected = 'expected endpoint=https://<resource>.communication.azure.com/;accesskey=<base64 key>';
 
 /**
  * Parses `endpoint=…;accesskey=…` (keys matched case-insensitively, in any order). Throws a
@@ -20,22 +20,13 @@ export function parseConnectionString(connectionString: string): ConnectionStrin
   }
   const endpoint = fields.get('endpoint');
   const accessKey = fields.get('accesskey');
-  if (!endpoint || !accessKey) {
-    throw new TypeError(`The connection string has no ${endpoint ? 'accesskey' : 'endpoint'}; expected ${shape}.`);
-  }
+  if (!endpoint || !accessKey) throw new TypeError(`Connection string without ${endpoint ? 'accesskey' : 'endpoint'}: ${expected}`);
   return { endpoint: normalizeEndpoint(endpoint), accessKey };
 }
 
 /** Checks that an endpoint is an absolute http(s) URL and drops its trailing slash. */
 export function normalizeEndpoint(endpoint: string): string {
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    throw new TypeError(`The endpoint "${endpoint}" is not an absolute URL; expected https://<resource>.communication.azure.com/.`);
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new TypeError(`The endpoint "${endpoint}" must be an http or https URL.`);
-  }
+  const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined;
+  if (!url || !/^https?:$/.test(url.protocol)) throw new TypeError(`Endpoint "${endpoint}" is not an absolute http(s) URL: ${expected}`);
   return url.href.replace(/\/+$/, '');
 }

@@ -44,13 +44,11 @@ export interface RequestAuth {
  */
 export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {}): RequestAuth {
   const now = options.now ?? Date.now;
-  let keyBytes: Uint8Array<ArrayBuffer>;
+  let keyBytes: Uint8Array<ArrayBuffer> | undefined;
   try {
     keyBytes = fromBase64(accessKey);
-  } catch {
-    throw new TypeError('The access key is not valid base64; copy it from the resource\'s connection string.');
-  }
-  if (keyBytes.length === 0) throw new TypeError('The access key is empty.');
+  } catch {}
+  if (!keyBytes?.length) throw new TypeError('The access key is not base64: copy it from the connection string');
   const key = crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const lastSecond = new Map<string, number>();
 
@@ -93,7 +91,7 @@ export interface TokenCredential {
 export function createBearerAuth(credential: TokenCredential): RequestAuth {
   async function sign(request: Request): Promise<Request> {
     const token = await credential.getToken();
-    if (!token) throw new Error('The token credential returned no token.');
+    if (!token) throw new Error('The token credential gave no token');
     request.headers.set('Authorization', `Bearer ${token}`);
     return request;
   }

@@ -23,14 +23,16 @@ export type DataOf<Op extends OperationId> = { [S in StatusOf<Op>]: S extends Su
  * body) otherwise, never both, and the `response`. An HTTP error is a result, not an exception;
  * a network error or an abort throws.
  */
-export type CallResult<Op extends OperationId> = (
-  | { data: DataOf<Op>; error?: never }
-  | { data?: never; error: CommunicationError }
-) & {
-  response: Response;
-  /** The operation that was called. */
-  operation: Op;
-};
+export type CallResult<Op extends OperationId> = Op extends OperationId
+  ? (
+      | { data: DataOf<Op>; error?: never }
+      | { data?: never; error: CommunicationError }
+    ) & {
+      response: Response;
+      /** The operation that was called. */
+      operation: Op;
+    }
+  : never;
 
 /** A result narrowed to one documented status. */
 export type ResultWithStatus<Op extends OperationId, S extends StatusOf<Op>> = CallResult<Op> &
@@ -53,8 +55,5 @@ export function toCommunicationError(body: unknown, response: Response): Communi
     return body as CommunicationError;
   }
   const text = typeof body === 'string' ? body.trim().slice(0, 200) : '';
-  return {
-    code: `Http${response.status}`,
-    message: `The service answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''} without a CommunicationError body${text ? `: ${text}` : '.'}`,
-  };
+  return { code: `Http${response.status}`, message: `HTTP ${response.status} ${response.statusText} without an error body: ${text}`.trim() };
 }

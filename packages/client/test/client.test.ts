@@ -12,10 +12,10 @@ describe('connection strings', () => {
   });
 
   it.each([
-    ['endpoint=https://x.communication.azure.com/', /no accesskey/],
-    ['accesskey=a2V5', /no endpoint/],
-    ['endpoint=x.communication.azure.com;accesskey=a2V5', /not an absolute URL/],
-    ['endpoint=ftp://x.communication.azure.com;accesskey=a2V5', /http or https/],
+    ['endpoint=https://x.communication.azure.com/', /without accesskey/],
+    ['accesskey=a2V5', /without endpoint/],
+    ['endpoint=x.communication.azure.com;accesskey=a2V5', /not an absolute http\(s\) URL/],
+    ['endpoint=ftp://x.communication.azure.com;accesskey=a2V5', /not an absolute http\(s\) URL/],
   ])('refuse %s, saying why and never echoing the key', (text, message) => {
     expect(() => parseConnectionString(text)).toThrow(message);
     try {
@@ -80,7 +80,7 @@ describe('the client', () => {
   it('turns an error that is not a CommunicationError into one that says what came back', async () => {
     const { fetch } = stubFetch(() => new Response('<html>Bad gateway</html>', { status: 502, statusText: 'Bad Gateway' }));
     const result = await createCallAutomationClient(connectionString, { fetch, retry: false }).hangupCall('leg-1');
-    expect(result.error).toEqual({ code: 'Http502', message: 'The service answered 502 Bad Gateway without a CommunicationError body: <html>Bad gateway</html>' });
+    expect(result.error).toEqual({ code: 'Http502', message: 'HTTP 502 Bad Gateway without an error body: <html>Bad gateway</html>' });
   });
 
   it("runs the user's middleware before signing, and shows it the answer after retries", async () => {

@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { publint } from 'publint';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const packageDir = join(import.meta.dirname, '..');
+const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
+
+/** The main entry's size, bundled for browsers, minified, gzipped: the 4 kB target is not met yet, see bench. */
+const sizeCeiling = 5700;
+
+describe('the published package', () => {
+  let dir: string;
+  let tarball: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'call-automation-client-pack-'));
+    await run(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: packageDir });
+    await run('pnpm', ['pack', '--pack-destination', dir], { cwd: packageDir });
+    tarball = join(dir, (await readdir(dir)).find((f) => f.endsWith('.tgz'))!);
+    await run('tar', ['-xzf', tarball, '-C', dir]);
+  }, 120_000);
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('exports dist, types first, with the workspace source swapped out', async () => {
+    const manifest = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(join(dir, 'package', 'package.json'), 'utf8')));
+    expect(Object.keys(manifest.exports['.'])).toEqual(['types', 'default']);
+    expect(manifest.exports['.'].default).toBe('./dist/index.js');
+    expect(manifest.exports['./events'].types).toBe('./dist/events/index.d.ts');
+  });
+
+  it('is clean for publint', async () => {
+    const { messages } = await publint({ pkgDir: join(dir, 'package'), level: 'suggestion', pack: false });
+    expect(messages).toEqual([]);
+  });
+
+  it("is clean for are-the-types-wrong (ESM only)", async () => {
+    const { stdout } = await run(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'json']).catch((error: { stdout: string }) => error);
+    const { analysis } = JSON.parse(stdout) as { analysis: { problems: Array<{ kind: string; entrypoint: string; resolutionKind: string }> } };
+    // The package is ESM only: CommonJS and node10 resolution are out of scope, as attw's esm-only profile says.
+    const problems = analysis.problems.filter((p) => !['node10', 'node16-cjs'].includes(p.resolutionKind));
+    expect(problems).toEqual([]);
+    expect(analysis.problems.map((p) => p.entrypoint)).toEqual(['.', '.', './events', './events']);
+  });
+
+  it('bundles for browsers with no node: import, within its size ceiling', async () => {
+    const result = await build({
+      entryPoints: [join(dir, 'package', 'dist', 'index.js')],
+      bundle: true,
+      minify: true,
+      format: 'esm',
+      platform: 'browser',
+      write: false,
+      metafile: true,
+      nodePaths: [join(packageDir, 'node_modules')],
+    });
+    expect(Object.keys(result.metafile.inputs).filter((input) => input.startsWith('node:'))).toEqual([]);
+    const gzipped = gzipSync(result.outputFiles[0]!.contents, { level: 9 }).length;
+    expect(gzipped).toBeLessThanOrEqual(sizeCeiling);
+  });
+});
