@@ -1,10 +1,27 @@
 import type { Middleware } from 'openapi-fetch';
-import { bodyTextOf } from './request.ts';
+import { bodyTextOf, capturedBody } from './request.ts';
 
 /** base64(SHA-256 of nothing): the content hash of every request without a body. */
 export const EMPTY_CONTENT_HASH = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=';
 
 const encoder = new TextEncoder();
+
+interface Digest {
+  update(data: string, encoding: 'utf8'): Digest;
+  digest(encoding: 'base64'): string;
+}
+interface NodeCrypto {
+  createHash(algorithm: 'sha256'): Digest;
+  createHmac(algorithm: 'sha256', key: Uint8Array): Digest;
+}
+
+// Node's Web Crypto sends every digest to a worker thread, which makes it about ten times slower
+// than node:crypto for a small body (186 µs against 19 µs a call, measured by `pnpm bench`).
+// Where the runtime offers node:crypto without an import (Node 20.16+, Bun), it is used; browsers,
+// Deno and workers use Web Crypto. Both give the same bytes (the tests check each against Azure).
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:crypto') as
+  | NodeCrypto
+  | undefined;
 
 function toBase64(bytes: ArrayBuffer): string {
   let binary = '';
@@ -22,6 +39,8 @@ function fromBase64(text: string): Uint8Array<ArrayBuffer> {
 export interface HmacAuthOptions {
   /** The clock, in milliseconds since the epoch. */
   now?: () => number;
+  /** Sign with Web Crypto even where node:crypto is available. */
+  webCrypto?: boolean;
 }
 
 /** Authentication of requests: a middleware for openapi-fetch, and the same signing for retries. */
@@ -29,12 +48,12 @@ export interface RequestAuth {
   /** The openapi-fetch middleware that authenticates each request. */
   middleware: Middleware;
   /** Authenticates a request in place (for HMAC: x-ms-date, x-ms-content-sha256 and Authorization) and returns it. */
-  sign(request: Request): Promise<Request>;
+  sign(request: Request): Request | Promise<Request>;
 }
 
 /**
- * ACS HMAC-SHA256 request signing, byte-compatible with Azure's SDKs, on Web Crypto (Node 20+,
- * browsers, Deno, workers). The string to sign is
+ * ACS HMAC-SHA256 request signing, byte-compatible with Azure's SDKs, on Web Crypto (browsers,
+ * Deno, workers) or node:crypto where the runtime has it. The string to sign is
  * `VERB\n<path?query as sent>\n<x-ms-date>;<host>;<content hash>`, keyed with the decoded access key.
  *
  * `x-ms-date` has one-second resolution and the service refuses a signature it has already seen,
@@ -49,7 +68,8 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
     keyBytes = fromBase64(accessKey);
   } catch {}
   if (!keyBytes?.length) throw new TypeError('The access key is not base64: copy it from the connection string');
-  const key = crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const native = options.webCrypto ? undefined : nodeCrypto;
+  const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const lastSecond = new Map<string, number>();
 
   function dateFor(signingKey: string): string {
@@ -63,20 +83,41 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
     return new Date(second * 1000).toUTCString();
   }
 
-  async function sign(request: Request): Promise<Request> {
+  /** The date and string to sign of a request whose body hashes to `contentHash`. */
+  function prepare(request: Request, contentHash: string): { date: string; stringToSign: string } {
     const url = new URL(request.url);
-    const body = await bodyTextOf(request);
-    const contentHash = body === '' ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', encoder.encode(body)));
     const method = request.method.toUpperCase();
-    const pathAndQuery = `${url.pathname}${url.search}`;
+    const pathAndQuery = url.pathname + url.search;
     // URL.host carries the port only when it is not the scheme's default, as the scheme wants.
     const date = dateFor(`${method} ${url.host}${pathAndQuery} ${contentHash}`);
-    const stringToSign = `${method}\n${pathAndQuery}\n${date};${url.host};${contentHash}`;
-    const signature = toBase64(await crypto.subtle.sign('HMAC', await key, encoder.encode(stringToSign)));
+    return { date, stringToSign: `${method}\n${pathAndQuery}\n${date};${url.host};${contentHash}` };
+  }
+
+  function setHeaders(request: Request, date: string, contentHash: string, signature: string): Request {
     request.headers.set('x-ms-date', date);
     request.headers.set('x-ms-content-sha256', contentHash);
     request.headers.set('Authorization', `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`);
     return request;
+  }
+
+  async function signWithWebCrypto(request: Request): Promise<Request> {
+    const body = await bodyTextOf(request);
+    const contentHash = body === '' ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', encoder.encode(body)));
+    const { date, stringToSign } = prepare(request, contentHash);
+    return setHeaders(request, date, contentHash, toBase64(await crypto.subtle.sign('HMAC', (await key)!, encoder.encode(stringToSign))));
+  }
+
+  function signWithNodeCrypto(request: Request, body: string): Request {
+    const contentHash = body === '' ? EMPTY_CONTENT_HASH : native!.createHash('sha256').update(body, 'utf8').digest('base64');
+    const { date, stringToSign } = prepare(request, contentHash);
+    return setHeaders(request, date, contentHash, native!.createHmac('sha256', keyBytes!).update(stringToSign, 'utf8').digest('base64'));
+  }
+
+  function sign(request: Request): Request | Promise<Request> {
+    if (!native) return signWithWebCrypto(request);
+    const captured = capturedBody(request);
+    // With the body captured, Node signs at once, with no await.
+    return captured !== undefined ? signWithNodeCrypto(request, captured) : bodyTextOf(request).then((body) => signWithNodeCrypto(request, body));
   }
 
   return { sign, middleware: { onRequest: ({ request }) => sign(request) } };

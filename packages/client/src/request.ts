@@ -29,11 +29,15 @@ export class CallRequest extends Request {
   }
 }
 
+/** The body text a request was built with, when it is known without reading the request. */
+export function capturedBody(request: Request): string | undefined {
+  if (request instanceof CallRequest && request.bodyText !== undefined) return request.bodyText;
+  return request.body === null ? '' : undefined;
+}
+
 /** The body of a request as text: what it was built with when known, else read from a clone. */
 export async function bodyTextOf(request: Request): Promise<string> {
-  if (request instanceof CallRequest && request.bodyText !== undefined) return request.bodyText;
-  if (request.body === null) return '';
-  return request.clone().text();
+  return capturedBody(request) ?? request.clone().text();
 }
 
 /** An attempt's signal: the caller's, limited to `timeoutMs` when set. */

@@ -73,7 +73,7 @@ type Outcome = { response: Response; error?: undefined } | { response?: undefine
  * idempotent is sent again only when the service surely did not act on it (408, 429, or a
  * connection that was never made). Aborting the caller's signal stops the retries at once.
  */
-export function createRetryMiddleware(sign: (request: Request) => Promise<Request>, defaults: RetryOptions = {}): Middleware {
+export function createRetryMiddleware(sign: (request: Request) => Request | Promise<Request>, defaults: RetryOptions = {}): Middleware {
   async function retry(request: Request, schemaPath: string, first: Outcome, fetchImpl: typeof fetch): Promise<Outcome> {
     const call = request instanceof CallRequest ? request.call : undefined;
     if (call?.retry === false) return first;

@@ -1,0 +1,112 @@
+/**
+ * `pnpm bench` (client): the cost of one call against a stubbed fetch, in one run, for raw fetch
+ * with the HMAC inline, plain openapi-fetch, this client (signing on, retries configured), and
+ * Azure's CallAutomationClient; then the main entry's browser bundle against its budget.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CallAutomationClient } from '@azure/communication-call-automation';
+import { createHttpHeaders, type HttpClient } from '@azure/core-rest-pipeline';
+import { build } from 'esbuild';
+import createClient from 'openapi-fetch';
+import { Bench } from 'tinybench';
+import { createCallAutomationClient } from '../src/index.ts';
+import type { paths } from '../src/generated/openapi.gen.ts';
+
+const endpoint = 'https://contoso.communication.azure.com';
+const accessKey = 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=';
+const body = {
+  targets: [{ communicationUser: { id: '8:acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_00000005-4f83-d4b7-a7ac-473a0d00d0c1' } }],
+  callbackUri: 'https://app.contoso.com/api/callbacks',
+  requestedModalities: ['audio' as const],
+  requestedCallEvents: ['participantsUpdated' as const],
+};
+const answer = '{"callLegId":"4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d"}';
+const stubFetch = async (_input: RequestInfo | URL, _init?: RequestInit) =>
+  new Response(answer, { status: 200, headers: { 'content-type': 'application/json', 'content-length': String(answer.length) } });
+
+const encoder = new TextEncoder();
+const key = await crypto.subtle.importKey('raw', Buffer.from(accessKey, 'base64'), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+const b64 = (bytes: ArrayBuffer) => Buffer.from(bytes).toString('base64');
+
+/** What a careful hand-written call does: serialise, hash, sign with Web Crypto, fetch, parse. */
+async function rawFetchWebCrypto() {
+  const json = JSON.stringify(body);
+  const date = new Date().toUTCString();
+  const hash = b64(await crypto.subtle.digest('SHA-256', encoder.encode(json)));
+  const signature = b64(await crypto.subtle.sign('HMAC', key, encoder.encode(`POST\n/calls\n${date};contoso.communication.azure.com;${hash}`)));
+  const response = await stubFetch(`${endpoint}/calls`, {
+    method: 'POST',
+    body: json,
+    headers: {
+      'content-type': 'application/json',
+      'x-ms-date': date,
+      'x-ms-content-sha256': hash,
+      authorization: `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`,
+    },
+  });
+  return response.json();
+}
+
+/** The same with node:crypto, which only Node has. */
+const rawKey = Buffer.from(accessKey, 'base64');
+async function rawFetchNodeCrypto() {
+  const json = JSON.stringify(body);
+  const date = new Date().toUTCString();
+  const hash = createHash('sha256').update(json).digest('base64');
+  const signature = createHmac('sha256', rawKey).update(`POST\n/calls\n${date};contoso.communication.azure.com;${hash}`).digest('base64');
+  const response = await stubFetch(`${endpoint}/calls`, {
+    method: 'POST',
+    body: json,
+    headers: {
+      'content-type': 'application/json',
+      'x-ms-date': date,
+      'x-ms-content-sha256': hash,
+      authorization: `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`,
+    },
+  });
+  return response.json();
+}
+
+const plain = createClient<paths>({ baseUrl: endpoint, fetch: (request: Request) => stubFetch(request) });
+const ours = createCallAutomationClient(`endpoint=${endpoint}/;accesskey=${accessKey}`, { fetch: (request: Request) => stubFetch(request), retry: { maxRetries: 3 } });
+
+// Azure's client answers the GA API's createCall; its transport is stubbed the same way.
+const azureAnswer = JSON.stringify({ callConnectionId: '4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d', serverCallId: 'x', callConnectionState: 'connecting', callbackUri: body.callbackUri, targets: [] });
+const httpClient: HttpClient = {
+  sendRequest: async (request) => ({ request, status: 201, headers: createHttpHeaders({ 'content-type': 'application/json' }), bodyAsText: azureAnswer }),
+};
+const azure = new CallAutomationClient(`endpoint=${endpoint}/;accesskey=${accessKey}`, { httpClient, retryOptions: { maxRetries: 3 } });
+
+const bench = new Bench({ time: 1500, warmup: true, warmupTime: 300 });
+bench
+  .add('raw fetch + inline HMAC (Web Crypto)', rawFetchWebCrypto)
+  .add('raw fetch + inline HMAC (node:crypto)', rawFetchNodeCrypto)
+  .add('openapi-fetch, no auth', () => plain.POST('/calls', { body }))
+  .add('@call-automation/client (HMAC, retries)', () => ours.createCall(body))
+  .add("Azure's CallAutomationClient.createCall", () => azure.createCall({ targetParticipant: { communicationUserId: body.targets[0]!.communicationUser.id } }, body.callbackUri));
+
+console.log('Per call against a stubbed fetch (Node', process.version, ')…');
+await bench.run();
+const us = (name: string) => bench.tasks.find((t) => t.name === name)!.result!.latency.p50! * 1000;
+const rows = bench.tasks.map((task) => ({ name: task.name, 'µs/call (median)': us(task.name).toFixed(1), 'calls/s': Math.round(task.result!.throughput.mean!) }));
+console.table(rows);
+const client = us('@call-automation/client (HMAC, retries)');
+const raw = us('raw fetch + inline HMAC (Web Crypto)');
+const azureUs = us("Azure's CallAutomationClient.createCall");
+console.log(`client / raw fetch + inline HMAC (Web Crypto): ${(client / raw).toFixed(2)}×  (target ≤ 2×)`);
+console.log(`client / raw fetch + inline HMAC (node:crypto): ${(client / us('raw fetch + inline HMAC (node:crypto)')).toFixed(2)}×`);
+console.log(`client / openapi-fetch without auth: ${(client / us('openapi-fetch, no auth')).toFixed(2)}×`);
+console.log(`Azure / client: ${(azureUs / client).toFixed(2)}×  (target ≥ 2×)`);
+
+const bundled = await build({
+  entryPoints: [join(import.meta.dirname, '..', 'src', 'index.ts')],
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  platform: 'browser',
+  write: false,
+});
+const gzipped = gzipSync(bundled.outputFiles[0]!.contents, { level: 9 }).length;
+console.log(`main entry for browsers, minified + gzip: ${(gzipped / 1024).toFixed(2)} kB (budget 4.00 kB: ${gzipped <= 4096 ? 'within' : 'OVER'})`);
