@@ -4,6 +4,7 @@ import type { OpenAPI3 } from 'openapi-typescript';
 import { bundleSpec } from './bundle.ts';
 import { generateTypes } from './types.ts';
 import { generateValidators } from './validators.ts';
+import { generateServer } from './server.ts';
 
 const events = ['CallLegStateChanged', 'ParticipantsUpdated', 'DtmfReceived', 'PlayAudioResult', 'InviteParticipantResult'];
 
@@ -27,6 +28,10 @@ export async function generateAll(root: string, log: (line: string) => void = ()
     generateValidators(spec, Object.fromEntries(events.map((name) => [`validate${name}Event`, `#/components/schemas/${name}Event`]))),
   );
   log(`generated the client's types and event validators (${Math.round(performance.now() - started)} ms)`);
+
+  files.set('packages/server/src/generated/openapi.gen.ts', types);
+  for (const [name, content] of Object.entries(generateServer(spec))) files.set(`packages/server/src/generated/${name}`, content);
+  log(`generated the server stub's types, routes and validators (${Math.round(performance.now() - started)} ms)`);
   return files;
 }
 

@@ -20,11 +20,19 @@ function stripAnnotations(node: unknown): unknown {
 
 /**
  * Ajv standalone validators, compiled now rather than at start-up, as an ES module: one export per
- * entry of `exports`, named by its key, validating the schema at the JSON pointer of its value.
+ * entry of `exports`, named by its key, validating the schema at the JSON pointer of its value
+ * (`#/components/schemas/X`), or a schema of its own whose `$ref`s point into the spec.
  */
-export function generateValidators(spec: object, exports: Record<string, string>): string {
+export function generateValidators(spec: object, exports: Record<string, string | object>): string {
   const ajv = createSpecAjv(stripAnnotations(spec) as object, { code: { source: true, esm: true } });
-  const refs = Object.fromEntries(Object.entries(exports).map(([name, pointer]) => [name, `${specId}${pointer}`]));
+  const refs: Record<string, string> = {};
+  for (const [name, target] of Object.entries(exports)) {
+    if (typeof target === 'string') refs[name] = `${specId}${target}`;
+    else {
+      ajv.addSchema(stripAnnotations(target) as object, name);
+      refs[name] = name;
+    }
+  }
   let code = standaloneCode.default(ajv, refs);
   // Ajv's ES-module output still `require`s its runtime helpers; they become imports here.
   const modules = new Map<string, string>();

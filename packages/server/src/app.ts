@@ -1,0 +1,206 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { createAuthenticator, type AuthOptions, type Caller } from './auth.ts';
+import { ApiError, toDetails, type ValidationIssue } from './errors.ts';
+import { routes, type OperationId, type Route } from './generated/routes.gen.ts';
+import * as validators from './generated/validators.gen.ts';
+import { createMemoryIdempotencyStore, type IdempotencyStore, type StoredReply } from './idempotency.ts';
+import type { CallAutomationHandlers, CallbackEmitter, HandlerContext } from './types.ts';
+
+type Validator = ((data: unknown) => boolean) & { errors?: ValidationIssue[] | null };
+const validatorNamed = validators as unknown as Record<string, Validator>;
+
+export interface CallAutomationAppOptions {
+  /** The business logic, one handler per operation. */
+  handlers: CallAutomationHandlers;
+  /** Access keys and the bearer-token hook. */
+  auth: AuthOptions;
+  /** Where handlers' events go: `createCallbackDelivery(…)`, or your own emitter. */
+  callbacks?: CallbackEmitter;
+  /** The store behind Repeatability-Request-ID; false turns idempotent create off. Default in memory. */
+  idempotency?: IdempotencyStore | false;
+  limits?: {
+    /** The largest request body accepted, in bytes. Default 64 KiB. */
+    maxBodyBytes?: number;
+  };
+  /**
+   * Checks a URI the service would contact (callbackUri, audioFileUri) when a request names it;
+   * throw an ApiError (400 UriNotAllowed) to refuse it. See `createUriGuard`.
+   */
+  checkUri?: (uri: string, field: string) => Promise<void> | void;
+  /** Sees every unexpected error (a handler that throws), with the id its 500 answer carries. */
+  onError?: (error: unknown, info: { requestId: string; operationId?: string }) => void;
+}
+
+const fieldsContacted = ['callbackUri', 'audioFileUri'] as const;
+const noEmitter: CallbackEmitter = {
+  emit() {
+    throw new Error('This app has no callback delivery: pass `callbacks: createCallbackDelivery(…)` to createCallAutomationApp.');
+  },
+  register() {},
+};
+
+/** Sent with every answer: no sniffing of the JSON, no caching of a call's state. */
+const secureHeaders = { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
+
+function problem(c: Context, error: ApiError, requestId: string): Response {
+  return c.json(error.body, error.status as 400, { ...secureHeaders, 'x-ms-request-id': requestId, ...error.options.headers });
+}
+
+/**
+ * The Call Automation API as a Hono app, from the spec: routes, authentication, validation of
+ * ids, headers and bodies, idempotent create and the error bodies are done here; `handlers` hold
+ * the business logic and can answer only what the spec allows.
+ */
+export function createCallAutomationApp(options: CallAutomationAppOptions): Hono {
+  const authenticate = createAuthenticator(options.auth);
+  const maxBodyBytes = options.limits?.maxBodyBytes ?? 64 * 1024;
+  const idempotency = options.idempotency === false ? undefined : (options.idempotency ?? createMemoryIdempotencyStore());
+  const events = options.callbacks ?? noEmitter;
+  const app = new Hono();
+
+  const tooLarge = new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${maxBodyBytes} bytes.`);
+
+  async function handle(route: Route, c: Context, requestId: string): Promise<Response> {
+    const body = await c.req.text();
+    const url = new URL(c.req.url);
+    const caller = await authenticate({
+      method: c.req.method,
+      pathAndQuery: url.pathname + url.search,
+      host: c.req.header('host') ?? url.host,
+      headers: { get: (name) => c.req.header(name) },
+      body,
+    });
+
+    const params = route.pathParams.length ? c.req.param() : {};
+    validate(route.validators.params, params, 'path');
+    const headers: Record<string, string> = {};
+    for (const name of route.headers) {
+      const value = c.req.header(name);
+      if (value !== undefined) headers[name.toLowerCase()] = value;
+    }
+    validate(route.validators.headers, headers, 'header');
+
+    let parsed: unknown;
+    if (route.hasBody) {
+      const type = c.req.header('content-type');
+      if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
+        throw new ApiError(400, 'InvalidContentType', 'The request body must be sent as application/json.', { target: 'Content-Type' });
+      }
+      if (body.trim() === '') throw new ApiError(400, 'InvalidJson', 'The request body is empty; this operation takes a JSON object.');
+      try {
+        parsed = JSON.parse(body);
+      } catch (error) {
+        throw new ApiError(400, 'InvalidJson', `The request body is not valid JSON: ${(error as Error).message}.`);
+      }
+      validate(route.validators.body, parsed, 'body');
+      if (options.checkUri) {
+        for (const field of fieldsContacted) {
+          const value = (parsed as Record<string, unknown>)[field];
+          if (typeof value === 'string') await options.checkUri(value, field);
+        }
+      }
+    } else if (body !== '') {
+      throw new ApiError(400, 'ValidationFailed', 'This operation takes no request body.', { target: '/' });
+    }
+
+    const context: HandlerContext = { caller, requestId, events };
+    const run = () => runHandler(route, { params, body: parsed, headers }, context);
+    const repeatId = headers['repeatability-request-id'];
+    if (!idempotency || repeatId === undefined) return reply(c, route, await run(), requestId);
+    return reply(c, route, await once(`${callerKey(caller)}:${repeatId}`, run), requestId, { 'Repeatability-Result': 'accepted' });
+  }
+
+  async function once(key: string, run: () => Promise<StoredReply>): Promise<StoredReply> {
+    for (let waited = 0; ; waited += 25) {
+      const stored = await idempotency!.claim(key);
+      if (stored === undefined) break;
+      if (stored !== 'pending') return stored;
+      if (waited > 10_000) throw new ApiError(500, 'InternalServerError', 'The first request with this Repeatability-Request-ID is still being processed; retry later.');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    try {
+      const result = await run();
+      if (result.status < 500) await idempotency!.complete(key, result);
+      else await idempotency!.release(key);
+      return result;
+    } catch (error) {
+      await idempotency!.release(key);
+      throw error;
+    }
+  }
+
+  async function runHandler(route: Route, input: unknown, context: HandlerContext): Promise<StoredReply> {
+    const handler = options.handlers[route.operationId as OperationId] as (input: unknown, context: HandlerContext) => Promise<StoredReply> | StoredReply;
+    let result: StoredReply;
+    try {
+      result = await handler(input, context);
+    } catch (error) {
+      if (error instanceof ApiError && (route.statuses as readonly number[]).includes(error.status)) {
+        return { status: error.status, body: error.body, headers: error.options.headers };
+      }
+      throw error;
+    }
+    if (!(route.statuses as readonly number[]).includes(result?.status)) {
+      throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
+    }
+    return result;
+  }
+
+  function reply(c: Context, route: Route, result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
+    const headers = { ...secureHeaders, 'x-ms-request-id': requestId, ...extra, ...result.headers };
+    if (result.body === undefined) return c.body(null, result.status as 202, headers);
+    return c.json(result.body as object, result.status as 200, headers);
+  }
+
+  function validate(name: string | null, value: unknown, place: 'path' | 'header' | 'body') {
+    if (!name) return;
+    const validator = validatorNamed[name]!;
+    if (validator(value)) return;
+    const details = toDetails(validator.errors ?? []);
+    if (place !== 'body') {
+      // Parameters are named by their name, not by a pointer.
+      for (const detail of details) detail.target = detail.target?.replace(/^\//, '');
+    }
+    const what = place === 'body' ? 'The request body does not match the schema.' : `A ${place} parameter is invalid.`;
+    throw new ApiError(400, 'ValidationFailed', what, { details });
+  }
+
+  const methodsByPath = new Map<string, string[]>();
+  for (const route of routes) {
+    methodsByPath.set(route.honoPath, [...(methodsByPath.get(route.honoPath) ?? []), route.method]);
+    app.on(
+      route.method,
+      route.honoPath,
+      bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, tooLarge, c.get('requestId' as never) ?? crypto.randomUUID()) }),
+      async (c) => {
+        const requestId = crypto.randomUUID();
+        try {
+          return await handle(route, c, requestId);
+        } catch (error) {
+          if (error instanceof ApiError) return problem(c, error, requestId);
+          return internalError(c, error, requestId, route.operationId);
+        }
+      },
+    );
+  }
+  for (const [path, methods] of methodsByPath) {
+    app.all(path, (c) => {
+      const allow = methods.join(', ');
+      return problem(c, new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${allow}.`, { headers: { Allow: allow } }), crypto.randomUUID());
+    });
+  }
+  app.notFound((c) => problem(c, new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${new URL(c.req.url).pathname}.`), crypto.randomUUID()));
+  app.onError((error, c) => internalError(c, error, crypto.randomUUID()));
+
+  function internalError(c: Context, error: unknown, requestId: string, operationId?: string): Response {
+    options.onError?.(error, { requestId, operationId });
+    return problem(c, new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
+  }
+
+  return app;
+}
+
+function callerKey(caller: Caller): string {
+  return caller.kind === 'hmac' ? 'hmac' : `bearer:${caller.subject}`;
+}

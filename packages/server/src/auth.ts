@@ -1,0 +1,141 @@
+import { ApiError } from './errors.ts';
+
+/** Who made a request, as authentication established it. */
+export type Caller = { kind: 'hmac'; keyIndex: number } | { kind: 'bearer'; subject: string };
+
+export interface AuthOptions {
+  /** The resource's access keys (base64), the current one first; more than one while rotating. */
+  accessKeys?: readonly string[];
+  /** How far x-ms-date may be from this clock. Default 15 minutes, Azure's window. */
+  clockSkewMs?: number;
+  /** Remember accepted signatures to refuse replays within the window; false turns it off. Default 100 000 signatures. */
+  replayCache?: { maxEntries?: number } | false;
+  /** Verifies a bearer token and answers who it belongs to, or undefined to refuse it. */
+  verifyToken?: (token: string) => Promise<string | undefined> | string | undefined;
+  /** The clock, for tests. */
+  now?: () => number;
+}
+
+interface Digest {
+  update(data: string, encoding: 'utf8'): Digest;
+  digest(encoding: 'base64'): string;
+}
+interface NodeCrypto {
+  createHash(algorithm: 'sha256'): Digest;
+  createHmac(algorithm: 'sha256', key: Uint8Array): Digest;
+  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
+}
+
+// node:crypto signs several times faster than Node's Web Crypto; other runtimes use Web Crypto.
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+const encoder = new TextEncoder();
+
+function base64(bytes: ArrayBuffer): string {
+  let binary = '';
+  for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function decodeKey(key: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(key);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+/** Compares two strings in time that depends only on their length, which is checked first. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const left = encoder.encode(a);
+  const right = encoder.encode(b);
+  if (left.length !== right.length) return false;
+  if (nodeCrypto) return nodeCrypto.timingSafeEqual(left, right);
+  let difference = 0;
+  for (let i = 0; i < left.length; i++) difference |= left[i]! ^ right[i]!;
+  return difference === 0;
+}
+
+export async function sha256Base64(text: string): Promise<string> {
+  return nodeCrypto ? nodeCrypto.createHash('sha256').update(text, 'utf8').digest('base64') : base64(await crypto.subtle.digest('SHA-256', encoder.encode(text)));
+}
+
+async function hmacBase64(key: Uint8Array<ArrayBuffer>, text: string): Promise<string> {
+  if (nodeCrypto) return nodeCrypto.createHmac('sha256', key).update(text, 'utf8').digest('base64');
+  const cryptoKey = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return base64(await crypto.subtle.sign('HMAC', cryptoKey, encoder.encode(text)));
+}
+
+const hmacHeader = /^HMAC-SHA256 SignedHeaders=([^&\s]+)&Signature=([A-Za-z0-9+/]+={0,2})$/;
+
+export interface SignedRequest {
+  method: string;
+  /** The path and query exactly as sent. */
+  pathAndQuery: string;
+  /** The Host header as sent. */
+  host: string;
+  headers: { get(name: string): string | null | undefined };
+  /** The raw body text, before any parsing. */
+  body: string;
+}
+
+/**
+ * Authenticates requests per the spec's schemes: ACS HMAC-SHA256 (any of the configured keys,
+ * x-ms-date within the window, the content hash over the raw body, a signature not seen before
+ * within the window, compared in constant time) or a bearer token the implementer verifies.
+ * Throws an ApiError(401) saying what failed.
+ */
+export function createAuthenticator(options: AuthOptions) {
+  const keys = (options.accessKeys ?? []).map(decodeKey);
+  const skew = options.clockSkewMs ?? 15 * 60_000;
+  const now = options.now ?? Date.now;
+  const replay = options.replayCache === false ? undefined : { max: options.replayCache?.maxEntries ?? 100_000, seen: new Map<string, number>() };
+
+  const unauthorized = (code: string, message: string, target?: string) => new ApiError(401, code, message, target ? { target } : {});
+
+  function rememberSignature(signature: string, expires: number) {
+    if (!replay) return;
+    const time = now();
+    if (replay.seen.size >= replay.max) {
+      for (const [key, until] of replay.seen) {
+        if (until <= time || replay.seen.size >= replay.max) replay.seen.delete(key);
+        else break;
+      }
+    }
+    replay.seen.set(signature, expires);
+  }
+
+  return async function authenticate(request: SignedRequest): Promise<Caller> {
+    const authorization = request.headers.get('authorization');
+    if (!authorization) throw unauthorized('MissingAuthorization', 'The Authorization header is missing: sign the request with HMAC-SHA256 or send a bearer token.', 'Authorization');
+    if (/^Bearer /i.test(authorization)) {
+      const token = authorization.slice(7).trim();
+      const subject = options.verifyToken && token ? await options.verifyToken(token) : undefined;
+      if (!subject) throw unauthorized('InvalidToken', 'The bearer token is not valid.', 'Authorization');
+      return { kind: 'bearer', subject };
+    }
+    const parsed = hmacHeader.exec(authorization);
+    if (!parsed || keys.length === 0) {
+      throw unauthorized('InvalidAuthorization', 'Authorization must be "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>".', 'Authorization');
+    }
+    if (parsed[1]!.toLowerCase() !== 'x-ms-date;host;x-ms-content-sha256') {
+      throw unauthorized('InvalidAuthorization', 'SignedHeaders must be x-ms-date;host;x-ms-content-sha256.', 'Authorization');
+    }
+    const date = request.headers.get('x-ms-date');
+    const sent = date ? Date.parse(date) : Number.NaN;
+    if (!date || Number.isNaN(sent)) throw unauthorized('InvalidDate', 'x-ms-date is missing or not an RFC 1123 date.', 'x-ms-date');
+    if (Math.abs(now() - sent) > skew) throw unauthorized('InvalidDate', `x-ms-date is more than ${skew / 60_000} minutes from the service's clock.`, 'x-ms-date');
+    const contentHash = await sha256Base64(request.body);
+    if (!constantTimeEqual(request.headers.get('x-ms-content-sha256') ?? '', contentHash)) {
+      throw unauthorized('ContentHashMismatch', 'x-ms-content-sha256 does not match the body received.', 'x-ms-content-sha256');
+    }
+    const stringToSign = `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
+    const signature = parsed[2]!;
+    for (let keyIndex = 0; keyIndex < keys.length; keyIndex++) {
+      if (constantTimeEqual(signature, await hmacBase64(keys[keyIndex]!, stringToSign))) {
+        if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
+        rememberSignature(signature, sent + skew);
+        return { kind: 'hmac', keyIndex };
+      }
+    }
+    throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
+  };
+}

@@ -1,0 +1,12 @@
+export { createCallAutomationApp } from './app.ts';
+export type { CallAutomationAppOptions } from './app.ts';
+export { ApiError, toDetails } from './errors.ts';
+export type { CommunicationError, ValidationIssue } from './errors.ts';
+export { createAuthenticator, constantTimeEqual } from './auth.ts';
+export type { AuthOptions, Caller } from './auth.ts';
+export { createMemoryIdempotencyStore } from './idempotency.ts';
+export type { IdempotencyStore, StoredReply } from './idempotency.ts';
+export { routes } from './generated/routes.gen.ts';
+export type { OperationId, Route } from './generated/routes.gen.ts';
+export type { CallAutomationHandlers, CallbackEmitter, EventData, EventName, HandlerContext, HandlerInput, HandlerReply } from './types.ts';
+export type * from './generated/openapi.gen.ts';

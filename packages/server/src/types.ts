@@ -1,0 +1,57 @@
+import type { Caller } from './auth.ts';
+import type { components, operations } from './generated/openapi.gen.ts';
+import type { OperationId } from './generated/routes.gen.ts';
+
+type Responses<Op extends OperationId> = operations[Op]['responses'];
+type JsonBody<R> = R extends { content: { 'application/json': infer Body } } ? Body : undefined;
+type Statuses<Op extends OperationId> = keyof Responses<Op> & number;
+
+/**
+ * What a handler may answer: one of the statuses the spec documents for its operation, with that
+ * status's body. Anything else does not compile.
+ */
+export type HandlerReply<Op extends OperationId> = {
+  [S in Statuses<Op>]: JsonBody<Responses<Op>[S]> extends undefined
+    ? { status: S; body?: undefined; headers?: Record<string, string> }
+    : { status: S; body: JsonBody<Responses<Op>[S]>; headers?: Record<string, string> };
+}[Statuses<Op>];
+
+type PathOf<Op extends OperationId> = operations[Op]['parameters'] extends { path: infer P } ? P : Record<string, never>;
+type HeadersOf<Op extends OperationId> = operations[Op]['parameters'] extends { header?: infer H } ? NonNullable<H> : Record<string, never>;
+type BodyOf<Op extends OperationId> = operations[Op]['requestBody'] extends { content: { 'application/json': infer B } } ? B : undefined;
+
+/** A handler's validated input: path ids, body and the operation's headers (names in lower case). */
+export interface HandlerInput<Op extends OperationId> {
+  params: PathOf<Op>;
+  body: BodyOf<Op>;
+  headers: { [K in keyof HeadersOf<Op> as Lowercase<K & string>]?: HeadersOf<Op>[K] };
+}
+
+/** The callback events, by name. */
+export type EventName = 'CallLegStateChanged' | 'ParticipantsUpdated' | 'DtmfReceived' | 'PlayAudioResult' | 'InviteParticipantResult';
+export type EventData<Name extends EventName> = components['schemas'][`${Name}EventData`];
+
+/** Sends a call's callback events to its callbackUri. */
+export interface CallbackEmitter {
+  /**
+   * Queues an event for the call's callbackUri (registered with `register`): a CloudEvent of
+   * type `Microsoft.Communication.<name>`, signed, delivered in order per URI, retried.
+   */
+  emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>): void;
+  /** Records where a call's events go; createCall handlers call it with the request's callbackUri. */
+  register(callLegId: string, callbackUri: string): void;
+}
+
+export interface HandlerContext {
+  /** Who made the request. */
+  caller: Caller;
+  /** This request's id, also in the x-ms-request-id header of the answer. */
+  requestId: string;
+  /** The call's callback events. */
+  events: CallbackEmitter;
+}
+
+/** The business logic: one function per operation of the spec. */
+export type CallAutomationHandlers = {
+  [Op in OperationId]: (input: HandlerInput<Op>, context: HandlerContext) => HandlerReply<Op> | Promise<HandlerReply<Op>>;
+};
