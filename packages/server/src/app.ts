@@ -105,7 +105,14 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     }
 
     const context: HandlerContext = { caller, requestId, events };
-    const run = () => runHandler(route, { params, body: parsed, headers }, context);
+    const run = async () => {
+      const result = await runHandler(route, { params, body: parsed, headers }, context);
+      // A created call's events go to its callbackUri.
+      if (route.operationId === 'createCall' && result.status === 200) {
+        events.register((result.body as { callLegId: string }).callLegId, (parsed as { callbackUri: string }).callbackUri);
+      }
+      return result;
+    };
     const repeatId = headers['repeatability-request-id'];
     if (!idempotency || repeatId === undefined) return reply(c, route, await run(), requestId);
     return reply(c, route, await once(`${callerKey(caller)}:${repeatId}`, run), requestId, { 'Repeatability-Result': 'accepted' });

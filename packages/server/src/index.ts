@@ -10,3 +10,7 @@ export { routes } from './generated/routes.gen.ts';
 export type { OperationId, Route } from './generated/routes.gen.ts';
 export type { CallAutomationHandlers, CallbackEmitter, EventData, EventName, HandlerContext, HandlerInput, HandlerReply } from './types.ts';
 export type * from './generated/openapi.gen.ts';
+export { createCallbackDelivery, createMemoryCallbackQueue, createMemoryDeadLetterStore } from './callbacks.ts';
+export type { CallbackDelivery, CallbackDeliveryOptions, CallbackQueue, DeadLetter, DeadLetterStore, PendingDelivery } from './callbacks.ts';
+export { createUriGuard, refusedRange } from './ssrf.ts';
+export type { Resolver, UriGuard, UriGuardOptions } from './ssrf.ts';

@@ -38,7 +38,10 @@ export interface CallbackEmitter {
    * type `Microsoft.Communication.<name>`, signed, delivered in order per URI, retried.
    */
   emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>): void;
-  /** Records where a call's events go; createCall handlers call it with the request's callbackUri. */
+  /**
+   * Records where a call's events go. The stub does it when createCall answers 200; a createCall
+   * handler that emits events before it answers calls it first.
+   */
   register(callLegId: string, callbackUri: string): void;
 }
 

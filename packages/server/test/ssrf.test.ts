@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { ApiError, createUriGuard } from '../src/index.ts';
+
+// Names resolve from this table only: no test looks anything up or connects anywhere.
+const dns: Record<string, string[]> = {
+  'public.example': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
+  'mixed.example': ['93.184.216.34', '10.1.2.3'],
+  'localhost': ['127.0.0.1', '::1'],
+  'rebind.example': ['169.254.169.254'],
+};
+const resolve = async (host: string) => {
+  const found = dns[host];
+  if (!found) throw new Error('ENOTFOUND');
+  return found;
+};
+
+describe('the URI guard', () => {
+  const guard = createUriGuard({ resolve });
+  const loopbackAllowed = createUriGuard({ resolve, allowLoopback: true });
+
+  it.each([
+    ['https://public.example/callbacks'],
+    ['http://93.184.216.34:8080/x'],
+    ['https://[2606:2800:220:1:248:1893:25c8:1946]/x'],
+  ])('allows %s', async (uri) => {
+    await expect(guard.check(uri, 'callbackUri')).resolves.toBeDefined();
+  });
+
+  it.each([
+    ['http://127.0.0.1/cb', 'loopback'],
+    ['http://localhost:8080/cb', 'loopback'],
+    ['http://[::1]/cb', 'loopback'],
+    ['http://2130706433/cb', 'loopback'],
+    ['http://0x7f.1/cb', 'loopback'],
+    ['http://017700000001/cb', 'loopback'],
+    ['http://10.0.0.7/cb', 'private'],
+    ['http://172.16.5.4/cb', 'private'],
+    ['http://192.168.1.1/cb', 'private'],
+    ['http://169.254.169.254/latest/meta-data', 'link-local'],
+    ['http://rebind.example/cb', 'link-local'],
+    ['http://100.64.0.1/cb', 'carrier-grade NAT'],
+    ['http://[fd00::1]/cb', 'unique-local'],
+    ['http://[fe80::1]/cb', 'link-local'],
+    ['http://[::ffff:10.0.0.1]/cb', 'private'],
+    ['http://[::ffff:127.0.0.1]/cb', 'loopback'],
+    ['http://0.0.0.0/cb', 'unspecified'],
+    ['http://[::]/cb', 'unspecified'],
+    ['http://mixed.example/cb', 'private'],
+    ['ftp://public.example/cb', 'not http or https'],
+    ['file:///etc/passwd', 'not http or https'],
+    ['gopher://public.example/', 'not http or https'],
+    ['https://nowhere.example/cb', 'does not resolve'],
+    ['https://user:pass@public.example/cb', 'credentials'],
+  ])('refuses %s (%s) with 400 UriNotAllowed', async (uri, why) => {
+    const error = await guard.check(uri, 'callbackUri').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ApiError);
+    expect((error as ApiError).status).toBe(400);
+    expect((error as ApiError).body).toMatchObject({ code: 'UriNotAllowed', target: '/callbackUri' });
+    expect((error as ApiError).message).toContain(why);
+  });
+
+  it('allows loopback only when told to, and still refuses private addresses', async () => {
+    await expect(loopbackAllowed.check('http://127.0.0.1:9/cb')).resolves.toEqual(['127.0.0.1']);
+    await expect(loopbackAllowed.check('http://localhost/cb')).resolves.toEqual(['127.0.0.1', '::1']);
+    await expect(loopbackAllowed.check('http://10.0.0.7/cb')).rejects.toThrow('private');
+  });
+});
