@@ -1,0 +1,4 @@
+export { createSimulator, rawIdOf } from './simulator.ts';
+export type { Simulator, SimulatorOptions } from './simulator.ts';
+export { createSimulatorService } from './service.ts';
+export type { SimulatorServiceOptions } from './service.ts';

@@ -1,0 +1,79 @@
+import {
+  ApiError,
+  createCallAutomationApp,
+  createCallbackDelivery,
+  createUriGuard,
+  type CallbackDeliveryOptions,
+  type Resolver,
+} from '@call-automation/server';
+import { Hono } from 'hono';
+import { createSimulator, type SimulatorOptions } from './simulator.ts';
+
+const tones = new Set(['tone0', 'tone1', 'tone2', 'tone3', 'tone4', 'tone5', 'tone6', 'tone7', 'tone8', 'tone9', 'star', 'pound', 'a', 'b', 'c', 'd', 'flash']);
+
+export interface SimulatorServiceOptions extends SimulatorOptions {
+  /** The access keys (base64) requests are signed with. */
+  accessKeys: string[];
+  /** The `whsec_…` secret callbacks are signed with. */
+  callbackSecret: string;
+  /** Let callbackUri and audioFileUri point at loopback (for a receiver on this machine). */
+  allowLoopback?: boolean;
+  /** How host names are resolved for the URI checks; the system's resolver by default. */
+  resolve?: Resolver;
+  /** Callback delivery settings (schedule, timeouts) beyond the secret and the guard. */
+  delivery?: Omit<CallbackDeliveryOptions, 'secret' | 'guard'>;
+}
+
+/**
+ * The simulator as a service: the API (the server stub with the simulator's handlers, callback
+ * delivery and the URI guard), and a control app, for a separate loopback port, that makes
+ * participants act.
+ */
+export function createSimulatorService(options: SimulatorServiceOptions) {
+  const simulator = createSimulator(options);
+  const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
+  const delivery = createCallbackDelivery({ ...options.delivery, secret: options.callbackSecret, guard });
+  const api = createCallAutomationApp({
+    handlers: simulator.handlers,
+    auth: { accessKeys: options.accessKeys },
+    callbacks: delivery,
+    checkUri: async (uri, field) => void (await guard.check(uri, field)),
+  });
+
+  const control = new Hono();
+  control.onError((error, c) =>
+    error instanceof ApiError ? c.json(error.body, error.status as 404) : c.json({ code: 'InternalServerError', message: String(error) }, 500),
+  );
+  control.get('/calls', (c) => c.json(simulator.listCalls()));
+  control.post('/calls/:callId/dtmf', async (c) => {
+    const { tones: pressed } = await c.req.json<{ tones?: unknown }>().catch(() => ({ tones: undefined }));
+    if (!Array.isArray(pressed) || pressed.length === 0 || !pressed.every((t) => tones.has(t as string))) {
+      throw new ApiError(400, 'ValidationFailed', `tones must be a list of ${[...tones].join(', ')}.`, { target: '/tones' });
+    }
+    simulator.pressTones(c.req.param('callId'), pressed);
+    return c.body(null, 202);
+  });
+  control.post('/calls/:callId/participants/:participantId/leave', (c) => {
+    simulator.leave(c.req.param('callId'), c.req.param('participantId'));
+    return c.body(null, 202);
+  });
+  control.post('/invitations/decline', async (c) => {
+    const { rawId } = await c.req.json<{ rawId?: unknown }>().catch(() => ({ rawId: undefined }));
+    if (typeof rawId !== 'string' || !rawId) throw new ApiError(400, 'ValidationFailed', 'rawId must name the identifier, e.g. "4:+14251001000".', { target: '/rawId' });
+    simulator.declineInvitations(rawId);
+    return c.body(null, 202);
+  });
+  control.notFound((c) => c.json({ code: 'NotFound', message: 'Control routes: GET /calls, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline.' }, 404));
+
+  return {
+    api,
+    control,
+    simulator,
+    delivery,
+    /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out. */
+    async close(timeoutMs = 5000) {
+      simulator.stop();
+      await delivery.close(timeoutMs);
+    },
+  };
+}

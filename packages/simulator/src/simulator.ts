@@ -1,0 +1,222 @@
+import { ApiError, type CallAutomationHandlers, type CallbackEmitter, type CommunicationIdentifier, type EventData, type EventName } from '@call-automation/server';
+
+type Tone = EventData<'DtmfReceived'>['toneInfo']['tone'];
+type CallState = EventData<'CallLegStateChanged'>['callState'];
+
+export interface SimulatorOptions {
+  /** How long targets and invited participants take to answer. Default 200 ms. */
+  answerDelayMs?: number;
+  /** How long one play of an audio file lasts. Default 1 s. */
+  playDurationMs?: number;
+}
+
+interface Participant {
+  participantId: string;
+  identifier: CommunicationIdentifier;
+  isMuted: boolean;
+}
+
+interface Play {
+  id: string;
+  operationContext?: string;
+  loop: boolean;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface Call {
+  callLegId: string;
+  state: CallState;
+  subscribed: Set<string>;
+  participants: Map<string, Participant>;
+  plays: Map<string, Play>;
+  timers: Set<ReturnType<typeof setTimeout>>;
+  toneSequence: number;
+}
+
+/** The string form of an identifier, as Communication Services writes it. */
+export function rawIdOf(identifier: CommunicationIdentifier): string {
+  if (identifier.rawId) return identifier.rawId;
+  if ('communicationUser' in identifier) return identifier.communicationUser.id;
+  if ('phoneNumber' in identifier) return `4:${identifier.phoneNumber.value}`;
+  return `8:orgid:${identifier.microsoftTeamsUser.userId}`;
+}
+
+const success = { code: 200, subcode: 0, message: 'Action completed successfully.' };
+const cancelled = { code: 400, subcode: 8508, message: 'Action failed, the operation was cancelled.' };
+
+/**
+ * The reference implementation: calls in memory, run through their states with timers, emitting
+ * the events a real service would. `handlers` plug into the server stub; the other methods are
+ * the control surface that makes participants act (press keys, leave, decline).
+ */
+export function createSimulator(options: SimulatorOptions = {}) {
+  const answerDelay = options.answerDelayMs ?? 200;
+  const playDuration = options.playDurationMs ?? 1000;
+  const calls = new Map<string, Call>();
+  const declining = new Set<string>();
+  let events: CallbackEmitter | undefined;
+
+  function emit<Name extends EventName>(call: Call, name: Name, data: EventData<Name>) {
+    if (name === 'ParticipantsUpdated' && !call.subscribed.has('participantsUpdated')) return;
+    if (name === 'DtmfReceived' && !call.subscribed.has('dtmfReceived')) return;
+    events?.emit(call.callLegId, name, data);
+  }
+
+  function later(call: Call, ms: number, run: () => void) {
+    const timer = setTimeout(() => {
+      call.timers.delete(timer);
+      run();
+    }, ms);
+    call.timers.add(timer);
+    return timer;
+  }
+
+  function setState(call: Call, state: CallState) {
+    call.state = state;
+    emit(call, 'CallLegStateChanged', { callLegId: call.callLegId, callState: state });
+  }
+
+  function participantsChanged(call: Call) {
+    emit(call, 'ParticipantsUpdated', { callLegId: call.callLegId, participants: [...call.participants.values()] });
+  }
+
+  function join(call: Call, identifier: CommunicationIdentifier): Participant {
+    const participant = { participantId: crypto.randomUUID(), identifier, isMuted: false };
+    call.participants.set(participant.participantId, participant);
+    return participant;
+  }
+
+  /** A call that exists and has not ended, or a 404. */
+  function live(callId: string): Call {
+    const call = calls.get(callId);
+    if (!call) throw new ApiError(404, 'CallNotFound', `No call with id ${callId}.`, { target: 'callId' });
+    return call;
+  }
+
+  function finishPlay(call: Call, play: Play, status: 'completed' | 'failed', resultInfo: typeof success) {
+    clearTimeout(play.timer);
+    call.timers.delete(play.timer);
+    call.plays.delete(play.id);
+    emit(call, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
+  }
+
+  const handlers: CallAutomationHandlers = {
+    createCall({ body }, context) {
+      events = context.events;
+      const callLegId = crypto.randomUUID();
+      const call: Call = {
+        callLegId,
+        state: 'idle',
+        subscribed: new Set(body.requestedCallEvents),
+        participants: new Map(),
+        plays: new Map(),
+        timers: new Set(),
+        toneSequence: 0,
+      };
+      calls.set(callLegId, call);
+      context.events.register(callLegId, body.callbackUri);
+      setState(call, 'establishing');
+      later(call, answerDelay, () => {
+        for (const target of body.targets) join(call, target);
+        setState(call, 'established');
+        participantsChanged(call);
+      });
+      return { status: 200, body: { callLegId } };
+    },
+
+    hangupCall({ params }) {
+      const call = live(params.callId);
+      calls.delete(call.callLegId);
+      for (const timer of call.timers) clearTimeout(timer);
+      call.timers.clear();
+      setState(call, 'terminating');
+      setTimeout(() => setState(call, 'terminated'), 10);
+      return { status: 202 };
+    },
+
+    playAudio({ params, body }) {
+      const call = live(params.callId);
+      const id = crypto.randomUUID();
+      const queued = call.plays.size > 0;
+      const play: Play = { id, operationContext: body.operationContext, loop: body.loop ?? false, timer: undefined as never };
+      const schedule = (ms: number) => {
+        play.timer = later(call, ms, () => (play.loop ? schedule(playDuration) : finishPlay(call, play, 'completed', success)));
+      };
+      // A play waits for the ones before it; the simulator never downloads the file.
+      schedule(playDuration * (call.plays.size + 1));
+      call.plays.set(id, play);
+      return {
+        status: 202,
+        body: { id, status: queued ? 'notStarted' : 'running', operationContext: body.operationContext, resultInfo: { code: 202, subcode: 0, message: 'Action is accepted.' } },
+      };
+    },
+
+    cancelMediaProcessing({ params, body }) {
+      const call = live(params.callId);
+      for (const play of [...call.plays.values()]) finishPlay(call, play, 'failed', cancelled);
+      return { status: 202, body: { id: crypto.randomUUID(), status: 'completed', operationContext: body.operationContext, resultInfo: success } };
+    },
+
+    inviteParticipants({ params, body }) {
+      const call = live(params.callId);
+      later(call, answerDelay, () => {
+        const declined = body.participants.filter((p) => declining.has(rawIdOf(p)));
+        const joining = body.participants.filter((p) => !declining.has(rawIdOf(p)));
+        for (const identifier of joining) join(call, identifier);
+        if (joining.length) {
+          emit(call, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext: body.operationContext, status: 'completed', resultInfo: success, participants: joining });
+          participantsChanged(call);
+        }
+        if (declined.length) {
+          emit(call, 'InviteParticipantResult', {
+            callLegId: call.callLegId,
+            operationContext: body.operationContext,
+            status: 'failed',
+            resultInfo: { code: 603, subcode: 0, message: 'The participant declined the invitation.' },
+            participants: declined,
+          });
+        }
+      });
+      return { status: 202 };
+    },
+
+    removeParticipant({ params }) {
+      const call = live(params.callId);
+      if (!call.participants.delete(params.participantId)) {
+        throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${params.participantId} in call ${call.callLegId}.`, { target: 'participantId' });
+      }
+      participantsChanged(call);
+      return { status: 202 };
+    },
+  };
+
+  return {
+    handlers,
+    /** The calls in progress, with their participants. */
+    listCalls() {
+      return [...calls.values()].map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants.values()] }));
+    },
+    /** A participant presses DTMF keys: one DtmfReceived per tone, when the call subscribed. */
+    pressTones(callLegId: string, tones: readonly Tone[]) {
+      const call = live(callLegId);
+      for (const tone of tones) emit(call, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: call.toneSequence++, tone } });
+    },
+    /** A participant hangs up their side. */
+    leave(callLegId: string, participantId: string) {
+      const call = live(callLegId);
+      if (!call.participants.delete(participantId)) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
+      participantsChanged(call);
+    },
+    /** Invitations to this identifier (its raw id, `4:+1…` for a number) will be declined. */
+    declineInvitations(rawId: string) {
+      declining.add(rawId);
+    },
+    /** Ends every call's timers (for shutdown). */
+    stop() {
+      for (const call of calls.values()) for (const timer of call.timers) clearTimeout(timer);
+      calls.clear();
+    },
+  };
+}
+
+export type Simulator = ReturnType<typeof createSimulator>;
