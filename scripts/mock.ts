@@ -1,10 +1,10 @@
-/** `pnpm mock`: Prism's mock of the bundled spec on HOST:PORT (127.0.0.1:4781 by default), logging every request. */
+/** `pnpm mock`: Prism's mock of the bundled spec on HOST:PORT (127.0.0.1:4790 by default), logging every request. */
 import { join } from 'node:path';
 import { repoRoot } from './lib/paths.ts';
 import { startPrism } from './lib/prism.ts';
 
 const host = process.env.HOST ?? '127.0.0.1';
-const port = Number(process.env.PORT ?? 4781);
+const port = Number(process.env.PORT ?? 4790);
 const prism = await startPrism({
   mode: 'mock',
   spec: join(repoRoot, 'spec', 'dist', 'openapi.yaml'),

@@ -18,7 +18,7 @@ let service: ReturnType<typeof createSimulatorService>;
 const events: CallAutomationEvent[] = [];
 
 /** Waits until an event matching `match` has arrived, and answers it. */
-async function waitFor<T extends CallAutomationEvent>(match: (e: CallAutomationEvent) => e is T, timeoutMs = 5000): Promise<T>;
+async function waitFor<T extends CallAutomationEvent>(match: (e: CallAutomationEvent) => e is T, timeoutMs?: number): Promise<T>;
 async function waitFor(match: (e: CallAutomationEvent) => boolean, timeoutMs?: number): Promise<CallAutomationEvent>;
 async function waitFor(match: (e: CallAutomationEvent) => boolean, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
