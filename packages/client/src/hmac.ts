@@ -1,5 +1,5 @@
 import type { Middleware } from 'openapi-fetch';
-import { bodyTextOf, capturedBody } from './request.ts';
+import { bodyOf, capturedBody } from './request.ts';
 
 /** base64(SHA-256 of nothing): the content hash of every request without a body. */
 export const EMPTY_CONTENT_HASH = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=';
@@ -7,7 +7,7 @@ export const EMPTY_CONTENT_HASH = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='
 const encoder = new TextEncoder();
 
 interface Digest {
-  update(data: string, encoding: 'utf8'): Digest;
+  update(data: string | Uint8Array, encoding?: 'utf8'): Digest;
   digest(encoding: 'base64'): string;
 }
 interface NodeCrypto {
@@ -101,14 +101,15 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
   }
 
   async function signWithWebCrypto(request: Request): Promise<Request> {
-    const body = await bodyTextOf(request);
-    const contentHash = body === '' ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', encoder.encode(body)));
+    const body = await bodyOf(request);
+    const bytes = typeof body === 'string' ? encoder.encode(body) : body;
+    const contentHash = bytes.length === 0 ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', bytes));
     const { date, stringToSign } = prepare(request, contentHash);
     return setHeaders(request, date, contentHash, toBase64(await crypto.subtle.sign('HMAC', (await key)!, encoder.encode(stringToSign))));
   }
 
-  function signWithNodeCrypto(request: Request, body: string): Request {
-    const contentHash = body === '' ? EMPTY_CONTENT_HASH : native!.createHash('sha256').update(body, 'utf8').digest('base64');
+  function signWithNodeCrypto(request: Request, body: string | Uint8Array): Request {
+    const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native!.createHash('sha256').update(body).digest('base64');
     const { date, stringToSign } = prepare(request, contentHash);
     return setHeaders(request, date, contentHash, native!.createHmac('sha256', keyBytes!).update(stringToSign, 'utf8').digest('base64'));
   }
@@ -117,7 +118,7 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
     if (!native) return signWithWebCrypto(request);
     const captured = capturedBody(request);
     // With the body captured, Node signs at once, with no await.
-    return captured !== undefined ? signWithNodeCrypto(request, captured) : bodyTextOf(request).then((body) => signWithNodeCrypto(request, body));
+    return captured !== undefined ? signWithNodeCrypto(request, captured) : bodyOf(request).then((body) => signWithNodeCrypto(request, body));
   }
 
   return { sign, middleware: { onRequest: ({ request }) => sign(request) } };

@@ -35,9 +35,9 @@ export function capturedBody(request: Request): string | undefined {
   return request.body === null ? '' : undefined;
 }
 
-/** The body of a request as text: what it was built with when known, else read from a clone. */
-export async function bodyTextOf(request: Request): Promise<string> {
-  return capturedBody(request) ?? request.clone().text();
+/** The body of a request: the text it was built with when known, else the bytes of a clone. */
+export async function bodyOf(request: Request): Promise<string | Uint8Array<ArrayBuffer>> {
+  return capturedBody(request) ?? new Uint8Array(await request.clone().arrayBuffer());
 }
 
 /** An attempt's signal: the caller's, limited to `timeoutMs` when set. */

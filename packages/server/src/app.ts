@@ -33,6 +33,8 @@ export interface CallAutomationAppOptions {
 }
 
 const fieldsContacted = ['callbackUri', 'audioFileUri'] as const;
+// Strict: invalid UTF-8 is an error, and a byte-order mark stays (JSON text must not start with one).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const noEmitter: CallbackEmitter = {
   emit() {
     throw new Error('This app has no callback delivery: pass `callbacks: createCallbackDelivery(…)` to createCallAutomationApp.');
@@ -62,15 +64,22 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   const tooLarge = new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${maxBodyBytes} bytes.`);
 
   async function handle(route: Route, c: Context, requestId: string): Promise<Response> {
-    const body = await c.req.text();
+    // The body is read once, as bytes: the content hash covers exactly what arrived.
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
     const url = new URL(c.req.url);
     const caller = await authenticate({
       method: c.req.method,
       pathAndQuery: url.pathname + url.search,
       host: c.req.header('host') ?? url.host,
       headers: { get: (name) => c.req.header(name) },
-      body,
+      body: bytes,
     });
+    let body: string;
+    try {
+      body = utf8.decode(bytes);
+    } catch {
+      throw new ApiError(400, 'InvalidJson', 'The request body is not valid UTF-8.');
+    }
 
     const params = route.pathParams.length ? c.req.param() : {};
     validate(route.validators.params, params, 'path');

@@ -17,7 +17,7 @@ export interface AuthOptions {
 }
 
 interface Digest {
-  update(data: string, encoding: 'utf8'): Digest;
+  update(data: string | Uint8Array, encoding?: 'utf8'): Digest;
   digest(encoding: 'base64'): string;
 }
 interface NodeCrypto {
@@ -54,8 +54,10 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return difference === 0;
 }
 
-export async function sha256Base64(text: string): Promise<string> {
-  return nodeCrypto ? nodeCrypto.createHash('sha256').update(text, 'utf8').digest('base64') : base64(await crypto.subtle.digest('SHA-256', encoder.encode(text)));
+/** base64 of the SHA-256 of raw bytes (or of a string's UTF-8 bytes). */
+export async function sha256Base64(data: Uint8Array<ArrayBuffer> | string): Promise<string> {
+  if (nodeCrypto) return nodeCrypto.createHash('sha256').update(data).digest('base64');
+  return base64(await crypto.subtle.digest('SHA-256', typeof data === 'string' ? encoder.encode(data) : data));
 }
 
 async function hmacBase64(key: Uint8Array<ArrayBuffer>, text: string): Promise<string> {
@@ -73,8 +75,8 @@ export interface SignedRequest {
   /** The Host header as sent. */
   host: string;
   headers: { get(name: string): string | null | undefined };
-  /** The raw body text, before any parsing. */
-  body: string;
+  /** The raw body bytes as received, before any decoding or parsing. */
+  body: Uint8Array<ArrayBuffer> | string;
 }
 
 /**
