@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { createAuthenticator, type AuthOptions, type Caller } from './auth.ts';
 import { ApiError, toDetails, type ValidationIssue } from './errors.ts';
 import { routes, type OperationId, type Route } from './generated/routes.gen.ts';
@@ -61,11 +60,10 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   const events = options.callbacks ?? noEmitter;
   const app = new Hono();
 
-  const tooLarge = new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${maxBodyBytes} bytes.`);
 
   async function handle(route: Route, c: Context, requestId: string): Promise<Response> {
     // The body is read once, as bytes: the content hash covers exactly what arrived.
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const bytes = await readBody(c, maxBodyBytes);
     const url = new URL(c.req.url);
     const caller = await authenticate({
       method: c.req.method,
@@ -185,20 +183,15 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   const methodsByPath = new Map<string, string[]>();
   for (const route of routes) {
     methodsByPath.set(route.honoPath, [...(methodsByPath.get(route.honoPath) ?? []), route.method]);
-    app.on(
-      route.method,
-      route.honoPath,
-      bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, tooLarge, c.get('requestId' as never) ?? crypto.randomUUID()) }),
-      async (c) => {
-        const requestId = crypto.randomUUID();
-        try {
-          return await handle(route, c, requestId);
-        } catch (error) {
-          if (error instanceof ApiError) return problem(c, error, requestId);
-          return internalError(c, error, requestId, route.operationId);
-        }
-      },
-    );
+    app.on(route.method, route.honoPath, async (c) => {
+      const requestId = crypto.randomUUID();
+      try {
+        return await handle(route, c, requestId);
+      } catch (error) {
+        if (error instanceof ApiError) return problem(c, error, requestId);
+        return internalError(c, error, requestId, route.operationId);
+      }
+    });
   }
   for (const [path, methods] of methodsByPath) {
     app.all(path, (c) => {
@@ -215,6 +208,43 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   }
 
   return app;
+}
+
+/**
+ * The request body, refused with 413 past `limit` bytes: at once when Content-Length says so,
+ * else as soon as the stream passes it. (Hono's bodyLimit middleware does the same but builds a
+ * full Request, which costs three quarters of the throughput on Node.)
+ */
+async function readBody(c: Context, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+  const tooLarge = () => new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${limit} bytes.`);
+  const declared = c.req.header('content-length');
+  // Through c.req, @hono/node-server reads the body without building a full Request.
+  if (declared !== undefined) {
+    if (Number(declared) > limit) throw tooLarge();
+    return new Uint8Array(await c.req.arrayBuffer());
+  }
+  const stream = c.req.raw.body;
+  if (!stream) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }
 
 function callerKey(caller: Caller): string {

@@ -100,6 +100,21 @@ describe('the stub over HTTP', () => {
     expect(unknown.body.code).toBe('NotFound');
   });
 
+  it('answers a streamed body (no Content-Length) over the limit with 413', async () => {
+    const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 8) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const request = new Request(`${served.url}/calls`, { method: 'POST', body: stream, headers: { 'content-type': 'application/json', authorization: 'HMAC-SHA256 x' }, duplex: 'half' } as RequestInit);
+    const result = await send(request);
+    expect(result.status).toBe(413);
+    expect(result.body.code).toBe('PayloadTooLarge');
+  });
+
   it('answers a body over the limit with 413', async () => {
     const huge = JSON.stringify({ ...phoneCall, subject: 'x'.repeat(70 * 1024) });
     const result = await send(signed('POST', '/calls', huge));

@@ -1,0 +1,186 @@
+/**
+ * `pnpm bench` (server): createCall through the full stub (HMAC, validation, the URI guard, the
+ * simulator's handler) against bare node:http doing the same parsing and HMAC check, bare Hono
+ * with neither, and Fastify with its JSON-schema validation and the same HMAC check. Each server
+ * is its own process, bundled by esbuild; wrk (or autocannon) loads it over loopback in
+ * interleaved rounds; medians of req/s and p99 are printed with the ratios. Then cold start
+ * (spawn to first answer), and the replay cache's cost measured apart.
+ */
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { build } from 'esbuild';
+import { Bench } from 'tinybench';
+import { createAuthenticator } from '@call-automation/server';
+
+const run = promisify(execFile);
+const here = import.meta.dirname;
+const buildDir = join(here, '.build');
+const specJson = join(here, '..', '..', '..', 'spec', 'dist', 'openapi.json');
+const key = Buffer.from('Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=', 'base64');
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const seconds = Number(process.env.BENCH_SECONDS ?? 4);
+const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
+
+const servers = [
+  { name: 'full stub (HMAC, validation, simulator)', file: 'stub.ts', signed: true },
+  { name: 'bare node:http (parse + HMAC)', file: 'bare-node.ts', signed: true },
+  { name: 'bare Hono (parse)', file: 'bare-hono.ts', signed: false },
+  { name: 'Fastify (JSON schema + HMAC)', file: 'fastify.ts', signed: true },
+] as const;
+
+// A public IP literal: the URI guard checks it without a DNS lookup, and nothing is sent to it.
+const body = JSON.stringify({
+  targets: [{ communicationUser: { id: '8:acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_00000005-4f83-d4b7-a7ac-473a0d00d0c1' } }],
+  callbackUri: 'https://93.184.216.34/api/callbacks',
+  requestedModalities: ['audio'],
+  requestedCallEvents: ['participantsUpdated'],
+});
+
+function signedHeaders(host: string, payload = body, date = new Date().toUTCString()) {
+  const hash = createHash('sha256').update(payload).digest('base64');
+  const signature = createHmac('sha256', key).update(`POST\n/calls\n${date};${host};${hash}`).digest('base64');
+  return {
+    'content-type': 'application/json',
+    'x-ms-date': date,
+    'x-ms-content-sha256': hash,
+    authorization: `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`,
+  };
+}
+
+async function bundle() {
+  await mkdir(buildDir, { recursive: true });
+  await build({
+    entryPoints: servers.map((s) => join(here, 'servers', s.file)),
+    outdir: buildDir,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['fastify'],
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    logLevel: 'error',
+  });
+}
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+}
+
+function start(file: string, env: Record<string, string> = {}): Promise<Started> {
+  const child = spawn(process.execPath, [join(buildDir, file.replace(/\.ts$/, '.js'))], { env: { ...process.env, SPEC_JSON: specJson, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /LISTENING (\d+)/.exec(out);
+      if (match) resolve({ child, port: Number(match[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+async function firstAnswer(port: number, signed: boolean): Promise<number> {
+  const host = `127.0.0.1:${port}`;
+  const response = await fetch(`http://${host}/calls`, { method: 'POST', body, headers: signed ? signedHeaders(host) : { 'content-type': 'application/json' } });
+  await response.text();
+  return response.status;
+}
+
+async function load(port: number, signed: boolean): Promise<{ rps: number; p99ms: number }> {
+  const host = `127.0.0.1:${port}`;
+  const headers: Record<string, string> = signed ? signedHeaders(host) : { 'content-type': 'application/json' };
+  if (hasWrk) {
+    const script = join(buildDir, `post-${port}.lua`);
+    await writeFile(
+      script,
+      [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(body)}`, ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)].join('\n'),
+    );
+    const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]);
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]);
+    const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout)!;
+    const p99ms = Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1);
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+    if (non2xx) throw new Error(`${non2xx[1]} answers were not 2xx: the load is not measuring successes.`);
+    return { rps, p99ms };
+  }
+  const { stdout } = await run(join(here, '..', 'node_modules', '.bin', 'autocannon'), ['-c', '50', '-d', String(seconds), '-m', 'POST', '-b', body, '-j', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), `http://${host}/calls`], { maxBuffer: 1 << 24 });
+  const result = JSON.parse(stdout) as { requests: { average: number }; latency: { p99: number }; non2xx: number };
+  if (result.non2xx) throw new Error(`${result.non2xx} answers were not 2xx.`);
+  return { rps: result.requests.average, p99ms: result.latency.p99 };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+console.log(`Bundling the servers…  (load generator: ${hasWrk ? 'wrk -t1 -c50' : 'autocannon -c50'}, ${rounds} interleaved rounds of ${seconds} s each)`);
+await bundle();
+
+console.log('\nCold start: spawn to first 200, 7 runs each (median)');
+const cold: Record<string, number> = {};
+for (const server of servers) {
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    const started = await start(server.file);
+    const status = await firstAnswer(started.port, server.signed);
+    times.push(performance.now() - t0);
+    await stop(started.child);
+    if (status !== 200) throw new Error(`${server.name} answered ${status}`);
+  }
+  cold[server.name] = median(times);
+  console.log(`  ${server.name.padEnd(42)} ${cold[server.name]!.toFixed(0)} ms`);
+}
+
+console.log('\nThroughput: POST /calls, one signed request repeated (the stub\'s replay cache is off for the load; its cost is measured below)');
+const running = await Promise.all(servers.map((s) => start(s.file)));
+const results: Record<string, { rps: number[]; p99: number[] }> = Object.fromEntries(servers.map((s) => [s.name, { rps: [], p99: [] }]));
+try {
+  for (const [i, server] of servers.entries()) await load(running[i]!.port, server.signed); // warm-up
+  for (let round = 0; round < rounds; round++) {
+    // Each round starts with a different server, so that no one always goes first.
+    for (let k = 0; k < servers.length; k++) {
+      const i = (k + round) % servers.length;
+      const server = servers[i]!;
+      const { rps, p99ms } = await load(running[i]!.port, server.signed);
+      results[server.name]!.rps.push(rps);
+      results[server.name]!.p99.push(p99ms);
+    }
+  }
+} finally {
+  await Promise.all(running.map((r) => stop(r.child)));
+}
+const rows = servers.map((s) => ({ server: s.name, 'req/s (median)': Math.round(median(results[s.name]!.rps)), 'p99 ms (median)': median(results[s.name]!.p99).toFixed(2) }));
+console.table(rows);
+const rps = (name: string) => median(results[name]!.rps);
+const stub = rps(servers[0].name);
+console.log(`full stub / bare node:http: ${(stub / rps(servers[1].name)).toFixed(2)}  (target ≥ 0.60)`);
+console.log(`full stub / Fastify:        ${(stub / rps(servers[3].name)).toFixed(2)}  (target ≥ 0.85)`);
+console.log(`full stub / bare Hono:      ${(stub / rps(servers[2].name)).toFixed(2)}`);
+console.log(`cold start, full stub / bare Hono: ${(cold[servers[0].name]! / cold[servers[2].name]!).toFixed(2)}  (target ≤ 1.20)`);
+
+console.log('\nThe replay cache, in process: authenticating 20 000 distinct signed requests');
+const requests = Array.from({ length: 20_000 }, (_, i) => {
+  const payload = body.replace('participantsUpdated', `participantsUpdated","n":"${i}`);
+  const headers = signedHeaders('127.0.0.1:4780', payload);
+  return { method: 'POST', pathAndQuery: '/calls', host: '127.0.0.1:4780', headers: { get: (name: string) => (headers as Record<string, string>)[name] }, body: payload };
+});
+const withCache = createAuthenticator({ accessKeys: [key.toString('base64')] });
+const withoutCache = createAuthenticator({ accessKeys: [key.toString('base64')], replayCache: false });
+let a = 0;
+let b = 0;
+const bench = new Bench({ time: 1000 });
+bench.add('replay cache on', async () => void (await withCache(requests[a++ % requests.length]!).catch(() => {}))).add('replay cache off', async () => void (await withoutCache(requests[b++ % requests.length]!)));
+await bench.run();
+const us = (name: string) => bench.tasks.find((t) => t.name === name)!.result!.latency.p50! * 1000;
+console.log(`  on: ${us('replay cache on').toFixed(2)} µs, off: ${us('replay cache off').toFixed(2)} µs per authentication (cache adds ${(us('replay cache on') - us('replay cache off')).toFixed(2)} µs)`);

@@ -1,0 +1,19 @@
+import { createCallAutomationApp, createUriGuard, type CallbackEmitter } from '@call-automation/server';
+import { serveApp } from '@call-automation/server/node';
+import { createSimulator } from '../../src/index.ts';
+import { announce } from './hmac-check.ts';
+
+// Events are counted, not delivered: the load measures the request path, not callbacks.
+let emitted = 0;
+const events: CallbackEmitter = { emit: () => void emitted++, register() {} };
+const simulator = createSimulator({ answerDelayMs: 60_000 });
+const guard = createUriGuard();
+const app = createCallAutomationApp({
+  handlers: simulator.handlers,
+  auth: { accessKeys: ['Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA='], replayCache: process.env.REPLAY_CACHE === 'on' ? {} : false },
+  callbacks: events,
+  checkUri: async (uri, field) => void (await guard.check(uri, field)),
+  idempotency: false,
+});
+const running = await serveApp(app);
+announce(Number(new URL(running.url).port));
