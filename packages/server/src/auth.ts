@@ -22,7 +22,8 @@ interface Digest {
 }
 interface NodeCrypto {
   createHash(algorithm: 'sha256'): Digest;
-  createHmac(algorithm: 'sha256', key: Uint8Array): Digest;
+  createHmac(algorithm: 'sha256', key: Uint8Array | object): Digest;
+  createSecretKey(key: Uint8Array): object;
   timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
 }
 
@@ -87,6 +88,8 @@ export interface SignedRequest {
  */
 export function createAuthenticator(options: AuthOptions) {
   const keys = (options.accessKeys ?? []).map(decodeKey);
+  // node:crypto keys, made once: cheaper per signature than raw bytes.
+  const nodeKeys = nodeCrypto ? keys.map((key) => nodeCrypto.createSecretKey(key)) : [];
   const skew = options.clockSkewMs ?? 15 * 60_000;
   const now = options.now ?? Date.now;
   const replay = options.replayCache === false ? undefined : { max: options.replayCache?.maxEntries ?? 100_000, seen: new Map<string, number>() };
@@ -105,7 +108,42 @@ export function createAuthenticator(options: AuthOptions) {
     replay.seen.set(signature, expires);
   }
 
-  return async function authenticate(request: SignedRequest): Promise<Caller> {
+  return function authenticate(request: SignedRequest): Caller | Promise<Caller> {
+    const authorization = request.headers.get('authorization');
+    if (nodeCrypto && authorization && !/^Bearer /i.test(authorization)) return verifyHmac(request, authorization);
+    return authenticateAsync(request);
+  };
+
+  /** The HMAC scheme with node:crypto: all at once, with no await. */
+  function verifyHmac(request: SignedRequest, authorization: string): Caller {
+    const parsed = hmacHeader.exec(authorization);
+    if (!parsed || keys.length === 0) {
+      throw unauthorized('InvalidAuthorization', 'Authorization must be "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>".', 'Authorization');
+    }
+    if (parsed[1]!.toLowerCase() !== 'x-ms-date;host;x-ms-content-sha256') {
+      throw unauthorized('InvalidAuthorization', 'SignedHeaders must be x-ms-date;host;x-ms-content-sha256.', 'Authorization');
+    }
+    const date = request.headers.get('x-ms-date');
+    const sent = date ? Date.parse(date) : Number.NaN;
+    if (!date || Number.isNaN(sent)) throw unauthorized('InvalidDate', 'x-ms-date is missing or not an RFC 1123 date.', 'x-ms-date');
+    if (Math.abs(now() - sent) > skew) throw unauthorized('InvalidDate', `x-ms-date is more than ${skew / 60_000} minutes from the service's clock.`, 'x-ms-date');
+    const contentHash = nodeCrypto!.createHash('sha256').update(request.body).digest('base64');
+    if (!constantTimeEqual(request.headers.get('x-ms-content-sha256') ?? '', contentHash)) {
+      throw unauthorized('ContentHashMismatch', 'x-ms-content-sha256 does not match the body received.', 'x-ms-content-sha256');
+    }
+    const stringToSign = `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
+    const signature = parsed[2]!;
+    for (let keyIndex = 0; keyIndex < keys.length; keyIndex++) {
+      if (constantTimeEqual(signature, nodeCrypto!.createHmac('sha256', nodeKeys[keyIndex]!).update(stringToSign, 'utf8').digest('base64'))) {
+        if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
+        rememberSignature(signature, sent + skew);
+        return { kind: 'hmac', keyIndex };
+      }
+    }
+    throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
+  }
+
+  async function authenticateAsync(request: SignedRequest): Promise<Caller> {
     const authorization = request.headers.get('authorization');
     if (!authorization) throw unauthorized('MissingAuthorization', 'The Authorization header is missing: sign the request with HMAC-SHA256 or send a bearer token.', 'Authorization');
     if (/^Bearer /i.test(authorization)) {
@@ -139,5 +177,5 @@ export function createAuthenticator(options: AuthOptions) {
       }
     }
     throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
-  };
+  }
 }
