@@ -19,7 +19,7 @@ export interface PendingDelivery {
 
 /** An event that was not delivered, kept to be inspected. */
 export interface DeadLetter extends PendingDelivery {
-  reason: 'gone' | 'rejected' | 'expired' | 'refused';
+  reason: 'gone' | 'rejected' | 'expired' | 'refused' | 'closed';
   diedAt: number;
 }
 
@@ -107,7 +107,7 @@ export interface CallbackDeliveryOptions {
 export interface CallbackDelivery extends CallbackEmitter {
   /** Resolves when every queued event is delivered or dead-lettered. */
   drain(): Promise<void>;
-  /** Stops taking events, and waits (at most `timeoutMs`) for the queue to drain. */
+  /** Stops sending new events (they become dead letters) and waits (at most `timeoutMs`) for the queue to drain. */
   close(timeoutMs?: number): Promise<void>;
   deadLetters(): Promise<DeadLetter[]>;
 }
@@ -248,7 +248,6 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>) {
       const callbackUri = callbackUris.get(callLegId);
       if (!callbackUri) throw new Error(`No callbackUri is registered for call ${callLegId}.`);
-      if (closed) throw new Error('Callback delivery is closed.');
       const id = `evt_${crypto.randomUUID().replace(/-/g, '')}`;
       const time = now();
       const event = {
@@ -261,7 +260,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         data,
       };
       const delivery: PendingDelivery = { id, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
-      void queue.push(delivery).then(() => wake(callbackUri));
+      // After close nothing more is sent, but nothing is lost either: the event is kept as a dead letter.
+      if (closed) void bury(delivery, 'closed');
+      else void queue.push(delivery).then(() => wake(callbackUri));
     },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));

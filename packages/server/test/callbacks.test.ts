@@ -115,6 +115,17 @@ describe('callback delivery', () => {
     expect(r.received.length).toBe(letter!.attempts);
   });
 
+  it('keeps an event emitted after close as a dead letter, without throwing', async () => {
+    const r = await receiver();
+    const d = delivery();
+    d.register('leg-1', `${r.url}/cb`);
+    await d.close(100);
+    expect(() => d.emit('leg-1', 'CallLegStateChanged', established)).not.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(r.received).toHaveLength(0);
+    expect(await d.deadLetters()).toEqual([expect.objectContaining({ reason: 'closed', attempts: 0 })]);
+  });
+
   it('refuses, at send time, a URI that resolves to a private address', async () => {
     const d = delivery({ guard: createUriGuard({ resolve: async () => ['10.0.0.5'] }) });
     d.register('leg-1', 'https://callbacks.contoso.example/cb');

@@ -54,6 +54,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
   const playDuration = options.playDurationMs ?? 1000;
   const calls = new Map<string, Call>();
   const declining = new Set<string>();
+  /** Hang-ups between terminating and terminated, to finish on stop. */
+  const ending = new Map<Call, ReturnType<typeof setTimeout>>();
   let events: CallbackEmitter | undefined;
 
   function emit<Name extends EventName>(call: Call, name: Name, data: EventData<Name>) {
@@ -130,7 +132,13 @@ export function createSimulator(options: SimulatorOptions = {}) {
       for (const timer of call.timers) clearTimeout(timer);
       call.timers.clear();
       setState(call, 'terminating');
-      setTimeout(() => setState(call, 'terminated'), 10);
+      ending.set(
+        call,
+        setTimeout(() => {
+          ending.delete(call);
+          setState(call, 'terminated');
+        }, 10),
+      );
       return { status: 202 };
     },
 
@@ -211,10 +219,15 @@ export function createSimulator(options: SimulatorOptions = {}) {
     declineInvitations(rawId: string) {
       declining.add(rawId);
     },
-    /** Ends every call's timers (for shutdown). */
+    /** Ends every call's timers and finishes the hang-ups in progress, so that their last event goes out (for shutdown). */
     stop() {
       for (const call of calls.values()) for (const timer of call.timers) clearTimeout(timer);
       calls.clear();
+      for (const [call, timer] of ending) {
+        clearTimeout(timer);
+        setState(call, 'terminated');
+      }
+      ending.clear();
     },
   };
 }
