@@ -1,0 +1,26 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const packageDir = join(import.meta.dirname, '..');
+
+describe('the README', () => {
+  it('example compiles against the package, strict', async () => {
+    const readme = await readFile(join(packageDir, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks).toHaveLength(1);
+    const dir = await mkdtemp(join(packageDir, 'test', '.readme-'));
+    try {
+      const file = join(dir, 'example.ts');
+      await writeFile(file, `export {};\n${blocks[0]!.replaceAll("'@call-automation/server/node'", "'../../src/node.ts'").replaceAll("'@call-automation/server'", "'../../src/index.ts'")}`);
+      const base = ts.readConfigFile(join(packageDir, '..', '..', 'tsconfig.base.json'), ts.sys.readFile).config;
+      const { options } = ts.convertCompilerOptionsFromJson({ ...base.compilerOptions, types: ['node'] }, packageDir);
+      const program = ts.createProgram([file], options);
+      const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      expect(problems).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
