@@ -65,11 +65,13 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     const header = headerReader(c);
     // The body is read once, as bytes: the content hash covers exactly what arrived.
     const bytes = await readBody(c, header('content-length'), maxBodyBytes);
-    const url = new URL(c.req.url);
+    // The path and query exactly as sent: everything after the URL's authority.
+    const href = c.req.url;
+    const authorityEnd = href.indexOf('/', href.indexOf('://') + 3);
     const caller = await authenticate({
       method: c.req.method,
-      pathAndQuery: url.pathname + url.search,
-      host: header('host') ?? url.host,
+      pathAndQuery: authorityEnd === -1 ? '/' : href.slice(authorityEnd),
+      host: header('host') ?? new URL(href).host,
       headers: { get: header },
       body: bytes,
     });

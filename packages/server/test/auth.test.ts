@@ -1,0 +1,37 @@
+import { createHmacAuth } from '@call-automation/client';
+import { describe, expect, it } from 'vitest';
+import { constantTimeEqual, createAuthenticator } from '../src/index.ts';
+
+async function signedInput(key: string, body: string, webCrypto = false) {
+  const request = await createHmacAuth(key, { webCrypto }).sign(new Request('http://127.0.0.1:4780/calls/abc/PlayAudio?x=1', { method: 'POST', body }));
+  return {
+    method: 'POST',
+    pathAndQuery: '/calls/abc/PlayAudio?x=1',
+    host: '127.0.0.1:4780',
+    headers: { get: (name: string) => request.headers.get(name) },
+    body: new TextEncoder().encode(body),
+  };
+}
+
+describe('the authenticator', () => {
+  // Keys shorter than, as long as, and longer than SHA-256's 64-byte block (which is hashed first).
+  it.each([16, 32, 64, 65, 100])('verifies signatures made with a %i-byte key, by either crypto of the client', async (length) => {
+    const key = Buffer.from(Array.from({ length }, (_, i) => (i * 31 + 7) % 256)).toString('base64');
+    const authenticate = createAuthenticator({ accessKeys: [key], replayCache: false });
+    await expect(Promise.resolve(authenticate(await signedInput(key, '{"audioFileUri":"https://m/a.wav","operationContext":"é☎"}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
+    await expect(Promise.resolve(authenticate(await signedInput(key, '', true)))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
+  });
+
+  it('names the key that verified, for rotation', async () => {
+    const [old, current] = [Buffer.from('old-key-old-key!').toString('base64'), Buffer.from('new-key-new-key!').toString('base64')];
+    const authenticate = createAuthenticator({ accessKeys: [current, old], replayCache: false });
+    await expect(Promise.resolve(authenticate(await signedInput(old, '{}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 1 });
+  });
+
+  it('compares in constant time, lengths first', () => {
+    expect(constantTimeEqual('abc=', 'abc=')).toBe(true);
+    expect(constantTimeEqual('abc=', 'abd=')).toBe(false);
+    expect(constantTimeEqual('abc', 'abc=')).toBe(false);
+    expect(constantTimeEqual('', '')).toBe(true);
+  });
+});
