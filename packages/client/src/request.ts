@@ -18,6 +18,8 @@ export interface CallSettings {
  */
 export class CallRequest extends Request {
   readonly bodyText: string | undefined;
+  /** Whether the request was built with a body of any kind. */
+  readonly hasBody: boolean;
   readonly call: CallSettings | undefined;
 
   constructor(input: RequestInfo | URL, init?: RequestInit & { call?: CallSettings }) {
@@ -25,13 +27,18 @@ export class CallRequest extends Request {
     const inherited = input instanceof CallRequest ? input : undefined;
     const body = init?.body;
     this.bodyText = typeof body === 'string' ? body : body === undefined ? inherited?.bodyText : undefined;
+    this.hasBody = body != null || (body === undefined && !!inherited?.hasBody);
     this.call = init?.call ?? inherited?.call;
   }
 }
 
 /** The body text a request was built with, when it is known without reading the request. */
 export function capturedBody(request: Request): string | undefined {
-  if (request instanceof CallRequest && request.bodyText !== undefined) return request.bodyText;
+  if (request instanceof CallRequest) {
+    if (request.bodyText !== undefined) return request.bodyText;
+    // Built without a body at all: nothing to read. (`request.body` would build a stream.)
+    if (!request.hasBody) return '';
+  }
   return request.body === null ? '' : undefined;
 }
 

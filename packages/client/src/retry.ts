@@ -75,10 +75,13 @@ type Outcome = { response: Response; error?: undefined } | { response?: undefine
  */
 export function createRetryMiddleware(sign: (request: Request) => Request | Promise<Request>, defaults: RetryOptions = {}): Middleware {
   async function retry(request: Request, schemaPath: string, first: Outcome, fetchImpl: typeof fetch): Promise<Outcome> {
+    // The common case, an answer not worth retrying, costs one lookup.
+    if (first.response && !retryableStatuses.has(first.response.status)) return first;
     const call = request instanceof CallRequest ? request.call : undefined;
     if (call?.retry === false) return first;
     const options = { ...defaultRetry, ...defaults, ...call?.retry };
-    const replayable = request.body === null || (request instanceof CallRequest && request.bodyText !== undefined);
+    // Only a body known as text can be sent again. (Reading `request.body` would build a stream.)
+    const replayable = (request instanceof CallRequest && request.bodyText !== undefined) || request.body === null;
     const idempotent = isIdempotent(request, schemaPath);
     let outcome = first;
     for (let attempt = 0; attempt < options.maxRetries && replayable; attempt++) {

@@ -13,7 +13,7 @@ const packageDir = join(import.meta.dirname, '..');
 const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
 
 /** The main entry's size, bundled for browsers, minified, gzipped: the 4 kB target is not met yet, see bench. */
-const sizeCeiling = 5700;
+const sizeCeiling = 5900;
 
 describe('the published package', () => {
   let dir: string;
