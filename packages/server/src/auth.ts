@@ -86,9 +86,8 @@ export async function sha256Base64(data: Uint8Array<ArrayBuffer> | string): Prom
   return base64(await crypto.subtle.digest('SHA-256', typeof data === 'string' ? encoder.encode(data) : data));
 }
 
-async function webHmacBase64(key: Uint8Array<ArrayBuffer>, text: string): Promise<string> {
-  const cryptoKey = await crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  return base64(await crypto.subtle.sign('HMAC', cryptoKey, encoder.encode(text)));
+async function webHmacBase64(key: Promise<CryptoKey>, text: string): Promise<string> {
+  return base64(await crypto.subtle.sign('HMAC', await key, encoder.encode(text)));
 }
 
 const hmacHeader = /^HMAC-SHA256 SignedHeaders=([^&\s]+)&Signature=([A-Za-z0-9+/]+={0,2})$/;
@@ -113,6 +112,8 @@ export interface SignedRequest {
 export function createAuthenticator(options: AuthOptions) {
   const keys = (options.accessKeys ?? []).map(decodeKey);
   const nodeSigners = nodeCrypto?.hash ? keys.map(nodeHmacSigner) : [];
+  let webKeys: Array<Promise<CryptoKey>> | undefined;
+  const webKey = (index: number) => (webKeys ??= keys.map((key) => crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])))[index]!;
   const skew = options.clockSkewMs ?? 15 * 60_000;
   const now = options.now ?? Date.now;
   const replay = options.replayCache === false ? undefined : { max: options.replayCache?.maxEntries ?? 100_000, seen: new Map<string, number>() };
@@ -137,8 +138,8 @@ export function createAuthenticator(options: AuthOptions) {
     return authenticateAsync(request);
   };
 
-  /** The HMAC scheme with node:crypto: all at once, with no await. */
-  function verifyHmac(request: SignedRequest, authorization: string): Caller {
+  /** The signature in an HMAC Authorization header; throws 401 when the header is malformed. */
+  function signatureOf(authorization: string): string {
     const parsed = hmacHeader.exec(authorization);
     if (!parsed || keys.length === 0) {
       throw unauthorized('InvalidAuthorization', 'Authorization must be "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>".', 'Authorization');
@@ -146,24 +147,42 @@ export function createAuthenticator(options: AuthOptions) {
     if (parsed[1]!.toLowerCase() !== 'x-ms-date;host;x-ms-content-sha256') {
       throw unauthorized('InvalidAuthorization', 'SignedHeaders must be x-ms-date;host;x-ms-content-sha256.', 'Authorization');
     }
+    return parsed[2]!;
+  }
+
+  /** x-ms-date, and when it was, if it is within the window; throws 401 otherwise. */
+  function dateOf(request: SignedRequest): { date: string; sent: number } {
     const date = request.headers.get('x-ms-date');
     const sent = date ? Date.parse(date) : Number.NaN;
     if (!date || Number.isNaN(sent)) throw unauthorized('InvalidDate', 'x-ms-date is missing or not an RFC 1123 date.', 'x-ms-date');
     if (Math.abs(now() - sent) > skew) throw unauthorized('InvalidDate', `x-ms-date is more than ${skew / 60_000} minutes from the service's clock.`, 'x-ms-date');
-    const contentHash = nodeSha256(request.body);
+    return { date, sent };
+  }
+
+  /** The string to sign, once the body's hash matches x-ms-content-sha256; throws 401 otherwise. */
+  function stringToSign(request: SignedRequest, date: string, contentHash: string): string {
     if (!constantTimeEqual(request.headers.get('x-ms-content-sha256') ?? '', contentHash)) {
       throw unauthorized('ContentHashMismatch', 'x-ms-content-sha256 does not match the body received.', 'x-ms-content-sha256');
     }
-    const stringToSign = `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
-    const signature = parsed[2]!;
-    for (let keyIndex = 0; keyIndex < keys.length; keyIndex++) {
-      if (constantTimeEqual(signature, nodeSigners[keyIndex]!(stringToSign))) {
-        if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
-        rememberSignature(signature, sent + skew);
-        return { kind: 'hmac', keyIndex };
-      }
+    return `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
+  }
+
+  /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and was not seen before; throws 401 otherwise. */
+  function accept(signature: string, keyIndex: number, sent: number): Caller {
+    if (keyIndex < 0) {
+      throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
     }
-    throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
+    if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
+    rememberSignature(signature, sent + skew);
+    return { kind: 'hmac', keyIndex };
+  }
+
+  /** The HMAC scheme with node:crypto: all at once, with no await. */
+  function verifyHmac(request: SignedRequest, authorization: string): Caller {
+    const signature = signatureOf(authorization);
+    const { date, sent } = dateOf(request);
+    const text = stringToSign(request, date, nodeSha256(request.body));
+    return accept(signature, nodeSigners.findIndex((sign) => constantTimeEqual(signature, sign(text))), sent);
   }
 
   async function authenticateAsync(request: SignedRequest): Promise<Caller> {
@@ -175,30 +194,12 @@ export function createAuthenticator(options: AuthOptions) {
       if (!subject) throw unauthorized('InvalidToken', 'The bearer token is not valid.', 'Authorization');
       return { kind: 'bearer', subject };
     }
-    const parsed = hmacHeader.exec(authorization);
-    if (!parsed || keys.length === 0) {
-      throw unauthorized('InvalidAuthorization', 'Authorization must be "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>".', 'Authorization');
-    }
-    if (parsed[1]!.toLowerCase() !== 'x-ms-date;host;x-ms-content-sha256') {
-      throw unauthorized('InvalidAuthorization', 'SignedHeaders must be x-ms-date;host;x-ms-content-sha256.', 'Authorization');
-    }
-    const date = request.headers.get('x-ms-date');
-    const sent = date ? Date.parse(date) : Number.NaN;
-    if (!date || Number.isNaN(sent)) throw unauthorized('InvalidDate', 'x-ms-date is missing or not an RFC 1123 date.', 'x-ms-date');
-    if (Math.abs(now() - sent) > skew) throw unauthorized('InvalidDate', `x-ms-date is more than ${skew / 60_000} minutes from the service's clock.`, 'x-ms-date');
-    const contentHash = await sha256Base64(request.body);
-    if (!constantTimeEqual(request.headers.get('x-ms-content-sha256') ?? '', contentHash)) {
-      throw unauthorized('ContentHashMismatch', 'x-ms-content-sha256 does not match the body received.', 'x-ms-content-sha256');
-    }
-    const stringToSign = `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
-    const signature = parsed[2]!;
+    const signature = signatureOf(authorization);
+    const { date, sent } = dateOf(request);
+    const text = stringToSign(request, date, await sha256Base64(request.body));
     for (let keyIndex = 0; keyIndex < keys.length; keyIndex++) {
-      if (constantTimeEqual(signature, await webHmacBase64(keys[keyIndex]!, stringToSign))) {
-        if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
-        rememberSignature(signature, sent + skew);
-        return { kind: 'hmac', keyIndex };
-      }
+      if (constantTimeEqual(signature, await webHmacBase64(webKey(keyIndex), text))) return accept(signature, keyIndex, sent);
     }
-    throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
+    return accept(signature, -1, sent);
   }
 }
