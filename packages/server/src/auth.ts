@@ -14,6 +14,8 @@ export interface AuthOptions {
   verifyToken?: (token: string) => Promise<string | undefined> | string | undefined;
   /** The clock, for tests. */
   now?: () => number;
+  /** Verify with Web Crypto even where node:crypto is available (as on runtimes without it). */
+  webCrypto?: boolean;
 }
 
 interface Digest {
@@ -111,7 +113,7 @@ export interface SignedRequest {
  */
 export function createAuthenticator(options: AuthOptions) {
   const keys = (options.accessKeys ?? []).map(decodeKey);
-  const nodeSigners = nodeCrypto?.hash ? keys.map(nodeHmacSigner) : [];
+  const nodeSigners = nodeCrypto?.hash && !options.webCrypto ? keys.map(nodeHmacSigner) : [];
   let webKeys: Array<Promise<CryptoKey>> | undefined;
   const webKey = (index: number) => (webKeys ??= keys.map((key) => crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])))[index]!;
   const skew = options.clockSkewMs ?? 15 * 60_000;

@@ -22,6 +22,17 @@ describe('the authenticator', () => {
     await expect(Promise.resolve(authenticate(await signedInput(key, '', true)))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
   });
 
+  it('verifies the same with Web Crypto, as on runtimes without node:crypto', async () => {
+    const [old, current] = [Buffer.from('old-key-old-key!').toString('base64'), Buffer.from('new-key-new-key!').toString('base64')];
+    const authenticate = createAuthenticator({ accessKeys: [current, old], replayCache: false, webCrypto: true });
+    await expect(Promise.resolve(authenticate(await signedInput(old, '{"x":"é"}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 1 });
+    const tampered = await signedInput(old, '{"x":"é"}');
+    tampered.body = new TextEncoder().encode('{"x":"e"}');
+    await expect(Promise.resolve().then(() => authenticate(tampered))).rejects.toMatchObject({ status: 401, code: 'ContentHashMismatch' });
+    const wrong = await signedInput(Buffer.from('another-key-0000').toString('base64'), '{}');
+    await expect(Promise.resolve().then(() => authenticate(wrong))).rejects.toMatchObject({ status: 401, code: 'InvalidSignature' });
+  });
+
   it('names the key that verified, for rotation', async () => {
     const [old, current] = [Buffer.from('old-key-old-key!').toString('base64'), Buffer.from('new-key-new-key!').toString('base64')];
     const authenticate = createAuthenticator({ accessKeys: [current, old], replayCache: false });
