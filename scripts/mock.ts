@@ -1,7 +1,7 @@
 /** `pnpm mock`: Prism's mock of the bundled spec on HOST:PORT (127.0.0.1:4790 by default), logging every request. */
 import { join } from 'node:path';
 import { repoRoot } from './lib/paths.ts';
-import { startPrism } from './lib/prism.ts';
+import { startPrism } from '@call-automation/conformance/harness';
 
 const host = process.env.HOST ?? '127.0.0.1';
 const port = Number(process.env.PORT ?? 4790);

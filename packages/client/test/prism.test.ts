@@ -3,7 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPrism, type RunningPrism } from '../../../scripts/lib/prism.ts';
+// The harness lives with the conformance suite (which depends on this package, so it is imported by path).
+import { startPrism, type RunningPrism } from '../../../conformance/src/harness/index.ts';
 import { createCallAutomationClient, type CallAutomationClient, type CallResult, type OperationId } from '../src/index.ts';
 import { parseCallbackEvent } from '../src/events/index.ts';
 
