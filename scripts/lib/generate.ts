@@ -18,6 +18,8 @@ export async function generateAll(root: string, log: (line: string) => void = ()
   const bundle = await bundleSpec(root);
   files.set('spec/dist/openapi.yaml', bundle.yaml);
   files.set('spec/dist/openapi.json', bundle.json);
+  // The conformance suite ships the contract it checks.
+  files.set('conformance/spec/openapi.json', bundle.json);
   log(`bundled spec/openapi.yaml (${Math.round(performance.now() - started)} ms)`);
   const spec = JSON.parse(bundle.json) as OpenAPI3;
 

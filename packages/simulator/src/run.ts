@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
-import { Hono } from 'hono';
 import { createSimulatorService, type SimulatorServiceOptions } from './service.ts';
 
 export interface RunOptions extends Omit<SimulatorServiceOptions, 'accessKeys' | 'callbackSecret'> {
@@ -23,13 +22,13 @@ export interface RunningSimulator {
 /** Serves the simulator's API (with the docs at /docs and the spec at /openapi.json and /openapi.yaml) and its control surface. */
 export async function runSimulator(options: RunOptions): Promise<RunningSimulator> {
   const service = createSimulatorService({ ...options, accessKeys: [options.accessKey], callbackSecret: options.callbackSecret });
-  const site = new Hono();
+  // The docs and the spec join the API's own app, so that its error bodies (404, 405) cover every path.
+  const site = service.api;
   const serveFile = (path: string, type: string) => async () =>
     new Response(await readFile(path), { headers: { 'content-type': type, 'cache-control': 'no-cache' } });
   site.get('/docs', serveFile(options.files.docs, 'text/html; charset=utf-8'));
   site.get('/openapi.json', serveFile(options.files.specJson, 'application/json'));
   site.get('/openapi.yaml', serveFile(options.files.specYaml, 'application/yaml'));
-  site.route('/', service.api);
   let api: RunningServer | undefined;
   let control: RunningServer | undefined;
   try {

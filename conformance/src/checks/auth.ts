@@ -1,0 +1,88 @@
+import type { CheckContext } from '../context.ts';
+import { fail } from '../context.ts';
+import type { Check } from './types.ts';
+import { liveCall, paramsFor, validBody } from './shared.ts';
+
+/** Every operation, sent once with `tamper` applied, must be refused with 401 and the error body. */
+async function everyOperationRefused(context: CheckContext, what: string, tamper: (request: Request, context: CheckContext) => Request | Promise<Request>) {
+  const callLegId = await liveCall(context);
+  const refused: string[] = [];
+  for (const operation of context.contract.operations) {
+    const exchange = await context.send({
+      operationId: operation.operationId,
+      params: paramsFor(operation, callLegId),
+      body: validBody(context, operation),
+      auth: (request) => tamper(request, context),
+    });
+    if (exchange.status !== 401) refused.push(`${operation.operationId} answered ${exchange.status}`);
+    else context.expectError(exchange, 401, what);
+  }
+  if (refused.length) fail(`${what} was not refused with 401: ${refused.join('; ')}`);
+}
+
+const wrongKey = btoa('conformance-wrong-access-key-000');
+
+export const authChecks: Check[] = [
+  {
+    id: 'auth.no-credentials',
+    title: 'a request without credentials is refused with 401',
+    run: (c) => everyOperationRefused(c, 'a request without Authorization', (request) => request),
+  },
+  {
+    id: 'auth.wrong-signature',
+    title: 'a request signed with another key is refused with 401',
+    run: (c) =>
+      everyOperationRefused(c, 'a request signed with the wrong key', async (request) => {
+        const { createHmacAuth } = await import('@call-automation/client');
+        return createHmacAuth(wrongKey).sign(request);
+      }),
+  },
+  {
+    id: 'auth.stale-date',
+    title: 'a request dated 20 minutes ago is refused with 401',
+    run: (c) =>
+      everyOperationRefused(c, 'a request with a stale x-ms-date', async (request) => {
+        const { createHmacAuth } = await import('@call-automation/client');
+        return createHmacAuth(c.target.accessKey, { now: () => Date.now() - 20 * 60_000 }).sign(request);
+      }),
+  },
+  {
+    id: 'auth.tampered-body',
+    title: 'a body changed after signing is refused with 401',
+    async run(context) {
+      const callLegId = await liveCall(context);
+      for (const operation of context.contract.operations.filter((o) => o.hasBody)) {
+        const body = JSON.stringify(validBody(context, operation));
+        const exchange = await context.send({
+          operationId: operation.operationId,
+          params: paramsFor(operation, callLegId),
+          body,
+          auth: async (request) => {
+            const signed = await context.sign(request);
+            return new Request(signed.url, { method: signed.method, headers: signed.headers, body: body.replace(/}$/, ',"tampered":true}') });
+          },
+        });
+        context.expectError(exchange, 401, `${operation.operationId} with a tampered body`);
+      }
+    },
+  },
+  {
+    id: 'auth.replay',
+    title: 'a signed request sent twice is refused the second time',
+    async run(context) {
+      const operation = context.contract.operation('hangupCall');
+      let kept: Request | undefined;
+      await context.send({
+        operationId: operation.operationId,
+        params: paramsFor(operation),
+        auth: async (request) => {
+          const signed = await context.sign(request);
+          kept = new Request(signed.url, { method: signed.method, headers: signed.headers });
+          return signed;
+        },
+      });
+      const again = await context.send({ operationId: operation.operationId, params: paramsFor(operation), auth: () => kept! });
+      context.expectError(again, 401, 'a replayed signature');
+    },
+  },
+];

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+/**
+ * call-automation-conformance: checks a running server against the Call Automation contract.
+ *
+ *   pnpm conformance --base-url http://127.0.0.1:4780 --connection-string "endpoint=…;accesskey=…"
+ *     [--callback-secret whsec_…] [--callback-url URL-the-target-can-reach] [--control-url URL]
+ *     [--only GLOB]… [--seed N] [--report-dir DIR]
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseConnectionString } from '@call-automation/client';
+import { startCallbackReceiver } from './harness/receiver.ts';
+import { summaryTable, toJUnit } from './report.ts';
+import { runChecks } from './runner.ts';
+
+const usage = `Usage: call-automation-conformance --base-url URL --connection-string "endpoint=…;accesskey=…"
+  [--callback-secret whsec_…]   verify the signatures of the callbacks received
+  [--callback-url URL]          where the target can deliver callbacks: the suite listens on this URL's port
+                                (default: a free port on 127.0.0.1, which only a local target can reach)
+  [--control-url URL]           a control surface that makes participants act (the simulator prints one)
+  [--only GLOB]                 run only the checks whose id matches (repeatable; e.g. "auth.*")
+  [--seed N]                    the seed of the generated requests (printed, to replay a run)
+  [--report-dir DIR]            write conformance.json and junit.xml there (default: reports/conformance)`;
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      'base-url': { type: 'string' },
+      'connection-string': { type: 'string' },
+      'callback-secret': { type: 'string' },
+      'callback-url': { type: 'string' },
+      'control-url': { type: 'string' },
+      only: { type: 'string', multiple: true },
+      seed: { type: 'string' },
+      'report-dir': { type: 'string', default: join('reports', 'conformance') },
+      help: { type: 'boolean' },
+    },
+  }).values;
+} catch (error) {
+  console.error(`${(error as Error).message}\n\n${usage}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+if (!args['base-url'] || !args['connection-string']) {
+  console.error(`--base-url and --connection-string are required.\n\n${usage}`);
+  process.exit(2);
+}
+let accessKey: string;
+try {
+  accessKey = parseConnectionString(args['connection-string']).accessKey;
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
+if (!Number.isInteger(seed)) {
+  console.error(`--seed must be an integer, not ${args.seed}.`);
+  process.exit(2);
+}
+
+const wanted = args['callback-url'] ? new URL(args['callback-url']) : undefined;
+const receiver = await startCallbackReceiver({ port: wanted ? Number(wanted.port || (wanted.protocol === 'https:' ? 443 : 80)) : 0 });
+const callbackUrl = wanted ? wanted.href.replace(/\/$/, '') : `${receiver.url}/callbacks`;
+const baseUrl = args['base-url'].replace(/\/$/, '');
+
+console.log(`Conformance of ${baseUrl} to the Call Automation contract (seed ${seed}; replay with --seed ${seed})`);
+console.log(`callbacks: ${callbackUrl} (received on ${receiver.url})${args['callback-secret'] ? ', signatures verified' : ', signatures not verified (no --callback-secret)'}\n`);
+
+const marks = { passed: '✓', failed: '✗', skipped: '-' };
+const results = await runChecks({
+  baseUrl,
+  accessKey,
+  callbackUrl,
+  receiver,
+  callbackSecret: args['callback-secret'],
+  controlUrl: args['control-url']?.replace(/\/$/, ''),
+  seed,
+  only: args.only,
+  onResult(result) {
+    console.log(`${marks[result.status]} ${result.id.padEnd(32)} ${result.title} (${result.requests} requests, ${result.durationMs} ms)`);
+    if (result.message) console.log(`    ${result.message.split('\n').join('\n    ')}`);
+  },
+});
+await receiver.close();
+
+console.log(`\n${summaryTable(results)}\n`);
+const skipped = results.filter((r) => r.status === 'skipped');
+if (skipped.length) console.log(`Skipped, not passed: ${skipped.map((r) => r.id).join(', ')}`);
+await mkdir(args['report-dir'], { recursive: true });
+await writeFile(join(args['report-dir'], 'conformance.json'), `${JSON.stringify({ baseUrl, seed, results }, null, 2)}\n`);
+await writeFile(join(args['report-dir'], 'junit.xml'), toJUnit(results));
+console.log(`Reports: ${join(args['report-dir'], 'conformance.json')}, ${join(args['report-dir'], 'junit.xml')}`);
+process.exit(results.some((r) => r.status === 'failed') ? 1 : 0);

@@ -1,0 +1,175 @@
+import { createHmacAuth } from '@call-automation/client';
+import type { CallbackReceiver } from './harness/receiver.ts';
+import { Contract, describeErrors, type JsonObject } from './contract.ts';
+
+/** A check's verdict when it cannot run against this target, with why. */
+export class CheckSkipped extends Error {}
+/** A check's verdict when the target breaks the contract. */
+export class CheckFailed extends Error {}
+
+export function fail(message: string): never {
+  throw new CheckFailed(message);
+}
+
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+  headers: Headers;
+  text: string;
+  json: unknown;
+}
+
+export interface SendOptions {
+  /** The operation the request is for: its answer is checked against what the spec documents for it. */
+  operationId?: string;
+  method?: string;
+  /** The path, when it is not the operation's with `params` filled in. */
+  path?: string;
+  params?: Record<string, string>;
+  /** An object is sent as JSON; a string or bytes as they are. */
+  body?: unknown;
+  /** Content-Type of a body; null sends none. Default application/json. */
+  contentType?: string | null;
+  headers?: Record<string, string>;
+  /** How the request is authenticated: signed with the access key (default), not at all, or by a function of your own. */
+  auth?: 'sign' | 'none' | ((request: Request) => Request | Promise<Request>);
+}
+
+export interface TargetOptions {
+  baseUrl: string;
+  accessKey: string;
+  /** A URL that the target can deliver callbacks to, served by `receiver`. */
+  callbackUrl?: string;
+  receiver?: CallbackReceiver;
+  callbackSecret?: string;
+  /** The simulator's control surface (or one like it): makes participants act. */
+  controlUrl?: string;
+  seed: number;
+}
+
+/** What a check works with: the contract, the target, and a way to talk to it that checks every answer. */
+export class CheckContext {
+  readonly contract: Contract;
+  readonly target: TargetOptions;
+  /** What went against the contract in the answers so far (a check fails if any). */
+  readonly problems: string[] = [];
+  readonly exchanges: Exchange[] = [];
+  private readonly signer: ReturnType<typeof createHmacAuth>;
+  private state: number;
+
+  /**
+   * `signer` is shared by the checks of a run: one signer never gives two identical requests the
+   * same signature, which the target would refuse as a replay.
+   */
+  constructor(contract: Contract, target: TargetOptions, signer = createHmacAuth(target.accessKey)) {
+    this.contract = contract;
+    this.target = target;
+    this.signer = signer;
+    this.state = target.seed >>> 0 || 1;
+  }
+
+  /** A seeded random number in [0, 1): the same seed makes the same requests. */
+  random(): number {
+    this.state ^= this.state << 13;
+    this.state ^= this.state >>> 17;
+    this.state ^= this.state << 5;
+    return (this.state >>> 0) / 2 ** 32;
+  }
+
+  sign(request: Request): Promise<Request> {
+    return Promise.resolve(this.signer.sign(request));
+  }
+
+  /** Sends a request and checks the answer against the spec (status, Content-Type, body, headers). */
+  async send(options: SendOptions): Promise<Exchange> {
+    const operation = options.operationId ? this.contract.operation(options.operationId) : undefined;
+    const method = options.method ?? operation?.method ?? 'POST';
+    const path =
+      options.path ??
+      operation!.path.replace(/\{([^}]+)\}/g, (_m, name: string) => encodeURIComponent(options.params?.[name] ?? fail(`no ${name} for ${operation!.operationId}`)));
+    const headers = new Headers(options.headers);
+    let body: BodyInit | undefined;
+    if (options.body !== undefined) {
+      body = typeof options.body === 'string' || options.body instanceof Uint8Array ? (options.body as BodyInit) : JSON.stringify(options.body);
+      if (options.contentType !== null) headers.set('content-type', options.contentType ?? 'application/json');
+    }
+    let request = new Request(`${this.target.baseUrl}${path}`, { method, headers, body });
+    if (options.contentType === null) request.headers.delete('content-type');
+    const auth = options.auth ?? 'sign';
+    if (auth === 'sign') request = await this.sign(request);
+    else if (typeof auth === 'function') request = await auth(request);
+    const response = await fetch(request, { redirect: 'manual' });
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    const exchange: Exchange = { method, path, status: response.status, headers: response.headers, text, json };
+    this.exchanges.push(exchange);
+    this.checkAnswer(exchange, operation?.operationId);
+    return exchange;
+  }
+
+  /** Records in `problems` whatever in an answer the spec does not allow. */
+  checkAnswer(exchange: Exchange, operationId: string | undefined): void {
+    const where = `${exchange.method} ${exchange.path} → ${exchange.status}`;
+    if (exchange.status >= 500) this.problems.push(`${where}: a server error (${exchange.text.slice(0, 200)})`);
+    const documented = operationId ? this.contract.operation(operationId).statuses : [404, 405];
+    if (!documented.includes(exchange.status)) {
+      this.problems.push(`${where}: ${exchange.status} is not documented ${operationId ? `for ${operationId}` : 'for an unknown path or method'} (documented: ${documented.join(', ')})`);
+      return;
+    }
+    const response = operationId ? this.contract.response(operationId, exchange.status) : undefined;
+    const content = (response?.content ?? (operationId ? undefined : { 'application/json': { schema: { $ref: '#/components/schemas/CommunicationError' } } })) as JsonObject | undefined;
+    if (!content) {
+      if (exchange.text !== '') this.problems.push(`${where}: a body, where the spec documents none (${exchange.text.slice(0, 100)})`);
+    } else {
+      const type = exchange.headers.get('content-type')?.split(';')[0]?.trim();
+      if (!type || !(type in content)) {
+        this.problems.push(`${where}: Content-Type ${type ?? '(none)'} is not documented (documented: ${Object.keys(content).join(', ')})`);
+      } else if (exchange.json === undefined) {
+        this.problems.push(`${where}: the body is not JSON (${exchange.text.slice(0, 100)})`);
+      } else {
+        const schema = (content[type] as JsonObject).schema as JsonObject;
+        const pointer = typeof schema.$ref === 'string' ? schema.$ref : undefined;
+        if (pointer) {
+          const validate = this.contract.validator(pointer);
+          if (!validate(exchange.json)) this.problems.push(`${where}: the body does not match ${pointer.split('/').pop()}: ${describeErrors(validate.errors)}`);
+        }
+      }
+    }
+    for (const [name, header] of Object.entries((response?.headers ?? {}) as JsonObject)) {
+      const resolved = this.contract.resolve(header) as JsonObject;
+      if (resolved.required && !exchange.headers.has(name)) this.problems.push(`${where}: the required header ${name} is missing`);
+    }
+    if (!operationId && exchange.status === 405 && !exchange.headers.has('allow')) this.problems.push(`${where}: 405 without Allow`);
+  }
+
+  /** Creates a call and answers its callLegId; needs a callback URL the target accepts. */
+  async createCall(overrides: JsonObject = {}): Promise<string> {
+    if (!this.target.callbackUrl) throw new CheckSkipped('needs --callback-url, a URL the target can deliver callbacks to');
+    const exchange = await this.send({
+      operationId: 'createCall',
+      body: {
+        targets: [{ phoneNumber: { value: '+14251001000' } }],
+        callbackUri: this.target.callbackUrl,
+        requestedModalities: ['audio'],
+        requestedCallEvents: ['participantsUpdated', 'dtmfReceived'],
+        ...overrides,
+      },
+    });
+    if (exchange.status !== 200) fail(`createCall answered ${exchange.status}, not 200: ${exchange.text.slice(0, 200)}`);
+    return (exchange.json as { callLegId: string }).callLegId;
+  }
+
+  /** Asserts an error answer: the status, and the API's error body. */
+  expectError(exchange: Exchange, statuses: number | number[], what: string): void {
+    const wanted = Array.isArray(statuses) ? statuses : [statuses];
+    if (!wanted.includes(exchange.status)) fail(`${what}: ${exchange.method} ${exchange.path} answered ${exchange.status}, not ${wanted.join(' or ')} (${exchange.text.slice(0, 160)})`);
+    const body = exchange.json as { code?: unknown; message?: unknown } | undefined;
+    if (typeof body?.code !== 'string' || typeof body?.message !== 'string') fail(`${what}: the ${exchange.status} answer is not the API's error body: ${exchange.text.slice(0, 160)}`);
+  }
+}
