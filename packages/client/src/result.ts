@@ -54,6 +54,6 @@ export function toCommunicationError(body: unknown, response: Response): Communi
   if (body && typeof body === 'object' && typeof (body as CommunicationError).code === 'string' && typeof (body as CommunicationError).message === 'string') {
     return body as CommunicationError;
   }
-  const text = typeof body === 'string' ? body.trim().slice(0, 200) : '';
+  const text = (typeof body === 'string' ? body.trim() : body === undefined ? '' : JSON.stringify(body)).slice(0, 200);
   return { code: `Http${response.status}`, message: `HTTP ${response.status} ${response.statusText} without an error body: ${text}`.trim() };
 }

@@ -16,6 +16,11 @@ export interface AuthOptions {
   now?: () => number;
   /** Verify with Web Crypto even where node:crypto is available (as on runtimes without it). */
   webCrypto?: boolean;
+  /**
+   * The host (and port) clients sign, for a service behind a proxy that rewrites Host. By default
+   * the request's Host header.
+   */
+  host?: string;
 }
 
 interface Digest {
@@ -166,7 +171,7 @@ export function createAuthenticator(options: AuthOptions) {
     if (!constantTimeEqual(request.headers.get('x-ms-content-sha256') ?? '', contentHash)) {
       throw unauthorized('ContentHashMismatch', 'x-ms-content-sha256 does not match the body received.', 'x-ms-content-sha256');
     }
-    return `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${request.host};${contentHash}`;
+    return `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${options.host ?? request.host};${contentHash}`;
   }
 
   /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and was not seen before; throws 401 otherwise. */

@@ -20,6 +20,8 @@ export interface SimulatorServiceOptions extends SimulatorOptions {
   allowLoopback?: boolean;
   /** How host names are resolved for the URI checks; the system's resolver by default. */
   resolve?: Resolver;
+  /** The host clients sign, when a proxy in front rewrites Host. */
+  signedHost?: string;
   /** Callback delivery settings (schedule, timeouts) beyond the secret and the guard. */
   delivery?: Omit<CallbackDeliveryOptions, 'secret' | 'guard'>;
 }
@@ -35,7 +37,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   const delivery = createCallbackDelivery({ ...options.delivery, secret: options.callbackSecret, guard });
   const api = createCallAutomationApp({
     handlers: simulator.handlers,
-    auth: { accessKeys: options.accessKeys },
+    auth: { accessKeys: options.accessKeys, host: options.signedHost },
     callbacks: delivery,
     checkUri: async (uri, field) => void (await guard.check(uri, field)),
   });
