@@ -66,6 +66,17 @@ export const brokenServers: BrokenServer[] = [
     },
   },
   {
+    name: 'optional fields refused',
+    caughtBy: 'positive.create-call',
+    says: /createCall refused a valid body with 400/,
+    wrap: (fetch) => async (request) => {
+      if (!isCreate(request)) return fetch(request);
+      const body = (await request.clone().json().catch(() => ({}))) as Record<string, unknown>;
+      const optional = ['source', 'subject', 'alternateCallerId'].filter((name) => name in body);
+      return optional.length ? json(400, { code: 'ValidationFailed', message: `Unknown field ${optional[0]}.` }) : fetch(request);
+    },
+  },
+  {
     name: 'auth not enforced',
     caughtBy: 'auth.no-credentials',
     says: /was not refused with 401/,

@@ -3,9 +3,10 @@ import { callbackChecks } from './callbacks.ts';
 import { errorChecks } from './errors.ts';
 import { lifecycleChecks } from './lifecycle.ts';
 import { negativeChecks } from './negative.ts';
+import { positiveChecks } from './positive.ts';
 import type { Check } from './types.ts';
 
 export type { Check } from './types.ts';
 
 /** Every check, in the order they run. */
-export const allChecks: Check[] = [...authChecks, ...errorChecks, ...negativeChecks, ...lifecycleChecks, ...callbackChecks];
+export const allChecks: Check[] = [...authChecks, ...errorChecks, ...negativeChecks, ...positiveChecks, ...lifecycleChecks, ...callbackChecks];
