@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessKey, brokenServers, callbackSecret, serveTarget, type Served } from './fixtures.ts';
+
+const run = promisify(execFile);
+const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
+const tsx = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
+
+async function conformance(target: Served, reportDir: string, ...extra: string[]) {
+  const args = [cli, '--base-url', target.url, '--connection-string', `endpoint=${target.url}/;accesskey=${accessKey}`, '--callback-secret', callbackSecret, '--control-url', target.controlUrl, '--seed', '7', '--report-dir', reportDir, ...extra];
+  return run(tsx, args).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout + error.stderr }),
+  );
+}
+
+describe('the CLI', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'call-automation-conformance-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('prints each check and a summary, writes JSON and JUnit, and exits 0 when all pass', async () => {
+    const target = await serveTarget();
+    try {
+      const { code, stdout } = await conformance(target, join(dir, 'ok'), '--only', 'auth.*', '--only', 'errors.*');
+      expect(stdout).toContain('seed 7; replay with --seed 7');
+      expect(stdout).toMatch(/✓ auth\.no-credentials/);
+      expect(stdout).toMatch(/^auth +5 +0 +0$/m);
+      expect(stdout).toMatch(/^total +8 +0 +0$/m);
+      expect(code).toBe(0);
+      const report = JSON.parse(await readFile(join(dir, 'ok', 'conformance.json'), 'utf8')) as { seed: number; results: Array<{ status: string }> };
+      expect(report.seed).toBe(7);
+      expect(report.results).toHaveLength(8);
+      const junit = await readFile(join(dir, 'ok', 'junit.xml'), 'utf8');
+      expect(junit).toContain('<testsuite name="call-automation-conformance" tests="8" failures="0" skipped="0"');
+    } finally {
+      await target.close();
+    }
+  }, 60_000);
+
+  it('exits 1 and names the failed check when the server breaks the contract', async () => {
+    const target = await serveTarget(brokenServers.find((b) => b.name === 'plain-text error'));
+    try {
+      const { code, stdout } = await conformance(target, join(dir, 'broken'), '--only', 'errors.unknown-call');
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/✗ errors\.unknown-call/);
+      expect(await readFile(join(dir, 'broken', 'junit.xml'), 'utf8')).toMatch(/<failure message="[^"]*not the API&apos;s error body|<failure message="[^"]*error body/);
+    } finally {
+      await target.close();
+    }
+  }, 60_000);
+
+  it('says what is missing, and exits 2, without its required options', async () => {
+    const { code, stdout } = await run(tsx, [cli]).then(
+      () => ({ code: 0, stdout: '' }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stdout: error.stderr }),
+    );
+    expect(code).toBe(2);
+    expect(stdout).toContain('--base-url and --connection-string are required');
+  });
+});
