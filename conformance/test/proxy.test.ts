@@ -58,6 +58,10 @@ describe("the simulator through Prism's validating proxy", () => {
     expect((await client.removeParticipant(callLegId, 'no-such-participant')).response.status).toBe(404);
     expect((await client.hangupCall(callLegId)).response.status).toBe(202);
     expect((await client.hangupCall(callLegId)).response.status).toBe(404);
+    // A request the schema allows but the service refuses: its 400 passes through, checked.
+    const refused = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: 'http://10.1.2.3/cb', requestedModalities: ['audio'], requestedCallEvents: [] });
+    expect(refused.response.status).toBe(400);
+    expect(refused.error?.code).toBe('UriNotAllowed');
     expect(violations).toEqual([]);
   });
 
