@@ -56,6 +56,11 @@ describe('the CLI', () => {
     }
   }, 60_000);
 
+  it('runs as its bin, call-automation-conformance', async () => {
+    const { stdout } = await run(join(import.meta.dirname, '..', 'bin', 'call-automation-conformance.js'), ['--help']);
+    expect(stdout).toContain('Usage: call-automation-conformance --base-url URL');
+  });
+
   it('says what is missing, and exits 2, without its required options', async () => {
     const { code, stdout } = await run(tsx, [cli]).then(
       () => ({ code: 0, stdout: '' }),
