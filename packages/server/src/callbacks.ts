@@ -158,7 +158,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   async function attempt(delivery: PendingDelivery): Promise<{ status?: number; retryAfterMs?: number; error?: string; refused?: boolean }> {
     if (options.guard) {
       try {
-        await options.guard.check(delivery.callbackUri, 'callbackUri');
+        // Resolved anew for every attempt: what the name pointed to at request time may have changed.
+        await options.guard.check(delivery.callbackUri, 'callbackUri', { fresh: true });
       } catch (error) {
         return { refused: true, error: (error as Error).message };
       }

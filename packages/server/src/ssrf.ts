@@ -9,6 +9,12 @@ export interface UriGuardOptions {
   allowLoopback?: boolean;
   /** How host names are resolved; by default the system's resolver (node:dns), every address. */
   resolve?: Resolver;
+  /**
+   * How long an allowed URI is remembered, so that an app's one callbackUri is not parsed and
+   * resolved on every request. Default 30 s; 0 turns it off. Checks asked to be fresh (callback
+   * delivery asks) always resolve again.
+   */
+  cacheMs?: number;
 }
 
 interface DnsModule {
@@ -52,8 +58,21 @@ export function refusedRange(address: string, allowLoopback = false): string | u
 export function createUriGuard(options: UriGuardOptions = {}) {
   const resolve = options.resolve ?? systemResolver;
   const refuse = (field: string, message: string) => new ApiError(400, 'UriNotAllowed', `${field} ${message}.`, { target: `/${field}` });
+  const cacheMs = options.cacheMs ?? 30_000;
+  const allowed = new Map<string, { addresses: string[]; until: number }>();
 
-  async function check(uri: string, field = 'uri'): Promise<string[]> {
+  async function check(uri: string, field = 'uri', how: { fresh?: boolean } = {}): Promise<string[]> {
+    const remembered = how.fresh || cacheMs === 0 ? undefined : allowed.get(uri);
+    if (remembered && remembered.until > Date.now()) return remembered.addresses;
+    const addresses = await judge(uri, field);
+    if (cacheMs > 0) {
+      if (allowed.size >= 1000) allowed.delete(allowed.keys().next().value!);
+      allowed.set(uri, { addresses, until: Date.now() + cacheMs });
+    }
+    return addresses;
+  }
+
+  async function judge(uri: string, field: string): Promise<string[]> {
     let url: URL;
     try {
       url = new URL(uri);

@@ -68,3 +68,28 @@ describe('the URI guard', () => {
     await expect(loopbackAllowed.check('http://10.0.0.7/cb')).rejects.toThrow('private');
   });
 });
+
+describe('the guard remembers what it allowed', () => {
+  it('resolves an allowed host once within cacheMs, and every time when asked to be fresh', async () => {
+    let lookups = 0;
+    const guard = createUriGuard({
+      resolve: async () => {
+        lookups++;
+        return ['93.184.216.34'];
+      },
+    });
+    await guard.check('https://callbacks.example/cb');
+    await guard.check('https://callbacks.example/cb');
+    expect(lookups).toBe(1);
+    await guard.check('https://callbacks.example/cb', 'callbackUri', { fresh: true });
+    expect(lookups).toBe(2);
+  });
+
+  it('never remembers a refusal, and re-resolves a fresh check that now points inside', async () => {
+    let answer = ['93.184.216.34'];
+    const guard = createUriGuard({ resolve: async () => answer });
+    await guard.check('https://rebinding.example/cb');
+    answer = ['10.0.0.9'];
+    await expect(guard.check('https://rebinding.example/cb', 'callbackUri', { fresh: true })).rejects.toThrow('private');
+  });
+});
