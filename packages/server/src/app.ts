@@ -44,8 +44,17 @@ const noEmitter: CallbackEmitter = {
 /** Sent with every answer: no sniffing of the JSON, no caching of a call's state. */
 const secureHeaders = { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
 
-function problem(c: Context, error: ApiError, requestId: string): Response {
-  return c.json(error.body, error.status as 400, { ...secureHeaders, 'x-ms-request-id': requestId, ...error.options.headers });
+/**
+ * A Response built directly, headers as a plain object: @hono/node-server writes such a Response
+ * without converting a Headers object, which saves several µs a request over c.json(…, headers).
+ */
+function answer(status: number, body: unknown, headers: Record<string, string>): Response {
+  if (body === undefined) return new Response(null, { status, headers: { ...secureHeaders, ...headers } });
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...secureHeaders, ...headers } });
+}
+
+function problem(_c: Context, error: ApiError, requestId: string): Response {
+  return answer(error.status, error.body, { 'x-ms-request-id': requestId, ...error.options.headers });
 }
 
 /**
@@ -164,10 +173,8 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     return result;
   }
 
-  function reply(c: Context, route: Route, result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
-    const headers = { ...secureHeaders, 'x-ms-request-id': requestId, ...extra, ...result.headers };
-    if (result.body === undefined) return c.body(null, result.status as 202, headers);
-    return c.json(result.body as object, result.status as 200, headers);
+  function reply(_c: Context, _route: Route, result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
+    return answer(result.status, result.body, { 'x-ms-request-id': requestId, ...extra, ...result.headers });
   }
 
   function validate(name: string | null, value: unknown, place: 'path' | 'header' | 'body') {
