@@ -29,8 +29,10 @@ interface Digest {
 }
 interface NodeCrypto {
   createHash(algorithm: 'sha256'): Digest;
-  /** One-shot hashing (Node 20.12+): no Hash object per call, which matters under load. */
-  hash?: ((algorithm: 'sha256', data: string | Uint8Array, encoding: 'base64') => string) & ((algorithm: 'sha256', data: Uint8Array, encoding: 'buffer') => Uint8Array);
+  createHmac(algorithm: 'sha256', key: object): Digest;
+  createSecretKey(key: Uint8Array): object;
+  /** One-shot hashing (Node 20.12+): half the cost of a Hash object for a small body. */
+  hash?: (algorithm: 'sha256', data: string | Uint8Array, encoding: 'base64') => string;
 }
 
 // node:crypto is several times faster than Node's Web Crypto; other runtimes use Web Crypto.
@@ -42,25 +44,13 @@ function nodeSha256(data: string | Uint8Array): string {
   return nodeCrypto!.hash ? nodeCrypto!.hash('sha256', data, 'base64') : nodeCrypto!.createHash('sha256').update(data).digest('base64');
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 /**
- * HMAC-SHA256 (RFC 2104) over node:crypto's SHA-256: H((K ^ opad) || H((K ^ ipad) || m)), with
- * the padded keys made once. Creating an Hmac object per request costs more under load than the
- * two one-shot hashes; the tests check it against Azure's signatures and node:crypto's Hmac.
+ * HMAC-SHA256 with node:crypto, keyed by a KeyObject made once (measured here: 1.6 µs a
+ * signature; building HMAC from two one-shot hashes took 6.5 µs, from the copies it makes).
  */
 function nodeHmacSigner(key: Uint8Array): (message: string) => string {
-  const block = new Uint8Array(64);
-  block.set(key.length > 64 ? Uint8Array.from(atob(nodeSha256(key)), (c) => c.charCodeAt(0)) : key);
-  const inner = block.map((b) => b ^ 0x36);
-  const outer = block.map((b) => b ^ 0x5c);
-  const hash = nodeCrypto!.hash!;
-  return (message) => hash('sha256', concat(outer, hash('sha256', concat(inner, encoder.encode(message)), 'buffer')), 'base64');
+  const secret = nodeCrypto!.createSecretKey(key);
+  return (message) => nodeCrypto!.createHmac('sha256', secret).update(message, 'utf8').digest('base64');
 }
 
 function base64(bytes: ArrayBuffer): string {
@@ -118,7 +108,7 @@ export interface SignedRequest {
  */
 export function createAuthenticator(options: AuthOptions) {
   const keys = (options.accessKeys ?? []).map(decodeKey);
-  const nodeSigners = nodeCrypto?.hash && !options.webCrypto ? keys.map(nodeHmacSigner) : [];
+  const nodeSigners = nodeCrypto && !options.webCrypto ? keys.map(nodeHmacSigner) : [];
   let webKeys: Array<Promise<CryptoKey>> | undefined;
   const webKey = (index: number) => (webKeys ??= keys.map((key) => crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])))[index]!;
   const skew = options.clockSkewMs ?? 15 * 60_000;
