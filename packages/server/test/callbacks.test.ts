@@ -1,7 +1,9 @@
 import { parseCallbackEvent, verifyCallbackSignature } from '@call-automation/client/events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDeliveryOptions } from '../src/index.ts';
-import { startReceiver } from './receiver.ts';
+// The conformance suite's receiver (that package depends on this one, so it is imported by path).
+import { startCallbackReceiver, type ReceivedCallback } from '../../../conformance/src/harness/receiver.ts';
+import type { ServerResponse } from 'node:http';
 
 const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
 const closers: Array<() => Promise<void>> = [];
@@ -9,8 +11,8 @@ afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-async function receiver(...args: Parameters<typeof startReceiver>) {
-  const r = await startReceiver(...args);
+async function receiver(answer?: (delivery: ReceivedCallback, count: number, res: ServerResponse) => void) {
+  const r = await startCallbackReceiver({ answer });
   closers.push(r.close);
   return r;
 }

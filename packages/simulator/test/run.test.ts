@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createCallAutomationClient } from '@call-automation/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSimulator, type RunningSimulator } from '../src/index.ts';
-import { startReceiver } from '../../server/test/receiver.ts';
+import { startCallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 
 const accessKey = Buffer.from('run-test-access-key-000000000001').toString('base64');
 const callbackSecret = `whsec_${Buffer.from('run-test-callback-secret-0000001').toString('base64')}`;
@@ -49,7 +49,7 @@ describe('the simulator as `pnpm start` runs it', () => {
   });
 
   it('delivers the callbacks still queued when it stops, then refuses connections', async () => {
-    const receiver = await startReceiver((_entry, _n, res) => void setTimeout(() => res.writeHead(204).end(), 100));
+    const receiver = await startCallbackReceiver({ answer: (_entry, _n, res) => void setTimeout(() => res.writeHead(204).end(), 100) });
     try {
       const client = createCallAutomationClient(`endpoint=${running.url}/;accesskey=${accessKey}`);
       const created = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
