@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createCallAutomationClient } from '@call-automation/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binDir, repoRoot } from '../lib/paths.ts';
+
+const accessKey = Buffer.from('start-test-access-key-0000000001').toString('base64');
+const callbackSecret = `whsec_${Buffer.from('start-test-callback-secret-00001').toString('base64')}`;
+
+/** `pnpm start`'s program, as a newcomer runs it (without the generate step, which has its own tests). */
+describe('scripts/start.ts', () => {
+  let child: ChildProcess;
+  let output = '';
+  let url: string;
+
+  beforeAll(async () => {
+    child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
+      cwd: repoRoot,
+      env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!/Ctrl\+C stops it/.test(output)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`pnpm start did not come up:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    url = /simulator on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+  }, 60_000);
+
+  afterAll(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  it('prints the URL, a ready connection string, the docs, the spec and the control surface', () => {
+    expect(output).toContain(`connection string  endpoint=${url}/;accesskey=${accessKey}`);
+    expect(output).toContain(`docs               ${url}/docs`);
+    expect(output).toContain(`${url}/openapi.json`);
+    expect(output).toMatch(/control +http:\/\/127\.0\.0\.1:\d+ +\(loopback only\)/);
+    expect(output).not.toContain('made up for this run');
+  });
+
+  it('serves the docs page and the spec, and a call through the client', async () => {
+    const docs = await fetch(`${url}/docs`);
+    expect(docs.status).toBe(200);
+    expect(await docs.text()).toContain('Call Automation API');
+    expect(((await (await fetch(`${url}/openapi.json`)).json()) as { openapi: string }).openapi).toBe('3.1.0');
+    const client = createCallAutomationClient(`endpoint=${url}/;accesskey=${accessKey}`);
+    const created = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: 'http://127.0.0.1:9/cb', requestedModalities: ['audio'], requestedCallEvents: [] });
+    expect(created.response.status).toBe(200);
+    expect((await client.hangupCall(created.data!.callLegId)).response.status).toBe(202);
+  });
+
+  it('stops cleanly on SIGINT', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(output).toContain('SIGINT: stopping');
+  }, 20_000);
+});
