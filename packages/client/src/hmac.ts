@@ -85,12 +85,16 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
 
   /** The date and string to sign of a request whose body hashes to `contentHash`. */
   function prepare(request: Request, contentHash: string): { date: string; stringToSign: string } {
-    const url = new URL(request.url);
+    // request.url is already normalised by the URL parser: the host (with a port only when it is
+    // not the scheme's default, as the scheme wants) and the path and query as sent, read off it.
+    const href = request.url;
+    const hostStart = href.indexOf('//') + 2;
+    const pathStart = href.indexOf('/', hostStart);
+    const host = href.slice(hostStart, pathStart === -1 ? undefined : pathStart);
+    const pathAndQuery = pathStart === -1 ? '/' : href.slice(pathStart).split('#')[0]!;
     const method = request.method.toUpperCase();
-    const pathAndQuery = url.pathname + url.search;
-    // URL.host carries the port only when it is not the scheme's default, as the scheme wants.
-    const date = dateFor(`${method} ${url.host}${pathAndQuery} ${contentHash}`);
-    return { date, stringToSign: `${method}\n${pathAndQuery}\n${date};${url.host};${contentHash}` };
+    const date = dateFor(`${method} ${host}${pathAndQuery} ${contentHash}`);
+    return { date, stringToSign: `${method}\n${pathAndQuery}\n${date};${host};${contentHash}` };
   }
 
   function setHeaders(request: Request, date: string, contentHash: string, signature: string): Request {

@@ -123,12 +123,17 @@ export function createRetryMiddleware(sign: (request: Request) => Request | Prom
   // had its retries already.
   const settled = new WeakSet<Response>();
 
+  async function retryResponse(request: Request, response: Response, schemaPath: string, fetchImpl: typeof fetch): Promise<Response | undefined> {
+    const outcome = await retry(request, schemaPath, { response }, fetchImpl);
+    if (outcome.error !== undefined) throw outcome.error;
+    return outcome.response === response ? undefined : outcome.response;
+  }
+
   return {
-    async onResponse({ request, response, schemaPath, options }) {
-      if (settled.has(response)) return undefined;
-      const outcome = await retry(request, schemaPath, { response }, options.fetch);
-      if (outcome.error !== undefined) throw outcome.error;
-      return outcome.response === response ? undefined : outcome.response;
+    onResponse({ request, response, schemaPath, options }) {
+      // The common case, an answer not worth retrying, returns at once, without a promise.
+      if (settled.has(response) || !retryableStatuses.has(response.status)) return undefined;
+      return retryResponse(request, response, schemaPath, options.fetch);
     },
     async onError({ request, error, schemaPath, options }) {
       const call = request instanceof CallRequest ? request.call : undefined;
