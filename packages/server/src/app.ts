@@ -53,7 +53,7 @@ function answer(status: number, body: unknown, headers: Record<string, string>):
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...secureHeaders, ...headers } });
 }
 
-function problem(_c: Context, error: ApiError, requestId: string): Response {
+function problem(error: ApiError, requestId: string): Response {
   return answer(error.status, error.body, { 'x-ms-request-id': requestId, ...error.options.headers });
 }
 
@@ -133,8 +133,8 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       return result;
     };
     const repeatId = headers['repeatability-request-id'];
-    if (!idempotency || repeatId === undefined) return reply(c, route, await run(), requestId);
-    return reply(c, route, await once(`${callerKey(caller)}:${repeatId}`, run), requestId, { 'Repeatability-Result': 'accepted' });
+    if (!idempotency || repeatId === undefined) return reply(await run(), requestId);
+    return reply(await once(`${callerKey(caller)}:${repeatId}`, run), requestId, { 'Repeatability-Result': 'accepted' });
   }
 
   async function once(key: string, run: () => Promise<StoredReply>): Promise<StoredReply> {
@@ -173,7 +173,7 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     return result;
   }
 
-  function reply(_c: Context, _route: Route, result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
+  function reply(result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
     return answer(result.status, result.body, { 'x-ms-request-id': requestId, ...extra, ...result.headers });
   }
 
@@ -198,23 +198,23 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       try {
         return await handle(route, c, requestId);
       } catch (error) {
-        if (error instanceof ApiError) return problem(c, error, requestId);
-        return internalError(c, error, requestId, route.operationId);
+        if (error instanceof ApiError) return problem(error, requestId);
+        return internalError(error, requestId, route.operationId);
       }
     });
   }
   for (const [path, methods] of methodsByPath) {
     app.all(path, (c) => {
       const allow = methods.join(', ');
-      return problem(c, new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${allow}.`, { headers: { Allow: allow } }), crypto.randomUUID());
+      return problem(new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${allow}.`, { headers: { Allow: allow } }), crypto.randomUUID());
     });
   }
-  app.notFound((c) => problem(c, new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${new URL(c.req.url).pathname}.`), crypto.randomUUID()));
-  app.onError((error, c) => internalError(c, error, crypto.randomUUID()));
+  app.notFound((c) => problem(new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${new URL(c.req.url).pathname}.`), crypto.randomUUID()));
+  app.onError((error) => internalError(error, crypto.randomUUID()));
 
-  function internalError(c: Context, error: unknown, requestId: string, operationId?: string): Response {
+  function internalError(error: unknown, requestId: string, operationId?: string): Response {
     options.onError?.(error, { requestId, operationId });
-    return problem(c, new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
+    return problem(new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
   }
 
   return app;
