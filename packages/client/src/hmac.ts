@@ -6,27 +6,44 @@ export const EMPTY_CONTENT_HASH = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='
 
 const encoder = new TextEncoder();
 
-interface Digest {
-  update(data: string | Uint8Array, encoding?: 'utf8'): Digest;
-  digest(encoding: 'base64'): string;
-}
 interface NodeCrypto {
-  createHash(algorithm: 'sha256'): Digest;
-  createHmac(algorithm: 'sha256', key: Uint8Array): Digest;
+  /** One-shot SHA-256 (Node 20.12+). */
+  hash(algorithm: 'sha256', data: string | Uint8Array, encoding: 'base64' | 'buffer'): string & Uint8Array;
 }
 
 // Node's Web Crypto sends every digest to a worker thread, which makes it about ten times slower
 // than node:crypto for a small body (186 µs against 19 µs a call, measured by `pnpm bench`).
-// Where the runtime offers node:crypto without an import (Node 20.16+, Bun), it is used; browsers,
-// Deno and workers use Web Crypto. Both give the same bytes (the tests check each against Azure).
-const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:crypto') as
-  | NodeCrypto
-  | undefined;
+// Where the runtime offers node:crypto's one-shot hash without an import (Node 20.16+), it is
+// used; browsers, Deno and workers use Web Crypto. Both give the same bytes (the tests check each
+// against Azure's SDK).
+const nodeCrypto = (globalThis as { process?: { getBuiltinModule?: (id: string) => { hash?: unknown } | undefined } }).process?.getBuiltinModule?.('node:crypto');
+const oneShot = typeof nodeCrypto?.hash === 'function' ? (nodeCrypto as NodeCrypto) : undefined;
 
 function toBase64(bytes: ArrayBuffer): string {
   let binary = '';
   for (const byte of new Uint8Array(bytes)) binary += String.fromCharCode(byte);
   return btoa(binary);
+}
+
+/**
+ * HMAC-SHA256 (RFC 2104) on node:crypto's one-shot hash: the key's padded blocks are made once,
+ * and a signature allocates no Hash or Hmac object. Inside a call that is about 6 µs cheaper
+ * than createHmac, whose native objects weigh on every garbage collection (`pnpm bench`).
+ */
+function nodeHmacSigner(node: NodeCrypto, key: Uint8Array): (message: string) => string {
+  const block = new Uint8Array(64);
+  block.set(key.length > 64 ? node.hash('sha256', key, 'buffer') : key);
+  const inner = block.map((byte) => byte ^ 0x36);
+  const outer = new Uint8Array(96);
+  outer.set(block.map((byte) => byte ^ 0x5c));
+  return (message) => {
+    const text = encoder.encode(message);
+    const first = new Uint8Array(64 + text.length);
+    first.set(inner);
+    first.set(text, 64);
+    outer.set(node.hash('sha256', first, 'buffer'), 64);
+    return node.hash('sha256', outer, 'base64');
+  };
 }
 
 function fromBase64(text: string): Uint8Array<ArrayBuffer> {
@@ -68,7 +85,8 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
     keyBytes = fromBase64(accessKey);
   } catch {}
   if (!keyBytes?.length) throw new TypeError('The access key is not base64: copy it from the connection string');
-  const native = options.webCrypto ? undefined : nodeCrypto;
+  const native = options.webCrypto ? undefined : oneShot;
+  const nodeHmac = native && nodeHmacSigner(native, keyBytes);
   const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const lastSecond = new Map<string, number>();
 
@@ -113,9 +131,9 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
   }
 
   function signWithNodeCrypto(request: Request, body: string | Uint8Array): Request {
-    const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native!.createHash('sha256').update(body).digest('base64');
+    const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native!.hash('sha256', body, 'base64');
     const { date, stringToSign } = prepare(request, contentHash);
-    return setHeaders(request, date, contentHash, native!.createHmac('sha256', keyBytes!).update(stringToSign, 'utf8').digest('base64'));
+    return setHeaders(request, date, contentHash, nodeHmac!(stringToSign));
   }
 
   function sign(request: Request): Request | Promise<Request> {

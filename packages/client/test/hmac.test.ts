@@ -68,6 +68,8 @@ describe("HMAC signing matches Azure's policy (@azure/communication-common)", ()
         method: pick(['POST', 'DELETE', 'post']),
         body: pick(bodies),
         time: Date.UTC(2026, 10, 23, 12, 0, 0) + Math.floor(next() * 10 ** 9),
+        // Keys shorter than, as long as and longer than SHA-256's 64-byte block (HMAC hashes those first).
+        keyLength: pick([16, 32, 64, 65, 100]),
       };
     }
   }
@@ -76,10 +78,12 @@ describe("HMAC signing matches Azure's policy (@azure/communication-common)", ()
     ['node:crypto', false],
     ['Web Crypto', true],
   ])('with %s, for 300 generated requests (seed 20261123)', async (_name, webCrypto) => {
-    const key = btoa(String.fromCharCode(...Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 256)));
-    const policy = createCommunicationAccessKeyCredentialPolicy(new AzureKeyCredential(key));
     let checked = 0;
+    const lengths = new Set<number>();
     for (const c of cases(20261123, 300)) {
+      const key = btoa(String.fromCharCode(...Array.from({ length: c.keyLength }, (_, i) => (i * 37 + 11) % 256)));
+      const policy = createCommunicationAccessKeyCredentialPolicy(new AzureKeyCredential(key));
+      lengths.add(c.keyLength);
       vi.setSystemTime(c.time);
       let azure: PipelineRequest | undefined;
       const request = createPipelineRequest({ url: c.url, method: c.method.toUpperCase() as 'POST', headers: createHttpHeaders(), body: c.body || undefined });
@@ -91,10 +95,11 @@ describe("HMAC signing matches Azure's policy (@azure/communication-common)", ()
         new CallRequest(c.url, { method: c.method, body: c.body || undefined }),
       );
       for (const name of ['x-ms-date', 'x-ms-content-sha256', 'authorization']) {
-        expect(ours.headers.get(name), `${name} for ${c.method} ${c.url} body ${c.body.slice(0, 40)}`).toBe(azure!.headers.get(name));
+        expect(ours.headers.get(name), `${name} for ${c.method} ${c.url} body ${c.body.slice(0, 40)} key ${c.keyLength} bytes`).toBe(azure!.headers.get(name));
       }
       checked++;
     }
     expect(checked).toBe(300);
+    expect([...lengths].sort((a, b) => a - b)).toEqual([16, 32, 64, 65, 100]);
   });
 });

@@ -12,8 +12,12 @@ const run = promisify(execFile);
 const packageDir = join(import.meta.dirname, '..');
 const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
 
-/** The main entry's size, bundled for browsers, minified, gzipped: the 4 kB target is not met yet, see bench. */
-const sizeCeiling = 5900;
+/**
+ * The main entry's size, bundled for browsers, minified, gzipped: a ratchet against unnoticed
+ * growth, not the 4 kB target, which is not met yet (see the bench). Raised from 5900 by the
+ * one-shot HMAC for Node, which costs 100 bytes and saves about 6 µs a call.
+ */
+const sizeCeiling = 5950;
 
 describe('the published package', () => {
   let dir: string;
