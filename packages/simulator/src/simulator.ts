@@ -8,6 +8,12 @@ export interface SimulatorOptions {
   answerDelayMs?: number;
   /** How long one play of an audio file lasts. Default 1 s. */
   playDurationMs?: number;
+  /**
+   * The most calls kept in memory at once. When a new call would pass it, the service ends the
+   * oldest one (terminating, then terminated, as a hang-up would), so that a long or heavy run
+   * stays within bounded memory. Default 10 000.
+   */
+  maxCalls?: number;
 }
 
 interface Participant {
@@ -52,6 +58,7 @@ const cancelled = { code: 400, subcode: 8508, message: 'Action failed, the opera
 export function createSimulator(options: SimulatorOptions = {}) {
   const answerDelay = options.answerDelayMs ?? 200;
   const playDuration = options.playDurationMs ?? 1000;
+  const maxCalls = options.maxCalls ?? 10_000;
   const calls = new Map<string, Call>();
   const declining = new Set<string>();
   /** Hang-ups between terminating and terminated, to finish on stop. */
@@ -102,6 +109,21 @@ export function createSimulator(options: SimulatorOptions = {}) {
     emit(call, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
   }
 
+  /** Ends a call: its operations answer 404 from now on; terminating, then terminated, go out. */
+  function end(call: Call) {
+    calls.delete(call.callLegId);
+    for (const timer of call.timers) clearTimeout(timer);
+    call.timers.clear();
+    setState(call, 'terminating');
+    ending.set(
+      call,
+      setTimeout(() => {
+        ending.delete(call);
+        setState(call, 'terminated');
+      }, 10),
+    );
+  }
+
   const handlers: CallAutomationHandlers = {
     createCall({ body }, context) {
       events = context.events;
@@ -115,6 +137,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
         timers: new Set(),
         toneSequence: 0,
       };
+      // A Map keeps insertion order: the first call is the oldest.
+      if (calls.size >= maxCalls) end(calls.values().next().value!);
       calls.set(callLegId, call);
       context.events.register(callLegId, body.callbackUri);
       setState(call, 'establishing');
@@ -127,18 +151,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     },
 
     hangupCall({ params }) {
-      const call = live(params.callId);
-      calls.delete(call.callLegId);
-      for (const timer of call.timers) clearTimeout(timer);
-      call.timers.clear();
-      setState(call, 'terminating');
-      ending.set(
-        call,
-        setTimeout(() => {
-          ending.delete(call);
-          setState(call, 'terminated');
-        }, 10),
-      );
+      end(live(params.callId));
       return { status: 202 };
     },
 
