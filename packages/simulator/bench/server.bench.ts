@@ -8,7 +8,7 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
@@ -106,7 +106,7 @@ async function load(port: number, signed: boolean): Promise<{ rps: number; p99ms
       script,
       [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(body)}`, ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)].join('\n'),
     );
-    const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]);
+    const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]).finally(() => rm(script, { force: true }));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]);
     const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout)!;
     const p99ms = Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1);
