@@ -89,16 +89,21 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
   const nodeHmac = native && nodeHmacSigner(native, keyBytes);
   const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const lastSecond = new Map<string, number>();
+  let prunedAt = 0;
+  let dated = { second: 0, text: '' };
 
   function dateFor(signingKey: string): string {
     const current = Math.floor(now() / 1000);
+    // Once a second, forget what was signed before it: those dates can no longer collide.
+    if (current !== prunedAt) {
+      for (const [k, s] of lastSecond) if (s < current) lastSecond.delete(k);
+      prunedAt = current;
+    }
     const previous = lastSecond.get(signingKey);
     const second = previous !== undefined && previous >= current ? previous + 1 : current;
-    if (lastSecond.size >= 1024) {
-      for (const [k, s] of lastSecond) if (s < current - 1) lastSecond.delete(k);
-    }
     lastSecond.set(signingKey, second);
-    return new Date(second * 1000).toUTCString();
+    if (dated.second !== second) dated = { second, text: new Date(second * 1000).toUTCString() };
+    return dated.text;
   }
 
   /** The date and string to sign of a request whose body hashes to `contentHash`. */
