@@ -88,19 +88,38 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
   const native = options.webCrypto ? undefined : oneShot;
   const nodeHmac = native && nodeHmacSigner(native, keyBytes);
   const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  /** For each request signed lately (method, host, path and body hash), the second it was dated. */
   const lastSecond = new Map<string, number>();
-  let prunedAt = 0;
-  let dated = { second: 0, text: '' };
+  /** The second the map was last pruned at: the latest clock reading seen. */
+  let prunedAt = Number.NEGATIVE_INFINITY;
+  /** No date before it: raised when the map is cleared while full. */
+  let floor = Number.NEGATIVE_INFINITY;
+  let dated = { second: Number.NaN, text: '' };
 
   function dateFor(signingKey: string): string {
-    const current = Math.floor(now() / 1000);
-    // Once a second, forget what was signed before it: those dates can no longer collide.
-    if (current !== prunedAt) {
+    let current = Math.floor(now() / 1000);
+    // A clock set back by a few seconds (a time sync) stays at the latest second seen, so that a
+    // request dated in the seconds already forgotten is not dated the same again. Set back
+    // further, the clock is followed and the record starts anew.
+    if (current < prunedAt && prunedAt - current <= 60) current = prunedAt;
+    if (current > prunedAt) {
+      // Dates before this second can no longer collide with a new one.
       for (const [k, s] of lastSecond) if (s < current) lastSecond.delete(k);
-      prunedAt = current;
+    } else if (current < prunedAt) {
+      lastSecond.clear();
+      floor = Number.NEGATIVE_INFINITY;
+    }
+    prunedAt = current;
+    // Past 10 000 distinct requests within a second (or under a clock that stands still), the
+    // record is cleared and every later date follows all those given.
+    if (lastSecond.size >= 10_000) {
+      for (const s of lastSecond.values()) floor = Math.max(floor, s + 1);
+      lastSecond.clear();
     }
     const previous = lastSecond.get(signingKey);
-    const second = previous !== undefined && previous >= current ? previous + 1 : current;
+    // (Hundreds of identical requests a second would run the dates ahead until the service
+    // refuses them, with a 401 InvalidDate that says so.)
+    const second = Math.max(previous !== undefined && previous >= current ? previous + 1 : current, floor);
     lastSecond.set(signingKey, second);
     if (dated.second !== second) dated = { second, text: new Date(second * 1000).toUTCString() };
     return dated.text;

@@ -26,6 +26,7 @@ describe('HMAC signing', () => {
     const plain = await other.sign(new Request('http://127.0.0.1:4780/calls', { method: 'POST', body }));
     const expected = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(body))).toString('base64');
     expect(captured.headers.get('x-ms-content-sha256')).toBe(expected);
+    expect(captured.headers.get('x-ms-date')).toBe('Thu, 01 Jan 1970 00:00:00 GMT');
     expect(plain.headers.get('Authorization')).toBe(captured.headers.get('Authorization'));
   });
 
@@ -42,6 +43,31 @@ describe('HMAC signing', () => {
     // A different request in the same second keeps the current date.
     const other = await auth.sign(new CallRequest('https://contoso.communication.azure.com/calls/b/Hangup', { method: 'POST' }));
     expect(other.headers.get('x-ms-date')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+  });
+
+  it('does not give a date again when the clock is set back a few seconds', async () => {
+    let clock = Date.parse('Mon, 23 Nov 2026 12:00:00 GMT');
+    const auth = createHmacAuth(docsKey, { now: () => clock });
+    const sign = async (path: string) => (await auth.sign(new CallRequest(`https://contoso.communication.azure.com${path}`, { method: 'POST' }))).headers.get('x-ms-date');
+    expect(await sign('/calls/a/Hangup')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+    clock += 1000;
+    expect(await sign('/calls/b/Hangup')).toBe('Mon, 23 Nov 2026 12:00:01 GMT');
+    clock -= 1000;
+    // The first request again: not dated 12:00:00 a second time.
+    expect(await sign('/calls/a/Hangup')).toBe('Mon, 23 Nov 2026 12:00:01 GMT');
+    // Set back by an hour, the clock is followed.
+    clock -= 3_600_000;
+    expect(await sign('/calls/a/Hangup')).toBe('Mon, 23 Nov 2026 11:00:00 GMT');
+  });
+
+  it('keeps dating identical requests apart when its record is cleared, past 10 000 distinct requests under a clock that stands still', async () => {
+    const auth = createHmacAuth(docsKey, { now: () => Date.parse('Mon, 23 Nov 2026 12:00:00 GMT') });
+    const sign = (path: string) => (auth.sign(new CallRequest(`https://contoso.communication.azure.com${path}`, { method: 'POST' })) as Request).headers.get('x-ms-date');
+    const first = sign('/calls/a/Hangup');
+    for (let i = 0; i < 10_000; i++) sign(`/calls/n${i}/Hangup`);
+    const again = sign('/calls/a/Hangup');
+    expect(first).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+    expect(again).not.toBe(first);
   });
 
   it('refuses an access key that is not base64', () => {
@@ -80,10 +106,15 @@ describe("HMAC signing matches Azure's policy (@azure/communication-common)", ()
   ])('with %s, for 300 generated requests (seed 20261123)', async (_name, webCrypto) => {
     let checked = 0;
     const lengths = new Set<number>();
-    for (const c of cases(20261123, 300)) {
+    // One signer per key, used for all its requests in time order, as an application would.
+    const signers = new Map<number, ReturnType<typeof createHmacAuth>>();
+    let clock = 0;
+    for (const c of [...cases(20261123, 300)].sort((a, b) => a.time - b.time)) {
       const key = btoa(String.fromCharCode(...Array.from({ length: c.keyLength }, (_, i) => (i * 37 + 11) % 256)));
       const policy = createCommunicationAccessKeyCredentialPolicy(new AzureKeyCredential(key));
       lengths.add(c.keyLength);
+      clock = c.time;
+      if (!signers.has(c.keyLength)) signers.set(c.keyLength, createHmacAuth(key, { now: () => clock, webCrypto }));
       vi.setSystemTime(c.time);
       let azure: PipelineRequest | undefined;
       const request = createPipelineRequest({ url: c.url, method: c.method.toUpperCase() as 'POST', headers: createHttpHeaders(), body: c.body || undefined });
@@ -91,9 +122,10 @@ describe("HMAC signing matches Azure's policy (@azure/communication-common)", ()
         azure = signed;
         return { request: signed, status: 200, headers: createHttpHeaders() };
       });
-      const ours = await createHmacAuth(key, { now: () => c.time, webCrypto }).sign(
-        new CallRequest(c.url, { method: c.method, body: c.body || undefined }),
-      );
+      const signed = signers.get(c.keyLength)!.sign(new CallRequest(c.url, { method: c.method, body: c.body || undefined }));
+      // node:crypto signs at once; Web Crypto answers a promise.
+      expect(signed instanceof Promise).toBe(webCrypto);
+      const ours = await signed;
       for (const name of ['x-ms-date', 'x-ms-content-sha256', 'authorization']) {
         expect(ours.headers.get(name), `${name} for ${c.method} ${c.url} body ${c.body.slice(0, 40)} key ${c.keyLength} bytes`).toBe(azure!.headers.get(name));
       }

@@ -15,9 +15,10 @@ const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
 /**
  * The main entry's size, bundled for browsers, minified, gzipped: a ratchet against unnoticed
  * growth, not the 4 kB target, which is not met yet (see the bench). Raised from 5900 by the
- * one-shot HMAC for Node, which costs 100 bytes and saves about 6 µs a call.
+ * one-shot HMAC for Node (100 bytes, about 6 µs a call less) and by the signing dates' handling
+ * of a clock set back and of a bounded record (80 bytes).
  */
-const sizeCeiling = 5950;
+const sizeCeiling = 6050;
 
 describe('the published package', () => {
   let dir: string;
