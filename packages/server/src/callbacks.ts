@@ -105,6 +105,7 @@ export interface CallbackDeliveryOptions {
 }
 
 export interface CallbackDelivery extends CallbackEmitter {
+  unregister(callLegId: string): void;
   /** Resolves when every queued event is delivered or dead-lettered. */
   drain(): Promise<void>;
   /** Stops sending new events (they become dead letters) and waits (at most `timeoutMs`) for the queue to drain. */
@@ -245,6 +246,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   return {
     register(callLegId, callbackUri) {
       callbackUris.set(callLegId, callbackUri);
+    },
+    unregister(callLegId) {
+      callbackUris.delete(callLegId);
     },
     emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>) {
       const callbackUri = callbackUris.get(callLegId);

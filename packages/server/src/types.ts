@@ -43,6 +43,11 @@ export interface CallbackEmitter {
    * handler that emits events before it answers calls it first.
    */
   register(callLegId: string, callbackUri: string): void;
+  /**
+   * Forgets a call that has ended, after its last event was emitted: events already queued are
+   * still delivered. Without it, a long-running service would remember every call's callbackUri.
+   */
+  unregister?(callLegId: string): void;
 }
 
 export interface HandlerContext {

@@ -46,6 +46,17 @@ describe('callback delivery', () => {
     expect(await d.deadLetters()).toEqual([]);
   });
 
+  it('still delivers what was queued for a call it is told to forget, and refuses later events for it', async () => {
+    const r = await receiver();
+    const d = delivery();
+    d.register('leg-1', `${r.url}/cb`);
+    d.emit('leg-1', 'CallLegStateChanged', { callLegId: 'leg-1', callState: 'terminated' });
+    d.unregister('leg-1');
+    expect(() => d.emit('leg-1', 'CallLegStateChanged', established)).toThrow(/No callbackUri is registered for call leg-1/);
+    await d.drain();
+    expect(r.received.map((entry) => parseCallbackEvent(entry.body).data)).toEqual([{ callLegId: 'leg-1', callState: 'terminated' }]);
+  });
+
   it('retries after 500s with the same id and body, then succeeds, keeping later events behind', async () => {
     const r = await receiver((_entry, n, res) => void res.writeHead(n <= 2 ? 500 : 204).end());
     const d = delivery();

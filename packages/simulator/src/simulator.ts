@@ -59,6 +59,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
   const answerDelay = options.answerDelayMs ?? 200;
   const playDuration = options.playDurationMs ?? 1000;
   const maxCalls = options.maxCalls ?? 10_000;
+  if (!Number.isInteger(maxCalls) || maxCalls < 1) throw new RangeError(`maxCalls must be a whole number of at least 1, not ${maxCalls}.`);
   const calls = new Map<string, Call>();
   const declining = new Set<string>();
   /** Hang-ups between terminating and terminated, to finish on stop. */
@@ -119,9 +120,15 @@ export function createSimulator(options: SimulatorOptions = {}) {
       call,
       setTimeout(() => {
         ending.delete(call);
-        setState(call, 'terminated');
+        terminated(call);
       }, 10),
     );
+  }
+
+  /** The call's last event; its callbackUri can be forgotten once that is sent. */
+  function terminated(call: Call) {
+    setState(call, 'terminated');
+    events?.unregister?.(call.callLegId);
   }
 
   const handlers: CallAutomationHandlers = {
@@ -138,7 +145,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
         toneSequence: 0,
       };
       // A Map keeps insertion order: the first call is the oldest.
-      if (calls.size >= maxCalls) end(calls.values().next().value!);
+      if (calls.size >= maxCalls) end(calls.values().next().value as Call);
       calls.set(callLegId, call);
       context.events.register(callLegId, body.callbackUri);
       setState(call, 'establishing');
@@ -238,7 +245,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
       calls.clear();
       for (const [call, timer] of ending) {
         clearTimeout(timer);
-        setState(call, 'terminated');
+        terminated(call);
       }
       ending.clear();
     },

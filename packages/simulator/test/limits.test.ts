@@ -1,36 +1,71 @@
-import { ApiError, type CallbackEmitter, type HandlerContext } from '@call-automation/server';
-import { describe, expect, it } from 'vitest';
+import type { CallbackEmitter, HandlerContext } from '@call-automation/server';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createSimulator } from '../src/index.ts';
 
+const body = {
+  targets: [{ phoneNumber: { value: '+14251001000' } }],
+  callbackUri: 'https://app.contoso.com/api/callbacks',
+  requestedModalities: ['audio' as const],
+  requestedCallEvents: [],
+};
+
+/** An emitter that records what the simulator emits, registers and forgets. */
+function recorder() {
+  const emitted: Array<{ callLegId: string; name: string; state?: string }> = [];
+  const registered = new Set<string>();
+  const events: CallbackEmitter = {
+    emit: (callLegId, name, data) => void emitted.push({ callLegId, name, state: (data as { callState?: string }).callState }),
+    register: (callLegId) => void registered.add(callLegId),
+    unregister: (callLegId) => void registered.delete(callLegId),
+  };
+  const context = { caller: { kind: 'hmac', keyIndex: 0 }, requestId: 'r', events } as HandlerContext;
+  const states = (id: string) => emitted.filter((e) => e.callLegId === id && e.name === 'CallLegStateChanged').map((e) => e.state);
+  return { context, registered, states };
+}
+
+async function createCalls(simulator: ReturnType<typeof createSimulator>, context: HandlerContext, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const result = await simulator.handlers.createCall({ body, params: {}, headers: {} } as never, context);
+    ids.push((result as { body: { callLegId: string } }).body.callLegId);
+  }
+  return ids;
+}
+
 describe('the number of calls kept', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
   it('ends the oldest call, with its hang-up events, when a new one would pass maxCalls', async () => {
-    const emitted: Array<{ callLegId: string; name: string; state?: string }> = [];
-    const events: CallbackEmitter = {
-      emit: (callLegId, name, data) => void emitted.push({ callLegId, name, state: (data as { callState?: string }).callState }),
-      register() {},
-    };
-    const context = { caller: { kind: 'hmac', keyIndex: 0 }, requestId: 'r', events } as HandlerContext;
+    const { context, registered, states } = recorder();
     const simulator = createSimulator({ maxCalls: 2, answerDelayMs: 5 });
-    const body = {
-      targets: [{ phoneNumber: { value: '+14251001000' } }],
-      callbackUri: 'https://app.contoso.com/api/callbacks',
-      requestedModalities: ['audio' as const],
-      requestedCallEvents: [],
-    };
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const result = await simulator.handlers.createCall({ body, params: {}, headers: {} } as never, context);
-      ids.push((result as { body: { callLegId: string } }).body.callLegId);
-    }
+    const ids = await createCalls(simulator, context, 3);
     expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1], ids[2]]);
     // The first call's operations answer 404, as after a hang-up.
-    await expect(Promise.resolve().then(() => simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context))).rejects.toMatchObject({
-      status: 404,
-    } satisfies Partial<ApiError>);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const states = (id: string) => emitted.filter((e) => e.callLegId === id && e.name === 'CallLegStateChanged').map((e) => e.state);
+    expect(() => simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context)).toThrow(
+      expect.objectContaining({ status: 404 }),
+    );
+    await vi.advanceTimersByTimeAsync(50);
     expect(states(ids[0]!)).toEqual(['establishing', 'terminating', 'terminated']);
+    expect(states(ids[1]!)).toEqual(['establishing', 'established']);
     expect(states(ids[2]!)).toEqual(['establishing', 'established']);
+    // Its callbackUri is forgotten once its last event is out; the others' are kept.
+    expect([...registered]).toEqual([ids[1], ids[2]]);
     simulator.stop();
+  });
+
+  it('keeps one call with maxCalls 1, and finishes an ending call on stop', async () => {
+    const { context, registered, states } = recorder();
+    const simulator = createSimulator({ maxCalls: 1, answerDelayMs: 5 });
+    const ids = await createCalls(simulator, context, 2);
+    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1]]);
+    // Stopped while the first call is between terminating and terminated.
+    simulator.stop();
+    expect(states(ids[0]!)).toEqual(['establishing', 'terminating', 'terminated']);
+    expect(registered.has(ids[0]!)).toBe(false);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])('refuses maxCalls %s', (maxCalls) => {
+    expect(() => createSimulator({ maxCalls })).toThrow(RangeError);
   });
 });
