@@ -110,6 +110,29 @@ export function createSimulator(options: SimulatorOptions = {}) {
     emit(call, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
   }
 
+  // Call ids in creation order, to end the oldest: a Map's first entry is costly to reach after
+  // many deletions from its front (each leaves a hole to skip until the Map is rebuilt).
+  let order: string[] = [];
+  let head = 0;
+
+  function track(callLegId: string) {
+    order.push(callLegId);
+    // The ids passed over and those of calls already ended are dropped now and then, so that the
+    // list stays within a few times the calls kept, in amortised constant time.
+    if (head > maxCalls || order.length - head > 2 * maxCalls) {
+      order = order.slice(head).filter((id) => calls.has(id));
+      head = 0;
+    }
+  }
+
+  function oldest(): Call | undefined {
+    while (head < order.length) {
+      const call = calls.get(order[head++]!);
+      if (call) return call;
+    }
+    return undefined;
+  }
+
   /** Ends a call: its operations answer 404 from now on; terminating, then terminated, go out. */
   function end(call: Call) {
     calls.delete(call.callLegId);
@@ -144,9 +167,12 @@ export function createSimulator(options: SimulatorOptions = {}) {
         timers: new Set(),
         toneSequence: 0,
       };
-      // A Map keeps insertion order: the first call is the oldest.
-      if (calls.size >= maxCalls) end(calls.values().next().value as Call);
+      if (calls.size >= maxCalls) {
+        const first = oldest();
+        if (first) end(first);
+      }
       calls.set(callLegId, call);
+      track(callLegId);
       context.events.register(callLegId, body.callbackUri);
       setState(call, 'establishing');
       later(call, answerDelay, () => {
@@ -243,6 +269,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
     stop() {
       for (const call of calls.values()) for (const timer of call.timers) clearTimeout(timer);
       calls.clear();
+      order = [];
+      head = 0;
       for (const [call, timer] of ending) {
         clearTimeout(timer);
         terminated(call);

@@ -65,6 +65,22 @@ describe('the number of calls kept', () => {
     expect(registered.has(ids[0]!)).toBe(false);
   });
 
+  it('ends calls oldest first over many rounds, skipping those already hung up', async () => {
+    const { context, states } = recorder();
+    const simulator = createSimulator({ maxCalls: 3, answerDelayMs: 5 });
+    const ids = await createCalls(simulator, context, 3);
+    // The oldest is hung up by its caller: the next one to be ended by the limit is ids[1].
+    simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context);
+    ids.push(...(await createCalls(simulator, context, 1)));
+    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1], ids[2], ids[3]]);
+    ids.push(...(await createCalls(simulator, context, 20)));
+    // Always the three newest, in order, however often the list of ids was compacted.
+    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual(ids.slice(-3));
+    await vi.advanceTimersByTimeAsync(50);
+    for (const id of ids.slice(0, -3)) expect(states(id).slice(-2)).toEqual(['terminating', 'terminated']);
+    simulator.stop();
+  });
+
   it.each([0, -1, 1.5, Number.NaN])('refuses maxCalls %s', (maxCalls) => {
     expect(() => createSimulator({ maxCalls })).toThrow(RangeError);
   });
