@@ -10,8 +10,8 @@ export interface SimulatorOptions {
   playDurationMs?: number;
   /**
    * The most calls kept in memory at once. When a new call would pass it, the service ends the
-   * oldest one (terminating, then terminated, as a hang-up would), so that a long or heavy run
-   * stays within bounded memory. Default 10 000.
+   * oldest one (terminating, then terminated, as a hang-up would), so that the calls held in
+   * memory stay bounded however long or heavy the run. Default 10 000.
    */
   maxCalls?: number;
 }
