@@ -1,4 +1,4 @@
-import { createHmacAuth } from '@call-automation/client';
+import { createHmacAuth } from '@call-automation/client/raw';
 import type { CallbackReceiver } from './harness/receiver.ts';
 import { Contract, describeErrors, type JsonObject } from './contract.ts';
 

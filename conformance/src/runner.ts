@@ -1,4 +1,4 @@
-import { createHmacAuth } from '@call-automation/client';
+import { createHmacAuth } from '@call-automation/client/raw';
 import { CheckContext, CheckFailed, CheckSkipped, type TargetOptions } from './context.ts';
 import { Contract } from './contract.ts';
 import { allChecks, type Check } from './checks/index.ts';

@@ -1,4 +1,4 @@
-import { createHmacAuth } from '@call-automation/client';
+import { createHmacAuth } from '@call-automation/client/raw';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
 import { createSimulatorService } from '@call-automation/simulator';
 import type { CallbackEmitter } from '@call-automation/server';

@@ -66,7 +66,7 @@ describe("the simulator through Prism's validating proxy", () => {
   });
 
   it('blocks a request that breaks the spec, and passes a 401 through', async () => {
-    const bad = await client.raw.POST('/calls/{callId}/PlayAudio', { params: { path: { callId: 'x' } }, body: { audioFileUri: 'not a uri' } });
+    const bad = await client.playAudio('x', { audioFileUri: 'not a uri' });
     // Prism blocks a request that breaks the spec itself, with its own 422 problem.
     expect(bad.response.status).toBe(422);
     violations.length = 0;

@@ -33,7 +33,7 @@ export const authChecks: Check[] = [
     title: 'a request signed with another key is refused with 401',
     run: (c) =>
       everyOperationRefused(c, 'a request signed with the wrong key', async (request) => {
-        const { createHmacAuth } = await import('@call-automation/client');
+        const { createHmacAuth } = await import('@call-automation/client/raw');
         return createHmacAuth(wrongKey).sign(request);
       }),
   },
@@ -42,7 +42,7 @@ export const authChecks: Check[] = [
     title: 'a request dated 20 minutes ago is refused with 401',
     run: (c) =>
       everyOperationRefused(c, 'a request with a stale x-ms-date', async (request) => {
-        const { createHmacAuth } = await import('@call-automation/client');
+        const { createHmacAuth } = await import('@call-automation/client/raw');
         return createHmacAuth(c.target.accessKey, { now: () => Date.now() - 20 * 60_000 }).sign(request);
       }),
   },

@@ -1,26 +1,32 @@
-import createClient, { type Client, type Middleware } from 'openapi-fetch';
+import type { MergedOptions, Middleware } from 'openapi-fetch';
 import { normalizeEndpoint, parseConnectionString } from './connection-string.ts';
-import type { components, paths } from './generated/openapi.gen.ts';
-import { createBearerAuth, createHmacAuth, type RequestAuth, type TokenCredential } from './hmac.ts';
-import { attemptSignal, CallRequest, type CallSettings } from './request.ts';
-import { toCommunicationError, type CallResult, type DataOf, type OperationId } from './result.ts';
-import { createRetryMiddleware, type RetryOptions } from './retry.ts';
+import type { components } from './generated/openapi.gen.ts';
+import { createBearerSigner, createHmacSigner, type Signer, type TokenCredential } from './hmac.ts';
+import { toCommunicationError, type CallResult, type OperationId } from './result.ts';
+import { attemptSignal, defaultRetry, isIdempotent, sendWithRetries, type CallSettings, type RetryOptions } from './retry.ts';
 
 type Schemas = components['schemas'];
 
 /** An access key (base64), as a string or as Azure's `{ key }` credential, or a token credential. */
 export type Credential = string | { key: string } | TokenCredential;
 
+/** What a client is made from: a connection string, or an endpoint and a credential. */
+export type ClientTarget = string | { endpoint: string; credential: Credential };
+
 export interface ClientOptions {
   /** Retry settings for every call, or false for none. Default: 3 retries, 500 ms base, 8 s ceiling. */
   retry?: RetryOptions | false;
   /** Each attempt's time limit in milliseconds. Default: none. */
   timeoutMs?: number;
-  /** The fetch to use; default the global one. */
+  /** The fetch to use; default the global one. It is called as `fetch(url, init)`. */
   fetch?: typeof fetch;
   /** Put before this package's name in User-Agent, e.g. "my-app/1.2". */
   userAgent?: string;
-  /** openapi-fetch middleware of your own. Their onRequest runs before signing; their onResponse sees the answer after retries. */
+  /**
+   * openapi-fetch middleware of your own. Their onRequest runs before signing (the method, URL,
+   * headers and body of the request they leave are sent); their onResponse sees the answer after
+   * retries; their onError, a network error after retries.
+   */
   middleware?: Middleware[];
 }
 
@@ -38,8 +44,6 @@ export interface CallOptions {
 export interface CallAutomationClient {
   /** The service's base URL. */
   readonly endpoint: string;
-  /** The typed openapi-fetch client underneath, with the same authentication and retries. */
-  readonly raw: Client<paths>;
   /** Places a call; answers its callLegId. Sends repeatability headers, so that retries never call twice. */
   createCall(body: Schemas['CreateCallRequest'], options?: CallOptions): Promise<CallResult<'createCall'>>;
   /** Ends a call for everyone. */
@@ -56,84 +60,157 @@ export interface CallAutomationClient {
 
 export const packageVersion = '0.1.0';
 
-function authFor(credential: Credential): RequestAuth {
-  if (typeof credential === 'string') return createHmacAuth(credential);
-  if ('getToken' in credential && typeof credential.getToken === 'function') return createBearerAuth(credential);
-  if ('key' in credential && typeof credential.key === 'string') return createHmacAuth(credential.key);
+/** The endpoint and the signer of a client. */
+export function resolveTarget(target: ClientTarget): { endpoint: string; signer: Signer } {
+  if (typeof target === 'string') {
+    const { endpoint, accessKey } = parseConnectionString(target);
+    return { endpoint, signer: createHmacSigner(accessKey) };
+  }
+  const { credential } = target;
+  const endpoint = normalizeEndpoint(target.endpoint);
+  if (typeof credential === 'string') return { endpoint, signer: createHmacSigner(credential) };
+  if ('getToken' in credential && typeof credential.getToken === 'function') return { endpoint, signer: createBearerSigner(credential) };
+  if ('key' in credential && typeof credential.key === 'string') return { endpoint, signer: createHmacSigner(credential.key) };
   throw new TypeError('credential must be an access key, { key } or { getToken() }');
 }
+
+/** The User-Agent a client sends. */
+export const userAgentOf = (options: ClientOptions) => `${options.userAgent ? `${options.userAgent} ` : ''}call-automation-client/${packageVersion}`;
+
+/**
+ * A path template with its parameters filled in, each encoded as one segment, as a URL keeps it
+ * (and as it is signed). "." and ".." cannot be sent as a segment: a URL drops them, encoded or not.
+ */
+const fillPath = (path: string, params: Record<string, unknown>) =>
+  path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const value = encodeURIComponent(String(params[name]));
+    if (/^(\.|%2e){1,2}$/i.test(value)) throw new TypeError(`${name} "${value}" cannot be sent as a path segment`);
+    return value;
+  });
 
 /**
  * A client of the Call Automation API, from a connection string
  * (`endpoint=https://….communication.azure.com/;accesskey=…`) or an endpoint and a credential.
+ *
+ * Each named method serialises its body once, signs it (again on each retry, with the same body)
+ * and answers as openapi-fetch does: `{ data }` or `{ error }`, with the `response`. For anything
+ * else, `createRawClient` from `@call-automation/client/raw` gives the typed openapi-fetch client
+ * with the same signing and retries.
  */
 export function createCallAutomationClient(connectionString: string, options?: ClientOptions): CallAutomationClient;
 export function createCallAutomationClient(config: { endpoint: string; credential: Credential }, options?: ClientOptions): CallAutomationClient;
-export function createCallAutomationClient(
-  target: string | { endpoint: string; credential: Credential },
-  options: ClientOptions = {},
-): CallAutomationClient {
-  const { endpoint, credential } =
-    typeof target === 'string'
-      ? (({ endpoint: e, accessKey }) => ({ endpoint: e, credential: accessKey as Credential }))(parseConnectionString(target))
-      : { endpoint: normalizeEndpoint(target.endpoint), credential: target.credential };
-  const auth = authFor(credential);
-  const raw = createClient<paths>({
-    baseUrl: endpoint,
-    fetch: options.fetch ?? ((request: Request) => globalThis.fetch(request)),
-    Request: CallRequest,
-    headers: { 'User-Agent': `${options.userAgent ? `${options.userAgent} ` : ''}call-automation-client/${packageVersion}` },
-  });
-  // onRequest runs in this order (the user's, then signing, then retries) and onResponse in the
-  // reverse, so the user's middleware sees the final answer after any retries.
-  raw.use(...(options.middleware ?? []), auth.middleware, createRetryMiddleware(auth.sign, options.retry || undefined));
+export function createCallAutomationClient(target: ClientTarget, options: ClientOptions = {}): CallAutomationClient {
+  const { endpoint, signer } = resolveTarget(target);
+  const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const userAgent = userAgentOf(options);
+  const middleware = options.middleware ?? [];
+  for (const m of middleware) {
+    if (!m || typeof m !== 'object' || !('onRequest' in m || 'onResponse' in m || 'onError' in m)) {
+      throw new TypeError('Middleware must be an object with onRequest(), onResponse() or onError()');
+    }
+  }
+  const middlewareOptions = { baseUrl: endpoint, fetch: fetchImpl, parseAs: 'json', bodySerializer: JSON.stringify, querySerializer: () => '', pathSerializer: fillPath } as MergedOptions;
+  const timeoutMs = options.timeoutMs;
+  const retryDefaults = options.retry === false ? undefined : { ...defaultRetry, ...options.retry };
 
-  /** The fetch options of a named method's call: its headers, signal and settings. */
-  function init(call: CallOptions | undefined, headers?: Record<string, string>) {
-    const settings: CallSettings = {
-      retry: call?.retry ?? (options.retry === false ? false : undefined),
-      signal: call?.signal,
-      timeoutMs: call?.timeoutMs ?? options.timeoutMs,
-    };
-    // `call` reaches the CallRequest through openapi-fetch's init, which passes unknown fields on.
-    return { headers: { ...headers, ...call?.headers }, signal: attemptSignal(settings), call: settings } as { headers: Record<string, string>; signal?: AbortSignal };
+  /** One attempt: signed now, sent with the headers and body given. */
+  async function attempt(method: string, url: string, headers: Record<string, string>, body: string | Uint8Array | undefined, settings: CallSettings) {
+    const auth = signer(method, url, body ?? '');
+    Object.assign(headers, auth instanceof Promise ? await auth : auth);
+    return fetchImpl(url, { method, headers, body: body as BodyInit | undefined, signal: attemptSignal(settings) });
   }
 
-  async function settle<Op extends OperationId>(
+  async function call<Op extends OperationId>(
     operation: Op,
-    pending: Promise<{ data?: unknown; error?: unknown; response: Response }>,
+    method: 'POST' | 'DELETE',
+    schemaPath: string,
+    path: Record<string, string>,
+    body: unknown,
+    options: CallOptions | undefined,
+    extra?: Record<string, string>,
   ): Promise<CallResult<Op>> {
-    const { data, error, response } = await pending;
-    const result = response.ok ? { data: data as DataOf<Op>, response, operation } : { error: toCommunicationError(error, response), response, operation };
-    return result as CallResult<Op>;
-  }
+    let url = endpoint + fillPath(schemaPath, path);
+    let sent: string | Uint8Array | undefined = body === undefined ? undefined : JSON.stringify(body);
+    let headers: Record<string, string> = { 'user-agent': userAgent, ...extra };
+    if (sent !== undefined) headers['content-type'] = 'application/json';
+    // Header names are kept in lower case, so that the caller's override the client's.
+    if (options?.headers) for (const name in options.headers) headers[name.toLowerCase()] = options.headers[name]!;
+    const settings: CallSettings = { signal: options?.signal, timeoutMs: options?.timeoutMs ?? timeoutMs };
+    const retry = options?.retry === false || !retryDefaults ? undefined : options?.retry ? { ...retryDefaults, ...options.retry } : retryDefaults;
+    const send = () =>
+      sendWithRetries(() => attempt(method, url, headers, sent, settings), isIdempotent(method, schemaPath, 'repeatability-request-id' in headers), retry, settings.signal);
 
-  const path = (callId: string) => ({ path: { callId } });
+    if (!middleware.length) return settle(operation, await send());
+
+    // The user's middleware, as openapi-fetch runs it: onRequest in order (a Response answers at
+    // once), then signing, sending and retries, then onError or onResponse in reverse order.
+    const context = { schemaPath, params: { path }, id: Math.random().toString(36).slice(2, 11), options: middlewareOptions };
+    const original = new Request(url, { method, headers, body: sent, signal: settings.signal });
+    let request = original;
+    for (const m of middleware) {
+      const result: unknown = await m.onRequest?.({ ...context, request });
+      if (result instanceof Response) return settle(operation, result);
+      if (result instanceof Request) request = result;
+      else if (result) throw new Error('onRequest: must return new Request() or Response() when modifying the request');
+    }
+    method = request.method as 'POST';
+    url = request.url;
+    headers = Object.fromEntries(request.headers);
+    // A request the middleware replaced is read once; its bytes are signed and sent on each attempt.
+    if (request !== original) sent = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+    let response: Response | undefined;
+    try {
+      response = await send();
+    } catch (error) {
+      let failure: unknown = error;
+      for (let i = middleware.length - 1; i >= 0 && !response; i--) {
+        const result: unknown = await middleware[i]!.onError?.({ ...context, request, error: failure });
+        if (result instanceof Response) response = result;
+        else if (result instanceof Error) failure = result;
+        else if (result) throw new Error('onError: must return new Response() or instance of Error');
+      }
+      if (!response) throw failure;
+    }
+    for (let i = middleware.length - 1; i >= 0; i--) {
+      const result: unknown = await middleware[i]!.onResponse?.({ ...context, request, response: response! });
+      if (result instanceof Response) response = result;
+      else if (result) throw new Error('onResponse: must return new Response() when modifying the response');
+    }
+    return settle(operation, response!);
+  }
 
   return {
     endpoint,
-    raw,
-    createCall: (body, call) =>
-      settle(
-        'createCall',
-        raw.POST('/calls', {
-          body,
-          ...init(call, {
-            'Repeatability-Request-ID': crypto.randomUUID(),
-            'Repeatability-First-Sent': new Date().toUTCString(),
-          }),
-        }),
-      ),
-    hangupCall: (callId, call) => settle('hangupCall', raw.POST('/calls/{callId}/Hangup', { params: path(callId), ...init(call) })),
-    playAudio: (callId, body, call) => settle('playAudio', raw.POST('/calls/{callId}/PlayAudio', { params: path(callId), body, ...init(call) })),
-    cancelMediaProcessing: (callId, body, call) =>
-      settle('cancelMediaProcessing', raw.POST('/calls/{callId}/CancelMediaProcessing', { params: path(callId), body, ...init(call) })),
-    inviteParticipants: (callId, body, call) =>
-      settle('inviteParticipants', raw.POST('/calls/{callId}/participants', { params: path(callId), body, ...init(call) })),
-    removeParticipant: (callId, participantId, call) =>
-      settle(
-        'removeParticipant',
-        raw.DELETE('/calls/{callId}/participants/{participantId}', { params: { path: { callId, participantId } }, ...init(call) }),
-      ),
+    createCall: (body, options) =>
+      call('createCall', 'POST', '/calls', {}, body, options, {
+        'repeatability-request-id': crypto.randomUUID(),
+        'repeatability-first-sent': new Date().toUTCString(),
+      }),
+    hangupCall: (callId, options) => call('hangupCall', 'POST', '/calls/{callId}/Hangup', { callId }, undefined, options),
+    playAudio: (callId, body, options) => call('playAudio', 'POST', '/calls/{callId}/PlayAudio', { callId }, body, options),
+    cancelMediaProcessing: (callId, body, options) => call('cancelMediaProcessing', 'POST', '/calls/{callId}/CancelMediaProcessing', { callId }, body, options),
+    inviteParticipants: (callId, body, options) => call('inviteParticipants', 'POST', '/calls/{callId}/participants', { callId }, body, options),
+    removeParticipant: (callId, participantId, options) =>
+      call('removeParticipant', 'DELETE', '/calls/{callId}/participants/{participantId}', { callId, participantId }, undefined, options),
   };
+}
+
+/**
+ * A result as openapi-fetch makes it: no body for 204 or an empty answer; JSON data on success;
+ * on failure the error body (JSON when it parses), as a CommunicationError.
+ */
+async function settle<Op extends OperationId>(operation: Op, response: Response): Promise<CallResult<Op>> {
+  let body: unknown;
+  if (response.status !== 204 && (response.headers.get('content-length') !== '0' || response.headers.get('transfer-encoding')?.includes('chunked'))) {
+    const text = await response.text();
+    if (response.ok) body = text ? JSON.parse(text) : undefined;
+    else {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = text;
+      }
+    }
+  }
+  return (response.ok ? { data: body, response, operation } : { error: toCommunicationError(body, response), response, operation }) as CallResult<Op>;
 }

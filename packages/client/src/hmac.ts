@@ -1,6 +1,3 @@
-import type { Middleware } from 'openapi-fetch';
-import { bodyOf, capturedBody } from './request.ts';
-
 /** base64(SHA-256 of nothing): the content hash of every request without a body. */
 export const EMPTY_CONTENT_HASH = '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=';
 
@@ -60,13 +57,15 @@ export interface HmacAuthOptions {
   webCrypto?: boolean;
 }
 
-/** Authentication of requests: a middleware for openapi-fetch, and the same signing for retries. */
-export interface RequestAuth {
-  /** The openapi-fetch middleware that authenticates each request. */
-  middleware: Middleware;
-  /** Authenticates a request in place (for HMAC: x-ms-date, x-ms-content-sha256 and Authorization) and returns it. */
-  sign(request: Request): Request | Promise<Request>;
-}
+/** The headers that authenticate one request. */
+export type AuthHeaders = Record<string, string>;
+
+/**
+ * Authenticates a request given its method, its absolute URL as sent (normalised, as `new
+ * URL(…).href` gives it) and its body: answers the headers to add. Signing with node:crypto
+ * answers at once; Web Crypto and token credentials answer a promise.
+ */
+export type Signer = (method: string, url: string, body: string | Uint8Array) => AuthHeaders | Promise<AuthHeaders>;
 
 /**
  * ACS HMAC-SHA256 request signing, byte-compatible with Azure's SDKs, on Web Crypto (browsers,
@@ -78,7 +77,7 @@ export interface RequestAuth {
  * a replay. The signer never reuses a date for the same method, path, host and body: the later
  * request is dated one second on, well within the service's 15-minute window.
  */
-export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {}): RequestAuth {
+export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {}): Signer {
   const now = options.now ?? Date.now;
   let keyBytes: Uint8Array<ArrayBuffer> | undefined;
   try {
@@ -126,48 +125,40 @@ export function createHmacAuth(accessKey: string, options: HmacAuthOptions = {})
   }
 
   /** The date and string to sign of a request whose body hashes to `contentHash`. */
-  function prepare(request: Request, contentHash: string): { date: string; stringToSign: string } {
-    // request.url is already normalised by the URL parser: the host (with a port only when it is
-    // not the scheme's default, as the scheme wants) and the path and query as sent, read off it.
-    const href = request.url;
+  function prepare(method: string, href: string, contentHash: string): { date: string; stringToSign: string } {
+    // The URL is normalised by the URL parser: the host (with a port only when it is not the
+    // scheme's default, as the scheme wants) and the path and query as sent, read off it.
     const hostStart = href.indexOf('//') + 2;
     const pathStart = href.indexOf('/', hostStart);
     const host = href.slice(hostStart, pathStart === -1 ? undefined : pathStart);
     const pathAndQuery = pathStart === -1 ? '/' : href.slice(pathStart).split('#')[0]!;
-    const method = request.method.toUpperCase();
+    method = method.toUpperCase();
     const date = dateFor(`${method} ${host}${pathAndQuery} ${contentHash}`);
     return { date, stringToSign: `${method}\n${pathAndQuery}\n${date};${host};${contentHash}` };
   }
 
-  function setHeaders(request: Request, date: string, contentHash: string, signature: string): Request {
-    request.headers.set('x-ms-date', date);
-    request.headers.set('x-ms-content-sha256', contentHash);
-    request.headers.set('Authorization', `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`);
-    return request;
+  function headers(date: string, contentHash: string, signature: string): AuthHeaders {
+    return {
+      'x-ms-date': date,
+      'x-ms-content-sha256': contentHash,
+      authorization: `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=${signature}`,
+    };
   }
 
-  async function signWithWebCrypto(request: Request): Promise<Request> {
-    const body = await bodyOf(request);
+  async function signWithWebCrypto(method: string, url: string, body: string | Uint8Array): Promise<AuthHeaders> {
     const bytes = typeof body === 'string' ? encoder.encode(body) : body;
-    const contentHash = bytes.length === 0 ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', bytes));
-    const { date, stringToSign } = prepare(request, contentHash);
-    return setHeaders(request, date, contentHash, toBase64(await crypto.subtle.sign('HMAC', (await key)!, encoder.encode(stringToSign))));
+    const contentHash = bytes.length === 0 ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+    const { date, stringToSign } = prepare(method, url, contentHash);
+    return headers(date, contentHash, toBase64(await crypto.subtle.sign('HMAC', (await key)!, encoder.encode(stringToSign))));
   }
 
-  function signWithNodeCrypto(request: Request, body: string | Uint8Array): Request {
-    const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native!.hash('sha256', body, 'base64');
-    const { date, stringToSign } = prepare(request, contentHash);
-    return setHeaders(request, date, contentHash, nodeHmac!(stringToSign));
-  }
-
-  function sign(request: Request): Request | Promise<Request> {
-    if (!native) return signWithWebCrypto(request);
-    const captured = capturedBody(request);
-    // With the body captured, Node signs at once, with no await.
-    return captured !== undefined ? signWithNodeCrypto(request, captured) : bodyOf(request).then((body) => signWithNodeCrypto(request, body));
-  }
-
-  return { sign, middleware: { onRequest: ({ request }) => sign(request) } };
+  return native
+    ? (method, url, body) => {
+        const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native.hash('sha256', body, 'base64');
+        const { date, stringToSign } = prepare(method, url, contentHash);
+        return headers(date, contentHash, nodeHmac!(stringToSign));
+      }
+    : signWithWebCrypto;
 }
 
 /** A source of access tokens, such as an Entra ID credential adapter. */
@@ -176,12 +167,10 @@ export interface TokenCredential {
 }
 
 /** Sends `Authorization: Bearer <token>`, asking the credential for a token on every attempt. */
-export function createBearerAuth(credential: TokenCredential): RequestAuth {
-  async function sign(request: Request): Promise<Request> {
+export function createBearerSigner(credential: TokenCredential): Signer {
+  return async () => {
     const token = await credential.getToken();
     if (!token) throw new Error('The token credential gave no token');
-    request.headers.set('Authorization', `Bearer ${token}`);
-    return request;
-  }
-  return { sign, middleware: { onRequest: ({ request }) => sign(request) } };
+    return { authorization: `Bearer ${token}` };
+  };
 }

@@ -1,10 +1,10 @@
 export { createCallAutomationClient, packageVersion } from './client.ts';
-export type { CallAutomationClient, CallOptions, ClientOptions, Credential } from './client.ts';
+export type { CallAutomationClient, CallOptions, ClientOptions, ClientTarget, Credential } from './client.ts';
 export { parseConnectionString } from './connection-string.ts';
 export type { ConnectionString } from './connection-string.ts';
-export { createBearerAuth, createHmacAuth, EMPTY_CONTENT_HASH } from './hmac.ts';
-export type { HmacAuthOptions, RequestAuth, TokenCredential } from './hmac.ts';
-export { createRetryMiddleware, defaultRetry } from './retry.ts';
+export { createBearerSigner, createHmacSigner, EMPTY_CONTENT_HASH } from './hmac.ts';
+export type { AuthHeaders, HmacAuthOptions, Signer, TokenCredential } from './hmac.ts';
+export { defaultRetry } from './retry.ts';
 export type { RetryOptions } from './retry.ts';
 export { hasStatus } from './result.ts';
 export type { BodyOf, CallResult, CommunicationError, DataOf, OperationId, ResultWithStatus, StatusOf } from './result.ts';

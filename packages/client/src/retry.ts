@@ -1,6 +1,3 @@
-import type { Middleware } from 'openapi-fetch';
-import { attemptSignal, CallRequest } from './request.ts';
-
 export interface RetryOptions {
   /** Retries after the first attempt. Default 3. */
   maxRetries?: number;
@@ -14,8 +11,25 @@ export interface RetryOptions {
 
 export const defaultRetry: Required<RetryOptions> = { maxRetries: 3, baseDelayMs: 500, maxDelayMs: 8000, maxRetryAfterMs: 60_000 };
 
+/** What a call asks of its attempts. */
+export interface CallSettings {
+  /** Retry settings for this call, or false for none. */
+  retry?: RetryOptions | false;
+  /** The caller's own signal: aborting it stops the call and its retries at once. */
+  signal?: AbortSignal;
+  /** Each attempt's time limit. */
+  timeoutMs?: number;
+}
+
+/** An attempt's signal: the caller's, limited to `timeoutMs` when set. */
+export function attemptSignal(call: CallSettings | undefined): AbortSignal | undefined {
+  const timeout = call?.timeoutMs ? AbortSignal.timeout(call.timeoutMs) : undefined;
+  if (timeout && call?.signal) return AbortSignal.any([call.signal, timeout]);
+  return timeout ?? call?.signal;
+}
+
 /** Statuses worth another attempt: the service was busy, failed, or timed out. */
-const retryableStatuses = new Set([408, 429, 500, 502, 503, 504]);
+export const retryableStatuses = new Set([408, 429, 500, 502, 503, 504]);
 /** Statuses after which the service surely did not act, so that even a non-idempotent request may go again. */
 const notProcessedStatuses = new Set([408, 429]);
 /** Network errors raised before a request left (undici's codes): nothing reached the service. */
@@ -26,11 +40,14 @@ const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR
 const idempotentPosts = new Set(['/calls/{callId}/Hangup', '/calls/{callId}/CancelMediaProcessing']);
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
-/** Whether a request may be sent again when it is not known whether the service acted on it. */
-export function isIdempotent(request: Request, schemaPath: string): boolean {
-  const method = request.method.toUpperCase();
-  // A Repeatability-Request-ID makes the service answer a repeated createCall with the first result.
-  if (method === 'POST' && schemaPath === '/calls') return request.headers.has('Repeatability-Request-ID');
+/**
+ * Whether a request may be sent again when it is not known whether the service acted on it.
+ * `repeatable` says whether it carries a Repeatability-Request-ID, with which the service answers
+ * a repeated createCall with the first result.
+ */
+export function isIdempotent(method: string, schemaPath: string, repeatable: boolean): boolean {
+  method = method.toUpperCase();
+  if (method === 'POST' && schemaPath === '/calls') return repeatable;
   return idempotentMethods.has(method) || (method === 'POST' && idempotentPosts.has(schemaPath));
 }
 
@@ -48,7 +65,8 @@ export function backoffDelay(retry: number, options: Required<RetryOptions>, ran
   return Math.floor(random() * Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** retry));
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => {
@@ -63,92 +81,58 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-type Outcome = { response: Response; error?: undefined } | { response?: undefined; error: unknown };
+/** What an attempt came to: an answer, or the error that fetch threw. */
+export type Outcome = { response: Response; error?: undefined } | { response?: undefined; error: unknown };
 
 /**
- * Retries as openapi-fetch middleware: on network errors, 408, 429 (waiting as `Retry-After`
- * asks), 500, 502, 503 and 504, with exponential backoff and full jitter. Each attempt is signed
- * again by `sign` (a fresh x-ms-date) and carries the same body, built from the text the request
- * was made with: a body that cannot be replayed is never retried. A request that is not
- * idempotent is sent again only when the service surely did not act on it (408, 429, or a
- * connection that was never made). Aborting the caller's signal stops the retries at once.
+ * The wait before the retry that follows attempt number `attempt` (0 for the first), or
+ * undefined when this outcome is final: an answer not worth retrying, the retries spent, a
+ * `Retry-After` longer than allowed, or a request that is not idempotent after an answer or an
+ * error that leaves open whether the service acted (only 408, 429 and a connection never made
+ * say it did not).
  */
-export function createRetryMiddleware(sign: (request: Request) => Request | Promise<Request>, defaults: RetryOptions = {}): Middleware {
-  async function retry(request: Request, schemaPath: string, first: Outcome, fetchImpl: typeof fetch): Promise<Outcome> {
-    // The common case, an answer not worth retrying, costs one lookup.
-    if (first.response && !retryableStatuses.has(first.response.status)) return first;
-    const call = request instanceof CallRequest ? request.call : undefined;
-    if (call?.retry === false) return first;
-    const options = { ...defaultRetry, ...defaults, ...call?.retry };
-    // Only a body known as text can be sent again. (Reading `request.body` would build a stream.)
-    const replayable = (request instanceof CallRequest && request.bodyText !== undefined) || request.body === null;
-    const idempotent = isIdempotent(request, schemaPath);
-    let outcome = first;
-    for (let attempt = 0; attempt < options.maxRetries && replayable; attempt++) {
-      if (call?.signal?.aborted) break;
-      let delay: number;
-      if (outcome.response) {
-        const { status } = outcome.response;
-        if (!retryableStatuses.has(status) || (!idempotent && !notProcessedStatuses.has(status))) break;
-        const asked = parseRetryAfter(outcome.response.headers.get('Retry-After'));
-        if (asked !== undefined && asked > options.maxRetryAfterMs) break;
-        delay = asked ?? backoffDelay(attempt, options);
-        await outcome.response.body?.cancel().catch(() => {});
-      } else {
-        if (!idempotent && !notSentCodes.has(errorCode(outcome.error))) break;
-        delay = backoffDelay(attempt, options);
-      }
-      await sleep(delay, call?.signal);
-      const next = await sign(
-        new CallRequest(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: request instanceof CallRequest ? request.bodyText : undefined,
-          redirect: request.redirect,
-          signal: attemptSignal(call),
-          call,
-        }),
-      );
-      try {
-        outcome = { response: await fetchImpl(next) };
-      } catch (error) {
-        if (call?.signal?.aborted) throw call.signal.reason;
-        outcome = { error };
-      }
-    }
-    return outcome;
+export function retryDelay(outcome: Outcome, attempt: number, idempotent: boolean, options: Required<RetryOptions>): number | undefined {
+  if (attempt >= options.maxRetries) return undefined;
+  if (outcome.response) {
+    const { status } = outcome.response;
+    if (!retryableStatuses.has(status) || (!idempotent && !notProcessedStatuses.has(status))) return undefined;
+    const asked = parseRetryAfter(outcome.response.headers.get('Retry-After'));
+    if (asked !== undefined && asked > options.maxRetryAfterMs) return undefined;
+    return asked ?? backoffDelay(attempt, options);
   }
-
-  // A response that the retries produced inside onError still passes through onResponse: it has
-  // had its retries already.
-  const settled = new WeakSet<Response>();
-
-  async function retryResponse(request: Request, response: Response, schemaPath: string, fetchImpl: typeof fetch): Promise<Response | undefined> {
-    const outcome = await retry(request, schemaPath, { response }, fetchImpl);
-    if (outcome.error !== undefined) throw outcome.error;
-    return outcome.response === response ? undefined : outcome.response;
-  }
-
-  return {
-    onResponse({ request, response, schemaPath, options }) {
-      // The common case, an answer not worth retrying, returns at once, without a promise.
-      if (settled.has(response) || !retryableStatuses.has(response.status)) return undefined;
-      return retryResponse(request, response, schemaPath, options.fetch);
-    },
-    async onError({ request, error, schemaPath, options }) {
-      const call = request instanceof CallRequest ? request.call : undefined;
-      if (call?.signal?.aborted) return call.signal.reason instanceof Error ? call.signal.reason : new Error(String(call.signal.reason));
-      const outcome = await retry(request, schemaPath, { error }, options.fetch);
-      if (outcome.response) {
-        settled.add(outcome.response);
-        return outcome.response;
-      }
-      return outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error));
-    },
-  };
+  const cause = (outcome.error as { cause?: { code?: unknown } } | undefined)?.cause;
+  if (!idempotent && !notSentCodes.has(typeof cause?.code === 'string' ? cause.code : '')) return undefined;
+  return backoffDelay(attempt, options);
 }
 
-function errorCode(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  return typeof cause?.code === 'string' ? cause.code : '';
+/**
+ * Sends with retries: `send` makes one attempt (signed anew each time, with the same body). The
+ * last answer is returned and the last network error thrown; an abort of `signal` stops at once,
+ * with its reason.
+ */
+export async function sendWithRetries(
+  send: () => Promise<Response>,
+  idempotent: boolean,
+  options: Required<RetryOptions> | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    let outcome: Outcome;
+    try {
+      const response = await send();
+      // The common case, an answer not worth retrying, costs one lookup.
+      if (!retryableStatuses.has(response.status)) return response;
+      outcome = { response };
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      outcome = { error };
+    }
+    const delay = options && !signal?.aborted ? retryDelay(outcome, attempt, idempotent, options) : undefined;
+    if (delay === undefined) {
+      if (outcome.response) return outcome.response;
+      throw outcome.error;
+    }
+    await outcome.response?.body?.cancel().catch(() => {});
+    await sleep(delay, signal);
+  }
 }

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createHmacAuth } from '../src/raw/auth.ts';
 import { createCallAutomationClient, hasStatus, parseConnectionString } from '../src/index.ts';
+import { createRawClient } from '../src/raw/index.ts';
+import { networkError } from './stub-fetch.ts';
 import { connectionString, json, phoneCall, stubFetch } from './stub-fetch.ts';
 
 describe('connection strings', () => {
@@ -27,6 +30,8 @@ describe('connection strings', () => {
 });
 
 describe('the client', () => {
+  afterEach(() => vi.useRealTimers());
+
   it('sends each operation to its path and method, signed, with its JSON body', async () => {
     const { fetch, seen } = stubFetch((request) => (request.url.endsWith('/calls') ? json(200, { callLegId: 'leg-1' }) : new Response(null, { status: 202 })));
     const client = createCallAutomationClient(connectionString, { fetch, userAgent: 'reminders/2.1' });
@@ -53,6 +58,25 @@ describe('the client', () => {
     expect(seen[1]!.body).toBe('');
     expect(seen[1]!.headers.get('Content-Type')).toBeNull();
     expect(seen[2]!.body).toBe('{"audioFileUri":"https://m.contoso.com/a.wav","loop":true}');
+  });
+
+  it('signs the URL as sent, the same as signing the Request would, for odd ids and a mixed-case endpoint with its default port', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.parse('Mon, 23 Nov 2026 12:00:00 GMT'));
+    const accessKey = parseConnectionString(connectionString).accessKey;
+    const ids = ['a b', 'ü/é', "x'(y)*!~", '%41', '...', 'a?b#c', '%2e'];
+    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
+    const client = createCallAutomationClient({ endpoint: 'HTTPS://Contoso.Communication.Azure.com:443/', credential: accessKey }, { fetch });
+    for (const id of ids) await client.removeParticipant('leg-1', id);
+    const reference = createHmacAuth(accessKey);
+    for (const [i, id] of ids.entries()) {
+      const request = await reference.sign(new Request(`https://contoso.communication.azure.com/calls/leg-1/participants/${encodeURIComponent(id)}`, { method: 'DELETE' }));
+      expect(seen[i]!.url).toBe(request.url);
+      expect(seen[i]!.headers.get('Authorization'), id).toBe(request.headers.get('Authorization'));
+    }
+    // A URL drops a "." or ".." segment: such an id is refused rather than sent to another path.
+    for (const id of ['.', '..']) await expect(client.removeParticipant('leg-1', id)).rejects.toThrow(/participantId "\.{1,2}" cannot be sent as a path segment/);
+    expect(seen).toHaveLength(ids.length);
   });
 
   it('sends a bearer token from a token credential', async () => {
@@ -114,11 +138,77 @@ describe('the client', () => {
     expect(seen[0]!.headers.get('Repeatability-First-Sent')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
   });
 
-  it('exposes the typed openapi-fetch client, with the same signing', async () => {
-    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
-    const client = createCallAutomationClient(connectionString, { fetch });
-    const { response } = await client.raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
+  it("signs what the user's middleware leaves: a new body, a new header", async () => {
+    const { fetch, seen } = stubFetch(() => json(202, { id: 'op', status: 'running' }));
+    const client = createCallAutomationClient(connectionString, {
+      fetch,
+      middleware: [
+        {
+          onRequest: async ({ request }) => {
+            const body = { ...(await request.json()), operationContext: 'ünïcødé' };
+            return new Request(request, { body: JSON.stringify(body), headers: { ...Object.fromEntries(request.headers), 'x-tenant': 'a' } });
+          },
+        },
+      ],
+    });
+    await client.playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav' });
+    const [sent] = seen;
+    expect(JSON.parse(sent!.body)).toEqual({ audioFileUri: 'https://m.contoso.com/a.wav', operationContext: 'ünïcødé' });
+    expect(sent!.headers.get('x-tenant')).toBe('a');
+    const hash = Buffer.from(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(sent!.body))).toString('base64');
+    expect(sent!.headers.get('x-ms-content-sha256')).toBe(hash);
+  });
+
+  it("lets the user's middleware answer without sending, or recover from a network error", async () => {
+    const { fetch, seen } = stubFetch(() => {
+      throw networkError('ECONNRESET');
+    });
+    const cached = createCallAutomationClient(connectionString, { fetch, middleware: [{ onRequest: () => json(200, { callLegId: 'cached' }) }] });
+    expect((await cached.createCall(phoneCall)).data).toEqual({ callLegId: 'cached' });
+    expect(seen).toHaveLength(0);
+    const errors: unknown[] = [];
+    const recovering = createCallAutomationClient(connectionString, {
+      fetch,
+      retry: false,
+      middleware: [{ onError: ({ error }) => (errors.push(error), new Response(null, { status: 202 })) }],
+    });
+    expect((await recovering.hangupCall('leg-1')).response.status).toBe(202);
+    expect(errors).toMatchObject([{ message: 'fetch failed' }]);
+    const renaming = createCallAutomationClient(connectionString, { fetch, retry: false, middleware: [{ onError: () => new Error('the service is unreachable') }] });
+    await expect(renaming.hangupCall('leg-1')).rejects.toThrow('the service is unreachable');
+  });
+
+  it('refuses middleware that is not one', () => {
+    expect(() => createCallAutomationClient(connectionString, { middleware: [{} as never] })).toThrow(/onRequest\(\), onResponse\(\) or onError\(\)/);
+  });
+});
+
+describe('the raw openapi-fetch client', () => {
+  it('has the same signing, User-Agent and retries', async () => {
+    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(503, { code: 'Busy', message: 'x' }) : new Response(null, { status: 202 })));
+    const raw = createRawClient(connectionString, { fetch, userAgent: 'reminders/2.1', retry: { baseDelayMs: 1, maxDelayMs: 1 } });
+    const { response } = await raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
     expect(response.status).toBe(202);
-    expect(seen[0]!.headers.get('Authorization')).toMatch(/^HMAC-SHA256 /);
+    expect(seen).toHaveLength(2);
+    for (const s of seen) {
+      expect(s.headers.get('Authorization')).toMatch(/^HMAC-SHA256 /);
+      expect(s.headers.get('User-Agent')).toBe('reminders/2.1 call-automation-client/0.1.0');
+    }
+    expect(seen[0]!.headers.get('Authorization')).not.toBe(seen[1]!.headers.get('Authorization'));
+  });
+
+  it("retries nothing with retry: false, and carries the caller's signal to each retry", async () => {
+    const off = stubFetch(() => json(503, { code: 'Busy', message: 'x' }));
+    await createRawClient(connectionString, { fetch: off.fetch, retry: false }).POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
+    expect(off.seen).toHaveLength(1);
+    const on = stubFetch(() => json(503, { code: 'Busy', message: 'x' }));
+    const controller = new AbortController();
+    await createRawClient(connectionString, { fetch: on.fetch, retry: { baseDelayMs: 1, maxDelayMs: 1, maxRetries: 1 } }).POST('/calls/{callId}/Hangup', {
+      params: { path: { callId: 'leg-1' } },
+      signal: controller.signal,
+    });
+    expect(on.seen).toHaveLength(2);
+    controller.abort();
+    expect(on.seen.map((s) => s.signal.aborted)).toEqual([true, true]);
   });
 });

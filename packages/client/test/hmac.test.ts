@@ -2,8 +2,9 @@ import { AzureKeyCredential } from '@azure/core-auth';
 import { createCommunicationAccessKeyCredentialPolicy } from '@azure/communication-common';
 import { createHttpHeaders, createPipelineRequest, type PipelineRequest } from '@azure/core-rest-pipeline';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createHmacAuth, EMPTY_CONTENT_HASH } from '../src/hmac.ts';
-import { CallRequest } from '../src/request.ts';
+import { EMPTY_CONTENT_HASH } from '../src/hmac.ts';
+import { createHmacAuth } from '../src/raw/auth.ts';
+import { CallRequest } from '../src/raw/request.ts';
 
 const docsKey = 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=';
 

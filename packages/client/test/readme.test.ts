@@ -12,7 +12,7 @@ describe('the README', async () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('has its examples', () => {
-    expect(blocks.length).toBe(5);
+    expect(blocks.length).toBe(6);
   });
 
   it('examples compile against the package, strict', async () => {
@@ -20,7 +20,7 @@ describe('the README', async () => {
       blocks.map(async (code, i) => {
         const file = join(dir, `example-${i + 1}.ts`);
         // Examples import the package by name, as users do; here the name maps to the source.
-        await writeFile(file, `export {};\n${code.replaceAll("'@call-automation/client/events'", "'../../src/events/index.ts'").replaceAll("'@call-automation/client'", "'../../src/index.ts'")}`);
+        await writeFile(file, `export {};\n${code.replaceAll("'@call-automation/client/events'", "'../../src/events/index.ts'").replaceAll("'@call-automation/client/raw'", "'../../src/raw/index.ts'").replaceAll("'@call-automation/client'", "'../../src/index.ts'")}`);
         return file;
       }),
     );

@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { createCallAutomationClient, hasStatus, type CommunicationError, type CreateCallResponse, type PlayAudioResponse } from '../src/index.ts';
+import { createRawClient } from '../src/raw/index.ts';
 import { createCallbackHandler, parseCallbackEvent, type CallAutomationEvent } from '../src/events/index.ts';
 
 const client = createCallAutomationClient('endpoint=https://x.communication.azure.com/;accesskey=a2V5');
@@ -46,7 +47,7 @@ describe('the client types', () => {
     // @ts-expect-error the participant id is missing
     void client.removeParticipant('leg');
     // @ts-expect-error the raw client needs the path parameter
-    void client.raw.POST('/calls/{callId}/Hangup', {});
+    void createRawClient('endpoint=http://127.0.0.1:4780/;accesskey=a2V5').POST('/calls/{callId}/Hangup', {});
   });
 });
 

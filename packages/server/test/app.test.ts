@@ -1,4 +1,4 @@
-import { createHmacAuth } from '@call-automation/client';
+import { createHmacAuth } from '@call-automation/client/raw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessKey, phoneCall, rotatedKey, serveMemory, type Served } from './fixture.ts';
 

@@ -1,4 +1,4 @@
-import { createHmacAuth } from '@call-automation/client';
+import { createHmacAuth } from '@call-automation/client/raw';
 import { describe, expect, it } from 'vitest';
 import { constantTimeEqual, createAuthenticator } from '../src/index.ts';
 

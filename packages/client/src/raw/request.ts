@@ -1,17 +1,5 @@
-import type { RetryOptions } from './retry.ts';
-
-/** What a named method tells the middlewares about its call, carried by the request itself. */
-export interface CallSettings {
-  /** Retry settings for this call, or false for none. */
-  retry?: RetryOptions | false;
-  /** The caller's own signal: aborting it stops the call and its retries at once. */
-  signal?: AbortSignal;
-  /** Each attempt's time limit. */
-  timeoutMs?: number;
-}
-
 /**
- * A Request that remembers the body text it was built with, and its call's settings.
+ * A Request that remembers the body text it was built with.
  * openapi-fetch builds each request from the body it has just serialised (and passes it the
  * other init fields); keeping that string lets signing and retries use it without reading the
  * request's stream again, which would triple the cost of a call.
@@ -20,15 +8,13 @@ export class CallRequest extends Request {
   readonly bodyText: string | undefined;
   /** Whether the request was built with a body of any kind. */
   readonly hasBody: boolean;
-  readonly call: CallSettings | undefined;
 
-  constructor(input: RequestInfo | URL, init?: RequestInit & { call?: CallSettings }) {
+  constructor(input: RequestInfo | URL, init?: RequestInit) {
     super(input, init);
     const inherited = input instanceof CallRequest ? input : undefined;
     const body = init?.body;
     this.bodyText = typeof body === 'string' ? body : body === undefined ? inherited?.bodyText : undefined;
     this.hasBody = body != null || (body === undefined && !!inherited?.hasBody);
-    this.call = init?.call ?? inherited?.call;
   }
 }
 
@@ -45,11 +31,4 @@ export function capturedBody(request: Request): string | undefined {
 /** The body of a request: the text it was built with when known, else the bytes of a clone. */
 export async function bodyOf(request: Request): Promise<string | Uint8Array<ArrayBuffer>> {
   return capturedBody(request) ?? new Uint8Array(await request.clone().arrayBuffer());
-}
-
-/** An attempt's signal: the caller's, limited to `timeoutMs` when set. */
-export function attemptSignal(call: CallSettings | undefined): AbortSignal | undefined {
-  const timeout = call?.timeoutMs ? AbortSignal.timeout(call.timeoutMs) : undefined;
-  if (timeout && call?.signal) return AbortSignal.any([call.signal, timeout]);
-  return timeout ?? call?.signal;
 }
