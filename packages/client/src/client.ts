@@ -3,7 +3,7 @@ import { normalizeEndpoint, parseConnectionString } from './connection-string.ts
 import type { components } from './generated/openapi.gen.ts';
 import { createBearerSigner, createHmacSigner, type Signer, type TokenCredential } from './hmac.ts';
 import { toCommunicationError, type CallResult, type OperationId } from './result.ts';
-import { attemptSignal, defaultRetry, isIdempotent, sendWithRetries, type CallSettings, type RetryOptions } from './retry.ts';
+import { attemptSignal, isIdempotent, retrySettings, sendWithRetries, type CallSettings, type RetryOptions } from './retry.ts';
 
 type Schemas = components['schemas'];
 
@@ -33,8 +33,11 @@ export interface ClientOptions {
 export interface CallOptions {
   /** Aborting it stops the call and any retries at once. */
   signal?: AbortSignal;
-  /** Extra headers for this call (they override the client's, including the repeatability headers). */
-  headers?: Record<string, string>;
+  /**
+   * Extra headers for this call. They override the client's, including the repeatability
+   * headers; a value of null removes one, undefined is skipped.
+   */
+  headers?: Record<string, string | null | undefined>;
   /** Retry settings for this call, or false for none. */
   retry?: RetryOptions | false;
   /** This call's per-attempt time limit. */
@@ -62,15 +65,11 @@ export const packageVersion = '0.1.0';
 
 /** The endpoint and the signer of a client. */
 export function resolveTarget(target: ClientTarget): { endpoint: string; signer: Signer } {
-  if (typeof target === 'string') {
-    const { endpoint, accessKey } = parseConnectionString(target);
-    return { endpoint, signer: createHmacSigner(accessKey) };
-  }
-  const { credential } = target;
-  const endpoint = normalizeEndpoint(target.endpoint);
-  if (typeof credential === 'string') return { endpoint, signer: createHmacSigner(credential) };
-  if ('getToken' in credential && typeof credential.getToken === 'function') return { endpoint, signer: createBearerSigner(credential) };
-  if ('key' in credential && typeof credential.key === 'string') return { endpoint, signer: createHmacSigner(credential.key) };
+  const { endpoint, accessKey } = typeof target === 'string' ? parseConnectionString(target) : { endpoint: normalizeEndpoint(target.endpoint), accessKey: undefined };
+  const credential = accessKey ?? (target as { credential: Credential }).credential;
+  const key = typeof credential === 'string' ? credential : (credential as { key?: unknown } | undefined)?.key;
+  if (typeof key === 'string') return { endpoint, signer: createHmacSigner(key) };
+  if (typeof (credential as TokenCredential | undefined)?.getToken === 'function') return { endpoint, signer: createBearerSigner(credential as TokenCredential) };
   throw new TypeError('credential must be an access key, { key } or { getToken() }');
 }
 
@@ -84,7 +83,7 @@ export const userAgentOf = (options: ClientOptions) => `${options.userAgent ? `$
 const fillPath = (path: string, params: Record<string, unknown>) =>
   path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const value = encodeURIComponent(String(params[name]));
-    if (/^(\.|%2e){1,2}$/i.test(value)) throw new TypeError(`${name} "${value}" cannot be sent as a path segment`);
+    if (value === '.' || value === '..') throw new TypeError(`${name} "${value}" cannot be sent as a path segment`);
     return value;
   });
 
@@ -103,22 +102,17 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
   const { endpoint, signer } = resolveTarget(target);
   const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const userAgent = userAgentOf(options);
-  const middleware = options.middleware ?? [];
+  // As openapi-fetch's use(): empty entries are skipped (`[debug && logger]`), others must be middleware.
+  const middleware = (options.middleware ?? []).filter(Boolean);
   for (const m of middleware) {
-    if (!m || typeof m !== 'object' || !('onRequest' in m || 'onResponse' in m || 'onError' in m)) {
+    if (typeof m !== 'object' || !('onRequest' in m || 'onResponse' in m || 'onError' in m)) {
       throw new TypeError('Middleware must be an object with onRequest(), onResponse() or onError()');
     }
   }
-  const middlewareOptions = { baseUrl: endpoint, fetch: fetchImpl, parseAs: 'json', bodySerializer: JSON.stringify, querySerializer: () => '', pathSerializer: fillPath } as MergedOptions;
+  const middlewareOptions = Object.freeze({ baseUrl: endpoint, fetch: fetchImpl, parseAs: 'json', bodySerializer: JSON.stringify, querySerializer: () => '', pathSerializer: fillPath }) as MergedOptions;
   const timeoutMs = options.timeoutMs;
-  const retryDefaults = options.retry === false ? undefined : { ...defaultRetry, ...options.retry };
-
-  /** One attempt: signed now, sent with the headers and body given. */
-  async function attempt(method: string, url: string, headers: Record<string, string>, body: string | Uint8Array | undefined, settings: CallSettings) {
-    const auth = signer(method, url, body ?? '');
-    Object.assign(headers, auth instanceof Promise ? await auth : auth);
-    return fetchImpl(url, { method, headers, body: body as BodyInit | undefined, signal: attemptSignal(settings) });
-  }
+  const clientRetry = options.retry || undefined;
+  const retryDefaults = options.retry === false ? undefined : retrySettings(clientRetry);
 
   async function call<Op extends OperationId>(
     operation: Op,
@@ -133,12 +127,34 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
     let sent: string | Uint8Array | undefined = body === undefined ? undefined : JSON.stringify(body);
     let headers: Record<string, string> = { 'user-agent': userAgent, ...extra };
     if (sent !== undefined) headers['content-type'] = 'application/json';
-    // Header names are kept in lower case, so that the caller's override the client's.
-    if (options?.headers) for (const name in options.headers) headers[name.toLowerCase()] = options.headers[name]!;
+    if (options?.headers) {
+      // Header names are kept in lower case, so that the caller's override the client's.
+      for (const name in options.headers) {
+        const value = options.headers[name];
+        if (value === null) delete headers[name.toLowerCase()];
+        else if (value !== undefined) headers[name.toLowerCase()] = value;
+      }
+      // A header that fetch would refuse is refused here, before any attempt, not retried.
+      new Headers(headers);
+    }
     const settings: CallSettings = { signal: options?.signal, timeoutMs: options?.timeoutMs ?? timeoutMs };
-    const retry = options?.retry === false || !retryDefaults ? undefined : options?.retry ? { ...retryDefaults, ...options.retry } : retryDefaults;
-    const send = () =>
-      sendWithRetries(() => attempt(method, url, headers, sent, settings), isIdempotent(method, schemaPath, 'repeatability-request-id' in headers), retry, settings.signal);
+    const retry = options?.retry === false ? undefined : options?.retry ? retrySettings(clientRetry, options.retry) : retryDefaults;
+    /** What the attempts share beyond the method, headers and body: a replaced Request's settings. */
+    let shared: RequestInit = {};
+    /** Whether the latest attempt was signed: what fails before is not the user's onError's to handle. */
+    let signed = false;
+    /** An attempt's request, signed now. Signing fails the call at once, whatever the retries. */
+    const prepare = (): RequestInit | Promise<RequestInit> => {
+      signed = false;
+      const signal = attemptSignal(settings);
+      const auth = signer(method, url, sent ?? '');
+      const init = (added: Record<string, string>): RequestInit => {
+        signed = true;
+        return { ...shared, method, headers: { ...headers, ...added }, body: sent as BodyInit | undefined, signal };
+      };
+      return auth instanceof Promise ? auth.then(init) : init(auth);
+    };
+    const send = () => sendWithRetries(prepare, (init) => fetchImpl(url, init), isIdempotent(method, schemaPath, 'repeatability-request-id' in headers), retry, settings.signal);
 
     if (!middleware.length) return settle(operation, await send());
 
@@ -151,30 +167,36 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
       const result: unknown = await m.onRequest?.({ ...context, request });
       if (result instanceof Response) return settle(operation, result);
       if (result instanceof Request) request = result;
-      else if (result) throw new Error('onRequest: must return new Request() or Response() when modifying the request');
+      else if (result) throw misuse('onRequest', 'a Request or a Response');
     }
     method = request.method as 'POST';
     url = request.url;
     headers = Object.fromEntries(request.headers);
-    // A request the middleware replaced is read once; its bytes are signed and sent on each attempt.
-    if (request !== original) sent = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+    if (request !== original) {
+      // A request the middleware replaced is read once; its bytes are signed and sent on each
+      // attempt, with its redirect, credentials and keep-alive settings, and its signal as well as the caller's.
+      sent = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+      shared = { redirect: request.redirect, credentials: request.credentials, keepalive: request.keepalive };
+      settings.signal = settings.signal ? AbortSignal.any([settings.signal, request.signal]) : request.signal;
+    }
     let response: Response | undefined;
     try {
       response = await send();
     } catch (error) {
+      if (!signed) throw error;
       let failure: unknown = error;
       for (let i = middleware.length - 1; i >= 0 && !response; i--) {
         const result: unknown = await middleware[i]!.onError?.({ ...context, request, error: failure });
         if (result instanceof Response) response = result;
         else if (result instanceof Error) failure = result;
-        else if (result) throw new Error('onError: must return new Response() or instance of Error');
+        else if (result) throw misuse('onError', 'a Response or an Error');
       }
       if (!response) throw failure;
     }
     for (let i = middleware.length - 1; i >= 0; i--) {
       const result: unknown = await middleware[i]!.onResponse?.({ ...context, request, response: response! });
       if (result instanceof Response) response = result;
-      else if (result) throw new Error('onResponse: must return new Response() when modifying the response');
+      else if (result) throw misuse('onResponse', 'a Response');
     }
     return settle(operation, response!);
   }
@@ -194,6 +216,9 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
       call('removeParticipant', 'DELETE', '/calls/{callId}/participants/{participantId}', { callId, participantId }, undefined, options),
   };
 }
+
+/** A middleware hook that answered what it may not. */
+const misuse = (hook: string, allowed: string) => new TypeError(`Middleware ${hook} may return only ${allowed}, or nothing`);
 
 /**
  * A result as openapi-fetch makes it: no body for 204 or an empty answer; JSON data on success;

@@ -28,5 +28,6 @@ export function parseConnectionString(connectionString: string): ConnectionStrin
 export function normalizeEndpoint(endpoint: string): string {
   const url = URL.canParse(endpoint) ? new URL(endpoint) : undefined;
   if (!url || !/^https?:$/.test(url.protocol)) throw new TypeError(`Endpoint "${endpoint}" is not an absolute http(s) URL: ${expected}`);
+  if (url.search || url.hash) throw new TypeError(`Endpoint "${endpoint}" has a query or a fragment: ${expected}`);
   return url.href.replace(/\/+$/, '');
 }

@@ -11,6 +11,23 @@ export interface RetryOptions {
 
 export const defaultRetry: Required<RetryOptions> = { maxRetries: 3, baseDelayMs: 500, maxDelayMs: 8000, maxRetryAfterMs: 60_000 };
 
+/**
+ * Retry settings: the defaults, then each layer in turn (the client's, a call's). A field left
+ * undefined keeps the value below it; a value that is not a finite number ≥ 0 is refused.
+ */
+export function retrySettings(...layers: Array<RetryOptions | undefined>): Required<RetryOptions> {
+  const merged = { ...defaultRetry };
+  for (const layer of layers) {
+    for (const key in layer) {
+      const value = layer[key as keyof RetryOptions];
+      if (value === undefined) continue;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new RangeError(`retry.${key} must be a number ≥ 0, not ${String(value)}`);
+      merged[key as keyof RetryOptions] = value;
+    }
+  }
+  return merged;
+}
+
 /** What a call asks of its attempts. */
 export interface CallSettings {
   /** Retry settings for this call, or false for none. */
@@ -38,7 +55,7 @@ const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR
 // POST operations that end in the same state however often they are sent. PlayAudio and
 // inviteParticipants are not among them: sent twice, they play twice and invite twice.
 const idempotentPosts = new Set(['/calls/{callId}/Hangup', '/calls/{callId}/CancelMediaProcessing']);
-const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+const idempotentMethods = /^(GET|HEAD|OPTIONS|PUT|DELETE)$/;
 
 /**
  * Whether a request may be sent again when it is not known whether the service acted on it.
@@ -48,7 +65,7 @@ const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 export function isIdempotent(method: string, schemaPath: string, repeatable: boolean): boolean {
   method = method.toUpperCase();
   if (method === 'POST' && schemaPath === '/calls') return repeatable;
-  return idempotentMethods.has(method) || (method === 'POST' && idempotentPosts.has(schemaPath));
+  return idempotentMethods.test(method) || (method === 'POST' && idempotentPosts.has(schemaPath));
 }
 
 /** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if it is valid. */
@@ -92,7 +109,7 @@ export type Outcome = { response: Response; error?: undefined } | { response?: u
  * say it did not).
  */
 export function retryDelay(outcome: Outcome, attempt: number, idempotent: boolean, options: Required<RetryOptions>): number | undefined {
-  if (attempt >= options.maxRetries) return undefined;
+  if (!(attempt < options.maxRetries)) return undefined;
   if (outcome.response) {
     const { status } = outcome.response;
     if (!retryableStatuses.has(status) || (!idempotent && !notProcessedStatuses.has(status))) return undefined;
@@ -106,20 +123,23 @@ export function retryDelay(outcome: Outcome, attempt: number, idempotent: boolea
 }
 
 /**
- * Sends with retries: `send` makes one attempt (signed anew each time, with the same body). The
- * last answer is returned and the last network error thrown; an abort of `signal` stops at once,
- * with its reason.
+ * Sends with retries: `prepare` makes an attempt's request (signed anew each time, with the same
+ * body) and `transmit` sends it. What `prepare` throws ends the call at once: only what happens
+ * in `transmit` can be a network error worth a retry. The last answer is returned and the last
+ * network error thrown; an abort of `signal` stops at once, with its reason.
  */
-export async function sendWithRetries(
-  send: () => Promise<Response>,
+export async function sendWithRetries<T>(
+  prepare: () => T | Promise<T>,
+  transmit: (prepared: T) => Promise<Response>,
   idempotent: boolean,
   options: Required<RetryOptions> | undefined,
   signal: AbortSignal | undefined,
 ): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
+    const prepared = await prepare();
     let outcome: Outcome;
     try {
-      const response = await send();
+      const response = await transmit(prepared);
       // The common case, an answer not worth retrying, costs one lookup.
       if (!retryableStatuses.has(response.status)) return response;
       outcome = { response };

@@ -19,6 +19,7 @@ describe('connection strings', () => {
     ['accesskey=a2V5', /without endpoint/],
     ['endpoint=x.communication.azure.com;accesskey=a2V5', /not an absolute http\(s\) URL/],
     ['endpoint=ftp://x.communication.azure.com;accesskey=a2V5', /not an absolute http\(s\) URL/],
+    ['endpoint=https://x.communication.azure.com/?api-version=1;accesskey=a2V5', /has a query or a fragment/],
   ])('refuse %s, saying why and never echoing the key', (text, message) => {
     expect(() => parseConnectionString(text)).toThrow(message);
     try {
@@ -178,8 +179,35 @@ describe('the client', () => {
     await expect(renaming.hangupCall('leg-1')).rejects.toThrow('the service is unreachable');
   });
 
-  it('refuses middleware that is not one', () => {
+  it('refuses middleware that is not one, and skips empty entries', async () => {
     expect(() => createCallAutomationClient(connectionString, { middleware: [{} as never] })).toThrow(/onRequest\(\), onResponse\(\) or onError\(\)/);
+    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
+    const debug = false;
+    const client = createCallAutomationClient(connectionString, { fetch, middleware: [debug && { onRequest: () => undefined }, undefined].filter(() => true) as never });
+    expect((await client.hangupCall('leg-1')).response.status).toBe(202);
+    expect(seen).toHaveLength(1);
+  });
+
+  it("honours the signal of a Request the user's middleware returns", async () => {
+    const { fetch } = stubFetch(
+      (request) => new Promise((_resolve, reject) => request.signal.addEventListener('abort', () => reject(request.signal.reason))),
+    );
+    const client = createCallAutomationClient(connectionString, {
+      fetch,
+      retry: false,
+      middleware: [{ onRequest: ({ request }) => new Request(request, { signal: AbortSignal.timeout(30) }) }],
+    });
+    await expect(client.hangupCall('leg-1')).rejects.toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('lets a call remove a header with null, and skips undefined', async () => {
+    const { fetch, seen } = stubFetch(() => json(200, { callLegId: 'leg-1' }));
+    await createCallAutomationClient(connectionString, { fetch, retry: false }).createCall(phoneCall, {
+      headers: { 'Repeatability-First-Sent': null, 'x-note': undefined },
+    });
+    expect(seen[0]!.headers.get('Repeatability-First-Sent')).toBeNull();
+    expect(seen[0]!.headers.has('x-note')).toBe(false);
+    expect(seen[0]!.headers.get('Repeatability-Request-ID')).not.toBeNull();
   });
 });
 

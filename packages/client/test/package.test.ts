@@ -39,6 +39,15 @@ describe('the published package', () => {
     expect(manifest.exports['./raw']).toEqual({ types: './dist/raw/index.d.ts', default: './dist/raw/index.js' });
   });
 
+  it('runs from dist on Node, signing with node:crypto through its #node-crypto import', async () => {
+    const dist = (await import(join(dir, 'package', 'dist', 'index.js'))) as typeof import('../src/index.ts');
+    const source = await import('../src/index.ts');
+    const sign = (module: typeof source) => module.createHmacSigner('Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=', { now: () => 0 })('POST', 'https://x.example/calls', '{}');
+    const signed = sign(dist);
+    expect(signed instanceof Promise).toBe(false);
+    expect(signed).toEqual(await sign(source));
+  });
+
   it('is clean for publint', async () => {
     const { messages } = await publint({ pkgDir: join(dir, 'package'), level: 'suggestion', pack: false });
     expect(messages).toEqual([]);
@@ -78,6 +87,9 @@ describe('the published package', () => {
       nodePaths: [join(packageDir, 'node_modules')],
     });
     expect(Object.keys(result.metafile.inputs).filter((input) => input.includes('openapi-fetch'))).toEqual([]);
+    // The Node signing path stays out of a browser build (the #node-crypto import's browser condition).
+    expect(Object.keys(result.metafile.inputs).filter((input) => input.includes('node-crypto'))).toEqual(['package/dist/no-node-crypto.js'].map((f) => expect.stringContaining(f)));
+    expect(result.outputFiles[0]!.text).not.toContain('getBuiltinModule');
     const gzipped = gzipSync(result.outputFiles[0]!.contents, { level: 9 }).length;
     expect(gzipped).toBeLessThanOrEqual(sizeCeiling);
   });

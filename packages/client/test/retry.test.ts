@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createCallAutomationClient } from '../src/client.ts';
-import { backoffDelay, defaultRetry, parseRetryAfter } from '../src/retry.ts';
+import { backoffDelay, defaultRetry, parseRetryAfter, retrySettings } from '../src/retry.ts';
 import { connectionString, json, networkError, phoneCall, stubFetch } from './stub-fetch.ts';
 
 const fast = { baseDelayMs: 1, maxDelayMs: 2 };
@@ -22,6 +22,13 @@ describe('the backoff', () => {
     expect([0, 1, 2, 3, 4, 5].map((n) => backoffDelay(n, options, () => 0.999999))).toEqual([99, 199, 399, 799, 999, 999]);
     expect(backoffDelay(3, options, () => 0)).toBe(0);
     expect(backoffDelay(2, options, () => 0.5)).toBe(200);
+  });
+
+  it('settings keep the value below for a field left undefined, and refuse one that is not a finite number ≥ 0', () => {
+    expect(retrySettings({ maxRetries: undefined, baseDelayMs: 10 }, { maxDelayMs: 20 })).toEqual({ ...defaultRetry, baseDelayMs: 10, maxDelayMs: 20 });
+    expect(() => retrySettings({ maxRetries: -1 })).toThrow('retry.maxRetries must be a number ≥ 0, not -1');
+    expect(() => retrySettings({ baseDelayMs: Number.NaN })).toThrow(RangeError);
+    expect(() => createCallAutomationClient(connectionString, { retry: { maxDelayMs: Infinity } })).toThrow(/maxDelayMs/);
   });
 
   it('reads Retry-After as seconds or as an HTTP date', () => {
@@ -186,6 +193,34 @@ describe('retries', () => {
     await createCallAutomationClient(connectionString, { fetch, retry: false }).hangupCall('leg-1');
     await createCallAutomationClient(connectionString, { fetch, retry: fast }).hangupCall('leg-1', { retry: false });
     expect(seen).toHaveLength(2);
+  });
+
+  it('stop after the default count when a field is given as undefined', async () => {
+    const { fetch, seen } = stubFetch(() => json(503, { code: 'Unavailable', message: 'x' }));
+    await createCallAutomationClient(connectionString, { fetch, retry: { ...fast, maxRetries: undefined } }).hangupCall('leg-1');
+    expect(seen).toHaveLength(1 + defaultRetry.maxRetries);
+  });
+
+  it("follow a call's own retry settings when the client's are off", async () => {
+    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(503, { code: 'Unavailable', message: 'x' }) : new Response(null, { status: 202 })));
+    const result = await createCallAutomationClient(connectionString, { fetch, retry: false }).hangupCall('leg-1', { retry: fast });
+    expect(result.response.status).toBe(202);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('never retry what fails before sending: a credential without a token, a header fetch refuses, a bad timeout', async () => {
+    const { fetch, seen } = stubFetch(() => new Response(null, { status: 202 }));
+    let asked = 0;
+    const tokenless = createCallAutomationClient(
+      { endpoint: 'http://127.0.0.1:4780', credential: { getToken: async () => (asked++, '') } },
+      { fetch, retry: fast, middleware: [{ onError: () => new Response(null, { status: 599 }) }] },
+    );
+    await expect(tokenless.hangupCall('leg-1')).rejects.toThrow('The token credential gave no token');
+    expect(asked).toBe(1);
+    const client = createCallAutomationClient(connectionString, { fetch, retry: fast });
+    await expect(client.hangupCall('leg-1', { headers: { 'x-note': 'a\nb' } })).rejects.toThrow(TypeError);
+    await expect(client.hangupCall('leg-1', { timeoutMs: -5 })).rejects.toThrow(RangeError);
+    expect(seen).toHaveLength(0);
   });
 
   it('give each attempt its own timeout, and retry one that timed out', async () => {

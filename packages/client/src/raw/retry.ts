@@ -1,5 +1,5 @@
 import type { Middleware } from 'openapi-fetch';
-import { defaultRetry, isIdempotent, retryableStatuses, retryDelay, sleep, type Outcome, type RetryOptions } from '../retry.ts';
+import { isIdempotent, retryableStatuses, retryDelay, retrySettings, sleep, type Outcome, type RetryOptions } from '../retry.ts';
 import { CallRequest } from './request.ts';
 
 /**
@@ -12,7 +12,7 @@ import { CallRequest } from './request.ts';
  * the retries at once.
  */
 export function createRetryMiddleware(sign: (request: Request) => Request | Promise<Request>, defaults: RetryOptions = {}): Middleware {
-  const options = { ...defaultRetry, ...defaults };
+  const options = retrySettings(defaults);
   async function retry(request: Request, schemaPath: string, first: Outcome, fetchImpl: typeof fetch): Promise<Outcome> {
     // The caller's signal, which the request follows; it goes on to every retry.
     const { signal } = request;
