@@ -9,7 +9,7 @@
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
@@ -99,7 +99,25 @@ async function firstAnswer(port: number, signed: boolean): Promise<number> {
   return response.status;
 }
 
-async function load(port: number, signed: boolean): Promise<{ rps: number; p99ms: number }> {
+/** CPU seconds a process has used (user + system, all its threads), where /proc tells. */
+async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
+  const stat = pid ? await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined) : undefined;
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
+/**
+ * One load run against a server: its req/s and p99, and the server's CPU time per answer. On
+ * this two-core machine the load generator takes one core, so req/s also depends on it; the
+ * server's own CPU time per request is the steadier figure of what each server costs.
+ */
+async function load(port: number, signed: boolean, pid?: number): Promise<{ rps: number; p99ms: number; cpuUs?: number }> {
+  const cpuBefore = await cpuSeconds(pid);
+  const perRequest = async (requests: number) => {
+    const cpuAfter = await cpuSeconds(pid);
+    return cpuBefore === undefined || cpuAfter === undefined || !requests ? undefined : ((cpuAfter - cpuBefore) * 1e6) / requests;
+  };
   const host = `127.0.0.1:${port}`;
   const headers: Record<string, string> = signed ? signedHeaders(host) : { 'content-type': 'application/json' };
   if (hasWrk) {
@@ -114,12 +132,12 @@ async function load(port: number, signed: boolean): Promise<{ rps: number; p99ms
     const p99ms = Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1);
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
     if (non2xx) throw new Error(`${non2xx[1]} answers were not 2xx: the load is not measuring successes.`);
-    return { rps, p99ms };
+    return { rps, p99ms, cpuUs: await perRequest(Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)) };
   }
   const { stdout } = await run(join(here, '..', 'node_modules', '.bin', 'autocannon'), ['-c', '50', '-d', String(seconds), '-m', 'POST', '-b', body, '-j', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), `http://${host}/calls`], { maxBuffer: 1 << 24 });
-  const result = JSON.parse(stdout) as { requests: { average: number }; latency: { p99: number }; non2xx: number };
+  const result = JSON.parse(stdout) as { requests: { average: number; total: number }; latency: { p99: number }; non2xx: number };
   if (result.non2xx) throw new Error(`${result.non2xx} answers were not 2xx.`);
-  return { rps: result.requests.average, p99ms: result.latency.p99 };
+  return { rps: result.requests.average, p99ms: result.latency.p99, cpuUs: await perRequest(result.requests.total) };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -145,7 +163,7 @@ for (const server of servers) {
 
 console.log('\nThroughput: POST /calls, one signed request repeated (the stub\'s replay cache is off for the load; its cost is measured below)');
 const running = await Promise.all(servers.map((s) => start(s.file)));
-const results: Record<string, { rps: number[]; p99: number[] }> = Object.fromEntries(servers.map((s) => [s.name, { rps: [], p99: [] }]));
+const results: Record<string, { rps: number[]; p99: number[]; cpu: number[] }> = Object.fromEntries(servers.map((s) => [s.name, { rps: [], p99: [], cpu: [] }]));
 try {
   for (const [i, server] of servers.entries()) await load(running[i]!.port, server.signed); // warm-up
   for (let round = 0; round < rounds; round++) {
@@ -153,15 +171,22 @@ try {
     for (let k = 0; k < servers.length; k++) {
       const i = (k + round) % servers.length;
       const server = servers[i]!;
-      const { rps, p99ms } = await load(running[i]!.port, server.signed);
+      const { rps, p99ms, cpuUs } = await load(running[i]!.port, server.signed, running[i]!.child.pid);
       results[server.name]!.rps.push(rps);
       results[server.name]!.p99.push(p99ms);
+      if (cpuUs !== undefined) results[server.name]!.cpu.push(cpuUs);
     }
   }
 } finally {
   await Promise.all(running.map((r) => stop(r.child)));
 }
-const rows = servers.map((s) => ({ server: s.name, 'req/s (median)': Math.round(median(results[s.name]!.rps)), 'p99 ms (median)': median(results[s.name]!.p99).toFixed(2) }));
+const hasCpu = servers.every((s) => results[s.name]!.cpu.length > 0);
+const rows = servers.map((s) => ({
+  server: s.name,
+  'req/s (median)': Math.round(median(results[s.name]!.rps)),
+  'p99 ms (median)': median(results[s.name]!.p99).toFixed(2),
+  ...(hasCpu ? { 'server CPU µs/req (median)': median(results[s.name]!.cpu).toFixed(1) } : {}),
+}));
 console.table(rows);
 const rps = (name: string) => median(results[name]!.rps);
 const [full, noop, bareNode, bareHono, fastify] = servers.map((s) => s.name) as [string, string, string, string, string];
@@ -170,8 +195,12 @@ console.log(`full stub / bare node:http: ${(stub / rps(bareNode)).toFixed(2)}  (
 console.log(`full stub / Fastify:        ${(stub / rps(fastify)).toFixed(2)}  (target ≥ 0.85)`);
 console.log(`full stub / bare Hono:      ${(stub / rps(bareHono)).toFixed(2)}`);
 console.log(`no-op stub / bare node:http: ${(rps(noop) / rps(bareNode)).toFixed(2)}, / Fastify: ${(rps(noop) / rps(fastify)).toFixed(2)}  (the stub without the simulator)`);
-const us = (name: string) => 1e6 / rps(name);
-console.log(`per request: full stub ${us(full).toFixed(0)} µs = no-op stub ${us(noop).toFixed(0)} µs + simulator ${(us(full) - us(noop)).toFixed(0)} µs; bare node:http ${us(bareNode).toFixed(0)} µs`);
+if (hasCpu) {
+  // The same comparison by the servers' own CPU time per request (cost ratios, as req/s ratios are: baseline over stub).
+  const cpu = (name: string) => median(results[name]!.cpu);
+  console.log(`by server CPU per request: bare node:http / full stub ${(cpu(bareNode) / cpu(full)).toFixed(2)}, Fastify / full stub ${(cpu(fastify) / cpu(full)).toFixed(2)}; bare node:http / no-op stub ${(cpu(bareNode) / cpu(noop)).toFixed(2)}, Fastify / no-op stub ${(cpu(fastify) / cpu(noop)).toFixed(2)}`);
+  console.log(`server CPU per request: full stub ${cpu(full).toFixed(0)} µs = no-op stub ${cpu(noop).toFixed(0)} µs + simulator ${(cpu(full) - cpu(noop)).toFixed(0)} µs; bare node:http ${cpu(bareNode).toFixed(0)} µs, Fastify ${cpu(fastify).toFixed(0)} µs`);
+}
 console.log(`cold start, full stub / bare Hono: ${(cold[full]! / cold[bareHono]!).toFixed(2)}  (target ≤ 1.20)`);
 
 console.log('\nThe replay cache, in process: authenticating 50 000 distinct signed requests, 3 interleaved rounds');
