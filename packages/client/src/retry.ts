@@ -30,8 +30,6 @@ export function retrySettings(...layers: Array<RetryOptions | undefined>): Requi
 
 /** What a call asks of its attempts. */
 export interface CallSettings {
-  /** Retry settings for this call, or false for none. */
-  retry?: RetryOptions | false;
   /** The caller's own signal: aborting it stops the call and its retries at once. */
   signal?: AbortSignal;
   /** Each attempt's time limit. */
