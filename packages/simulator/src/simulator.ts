@@ -29,13 +29,21 @@ interface Play {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/**
+ * A call in memory. Thousands may be held at once, each for as long as the call lasts, so a call
+ * carries few objects: arrays for its (few) participants and plays, and a set of timers only
+ * while some are pending.
+ */
 interface Call {
   callLegId: string;
   state: CallState;
-  subscribed: Set<string>;
-  participants: Map<string, Participant>;
-  plays: Map<string, Play>;
-  timers: Set<ReturnType<typeof setTimeout>>;
+  /** Whether the call asked for ParticipantsUpdated and DtmfReceived. */
+  participantsUpdated: boolean;
+  dtmfReceived: boolean;
+  participants: Participant[];
+  /** Plays in the order they were asked for; the first is the one running. */
+  plays: Play[];
+  timers: Set<ReturnType<typeof setTimeout>> | undefined;
   toneSequence: number;
 }
 
@@ -67,18 +75,23 @@ export function createSimulator(options: SimulatorOptions = {}) {
   let events: CallbackEmitter | undefined;
 
   function emit<Name extends EventName>(call: Call, name: Name, data: EventData<Name>) {
-    if (name === 'ParticipantsUpdated' && !call.subscribed.has('participantsUpdated')) return;
-    if (name === 'DtmfReceived' && !call.subscribed.has('dtmfReceived')) return;
+    if (name === 'ParticipantsUpdated' && !call.participantsUpdated) return;
+    if (name === 'DtmfReceived' && !call.dtmfReceived) return;
     events?.emit(call.callLegId, name, data);
   }
 
   function later(call: Call, ms: number, run: () => void) {
     const timer = setTimeout(() => {
-      call.timers.delete(timer);
+      forget(call, timer);
       run();
     }, ms);
-    call.timers.add(timer);
+    (call.timers ??= new Set()).add(timer);
     return timer;
+  }
+
+  function forget(call: Call, timer: ReturnType<typeof setTimeout>) {
+    call.timers?.delete(timer);
+    if (call.timers?.size === 0) call.timers = undefined;
   }
 
   function setState(call: Call, state: CallState) {
@@ -87,13 +100,21 @@ export function createSimulator(options: SimulatorOptions = {}) {
   }
 
   function participantsChanged(call: Call) {
-    emit(call, 'ParticipantsUpdated', { callLegId: call.callLegId, participants: [...call.participants.values()] });
+    emit(call, 'ParticipantsUpdated', { callLegId: call.callLegId, participants: [...call.participants] });
   }
 
   function join(call: Call, identifier: CommunicationIdentifier): Participant {
     const participant = { participantId: crypto.randomUUID(), identifier, isMuted: false };
-    call.participants.set(participant.participantId, participant);
+    call.participants.push(participant);
     return participant;
+  }
+
+  /** Whether the participant was in the call (and is no more). */
+  function removeParticipant(call: Call, participantId: string): boolean {
+    const index = call.participants.findIndex((p) => p.participantId === participantId);
+    if (index === -1) return false;
+    call.participants.splice(index, 1);
+    return true;
   }
 
   /** A call that exists and has not ended, or a 404. */
@@ -105,8 +126,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
 
   function finishPlay(call: Call, play: Play, status: 'completed' | 'failed', resultInfo: typeof success) {
     clearTimeout(play.timer);
-    call.timers.delete(play.timer);
-    call.plays.delete(play.id);
+    forget(call, play.timer);
+    call.plays.splice(call.plays.indexOf(play), 1);
     emit(call, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
   }
 
@@ -136,8 +157,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
   /** Ends a call: its operations answer 404 from now on; terminating, then terminated, go out. */
   function end(call: Call) {
     calls.delete(call.callLegId);
-    for (const timer of call.timers) clearTimeout(timer);
-    call.timers.clear();
+    for (const timer of call.timers ?? []) clearTimeout(timer);
+    call.timers = undefined;
     setState(call, 'terminating');
     ending.set(
       call,
@@ -161,10 +182,11 @@ export function createSimulator(options: SimulatorOptions = {}) {
       const call: Call = {
         callLegId,
         state: 'idle',
-        subscribed: new Set(body.requestedCallEvents),
-        participants: new Map(),
-        plays: new Map(),
-        timers: new Set(),
+        participantsUpdated: body.requestedCallEvents?.includes('participantsUpdated') ?? false,
+        dtmfReceived: body.requestedCallEvents?.includes('dtmfReceived') ?? false,
+        participants: [],
+        plays: [],
+        timers: undefined,
         toneSequence: 0,
       };
       if (calls.size >= maxCalls) {
@@ -191,14 +213,14 @@ export function createSimulator(options: SimulatorOptions = {}) {
     playAudio({ params, body }) {
       const call = live(params.callId);
       const id = crypto.randomUUID();
-      const queued = call.plays.size > 0;
+      const queued = call.plays.length > 0;
       const play: Play = { id, operationContext: body.operationContext, loop: body.loop ?? false, timer: undefined as never };
       const schedule = (ms: number) => {
         play.timer = later(call, ms, () => (play.loop ? schedule(playDuration) : finishPlay(call, play, 'completed', success)));
       };
       // A play waits for the ones before it; the simulator never downloads the file.
-      schedule(playDuration * (call.plays.size + 1));
-      call.plays.set(id, play);
+      schedule(playDuration * (call.plays.length + 1));
+      call.plays.push(play);
       return {
         status: 202,
         body: { id, status: queued ? 'notStarted' : 'running', operationContext: body.operationContext, resultInfo: { code: 202, subcode: 0, message: 'Action is accepted.' } },
@@ -207,7 +229,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
 
     cancelMediaProcessing({ params, body }) {
       const call = live(params.callId);
-      for (const play of [...call.plays.values()]) finishPlay(call, play, 'failed', cancelled);
+      for (const play of [...call.plays]) finishPlay(call, play, 'failed', cancelled);
       return { status: 202, body: { id: crypto.randomUUID(), status: 'completed', operationContext: body.operationContext, resultInfo: success } };
     },
 
@@ -236,7 +258,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
 
     removeParticipant({ params }) {
       const call = live(params.callId);
-      if (!call.participants.delete(params.participantId)) {
+      if (!removeParticipant(call, params.participantId)) {
         throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${params.participantId} in call ${call.callLegId}.`, { target: 'participantId' });
       }
       participantsChanged(call);
@@ -248,7 +270,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     handlers,
     /** The calls in progress, with their participants. */
     listCalls() {
-      return [...calls.values()].map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants.values()] }));
+      return [...calls.values()].map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants] }));
     },
     /** A participant presses DTMF keys: one DtmfReceived per tone, when the call subscribed. */
     pressTones(callLegId: string, tones: readonly Tone[]) {
@@ -258,7 +280,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     /** A participant hangs up their side. */
     leave(callLegId: string, participantId: string) {
       const call = live(callLegId);
-      if (!call.participants.delete(participantId)) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
+      if (!removeParticipant(call, participantId)) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
       participantsChanged(call);
     },
     /** Invitations to this identifier (its raw id, `4:+1…` for a number) will be declined. */
@@ -267,7 +289,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     },
     /** Ends every call's timers and finishes the hang-ups in progress, so that their last event goes out (for shutdown). */
     stop() {
-      for (const call of calls.values()) for (const timer of call.timers) clearTimeout(timer);
+      for (const call of calls.values()) for (const timer of call.timers ?? []) clearTimeout(timer);
       calls.clear();
       order = [];
       head = 0;

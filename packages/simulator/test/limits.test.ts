@@ -85,3 +85,52 @@ describe('the number of calls kept', () => {
     expect(() => createSimulator({ maxCalls })).toThrow(RangeError);
   });
 });
+
+describe('plays and participants, step by step', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  function playback() {
+    const emitted: Array<{ name: string; data: Record<string, unknown> }> = [];
+    const events: CallbackEmitter = { emit: (_id, name, data) => void emitted.push({ name, data: data as Record<string, unknown> }), register() {} };
+    const context = { caller: { kind: 'hmac', keyIndex: 0 }, requestId: 'r', events } as HandlerContext;
+    return { emitted, context };
+  }
+
+  it('runs plays one after another, answers notStarted for a queued one, and cancels them all', async () => {
+    const { emitted, context } = playback();
+    const simulator = createSimulator({ answerDelayMs: 5, playDurationMs: 100 });
+    const [callId] = await createCalls(simulator, context, 1);
+    const play = (operationContext: string) => simulator.handlers.playAudio({ params: { callId }, body: { audioFileUri: 'https://cdn.contoso.com/a.wav', operationContext }, headers: {} } as never, context);
+    expect(await play('first')).toMatchObject({ status: 202, body: { status: 'running' } });
+    expect(await play('second')).toMatchObject({ status: 202, body: { status: 'notStarted' } });
+    expect(await play('third')).toMatchObject({ status: 202, body: { status: 'notStarted' } });
+    await vi.advanceTimersByTimeAsync(150);
+    const results = () => emitted.filter((e) => e.name === 'PlayAudioResult').map((e) => [e.data.operationContext, e.data.status]);
+    expect(results()).toEqual([['first', 'completed']]);
+    await simulator.handlers.cancelMediaProcessing({ params: { callId }, body: { operationContext: 'stop' }, headers: {} } as never, context);
+    expect(results()).toEqual([['first', 'completed'], ['second', 'failed'], ['third', 'failed']]);
+    // Nothing more is pending for the cancelled plays; a new one runs at once.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(results()).toHaveLength(3);
+    expect(await play('fourth')).toMatchObject({ body: { status: 'running' } });
+    simulator.stop();
+  });
+
+  it('removes the participant named, and only that one', async () => {
+    const { emitted, context } = playback();
+    const simulator = createSimulator({ answerDelayMs: 5 });
+    const created = await simulator.handlers.createCall(
+      { body: { ...body, targets: [{ phoneNumber: { value: '+14251001000' } }, { phoneNumber: { value: '+14251001001' } }], requestedCallEvents: ['participantsUpdated'] }, params: {}, headers: {} } as never,
+      context,
+    );
+    const callId = (created as { body: { callLegId: string } }).body.callLegId;
+    await vi.advanceTimersByTimeAsync(10);
+    const [first, second] = simulator.listCalls()[0]!.participants;
+    expect(() => simulator.handlers.removeParticipant({ params: { callId, participantId: 'not-in-call' }, headers: {} } as never, context)).toThrow(expect.objectContaining({ status: 404 }));
+    simulator.handlers.removeParticipant({ params: { callId, participantId: first!.participantId }, headers: {} } as never, context);
+    expect(simulator.listCalls()[0]!.participants).toEqual([second]);
+    expect(emitted.filter((e) => e.name === 'ParticipantsUpdated').at(-1)!.data.participants).toEqual([second]);
+    simulator.stop();
+  });
+});
