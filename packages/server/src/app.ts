@@ -41,21 +41,64 @@ const noEmitter: CallbackEmitter = {
   register() {},
 };
 
-/** Sent with every answer: no sniffing of the JSON, no caching of a call's state. */
-const secureHeaders = { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' };
+/** An answer, ready for any server to write: headers as a plain object, the body as JSON text. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+/** A request as the stub reads it, whichever server received it. */
+export interface ApiRequest {
+  method: string;
+  /** The path and query exactly as sent. */
+  pathAndQuery: string;
+  /** The Host header as sent. */
+  host: string | undefined;
+  /** A header by its lower-case name. */
+  header(name: string): string | undefined;
+  /** The path parameters, as routed. */
+  params: Record<string, string>;
+  /** The body, read once as bytes; throws ApiError(413) once it passes `limit`. */
+  body(limit: number): Promise<Uint8Array<ArrayBuffer>>;
+}
+
+/** An operation of the spec, ready to serve: its header names in lower case, its statuses as a set. */
+type Operation = Route & { headerNames: string[]; statusSet: Set<number> };
+const operations: Operation[] = routes.map((route) => ({ ...route, headerNames: route.headers.map((name) => name.toLowerCase()), statusSet: new Set(route.statuses) }));
+
+/** Every answer says no sniffing of the JSON and no caching of a call's state, and carries its request id. */
+function answer(status: number, body: unknown, requestId: string, extra?: Record<string, string>): Answer {
+  const headers: Record<string, string> =
+    body === undefined
+      ? { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', 'x-ms-request-id': requestId }
+      : { 'content-type': 'application/json', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', 'x-ms-request-id': requestId };
+  if (extra) Object.assign(headers, extra);
+  return { status, headers, body: body === undefined ? null : JSON.stringify(body) };
+}
+
+function problem(error: ApiError, requestId: string): Answer {
+  return answer(error.status, error.body, requestId, error.options.headers);
+}
 
 /**
  * A Response built directly, headers as a plain object: @hono/node-server writes such a Response
- * without converting a Headers object, which saves several µs a request over c.json(…, headers).
+ * without converting a Headers object.
  */
-function answer(status: number, body: unknown, headers: Record<string, string>): Response {
-  if (body === undefined) return new Response(null, { status, headers: { ...secureHeaders, ...headers } });
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...secureHeaders, ...headers } });
+function toResponse(result: Answer): Response {
+  return new Response(result.body, { status: result.status, headers: result.headers });
 }
 
-function problem(error: ApiError, requestId: string): Response {
-  return answer(error.status, error.body, { 'x-ms-request-id': requestId, ...error.options.headers });
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as { then?: unknown } | undefined)?.then === 'function';
+
+/** The stub's own handling of its routes, for servers that can reach it without Hono (see `serveApp`). */
+export interface DirectRoutes {
+  /** The route and its parameters, when the app would run only the stub's own handlers for this request. */
+  match(method: string, path: string): { route: Operation; params: Record<string, string> } | undefined;
+  respond(route: Operation, request: ApiRequest): Promise<Answer>;
 }
+
+export const directRoutes = Symbol.for('@call-automation/server.directRoutes');
 
 /**
  * The Call Automation API as a Hono app, from the spec: routes, authentication, validation of
@@ -68,22 +111,25 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   const idempotency = options.idempotency === false ? undefined : (options.idempotency ?? createMemoryIdempotencyStore());
   const events = options.callbacks ?? noEmitter;
   const app = new Hono();
+  // Header validators that accept no headers at all: a request without any of them skips the check.
+  const acceptsNoHeaders = new Set(operations.flatMap((route) => (route.validators.headers && validatorNamed[route.validators.headers]!({}) ? [route.validators.headers] : [])));
 
+  /** Handles one request of `route` to its answer; never throws. */
+  async function respond(route: Operation, request: ApiRequest): Promise<Answer> {
+    const requestId = crypto.randomUUID();
+    try {
+      return await handle(route, request, requestId);
+    } catch (error) {
+      if (error instanceof ApiError) return problem(error, requestId);
+      return internalError(error, requestId, route.operationId);
+    }
+  }
 
-  async function handle(route: Route, c: Context, requestId: string): Promise<Response> {
-    const header = headerReader(c);
+  async function handle(route: Operation, request: ApiRequest, requestId: string): Promise<Answer> {
     // The body is read once, as bytes: the content hash covers exactly what arrived.
-    const bytes = await readBody(c, header('content-length'), maxBodyBytes);
-    // The path and query exactly as sent: everything after the URL's authority.
-    const href = c.req.url;
-    const authorityEnd = href.indexOf('/', href.indexOf('://') + 3);
-    const caller = await authenticate({
-      method: c.req.method,
-      pathAndQuery: authorityEnd === -1 ? '/' : href.slice(authorityEnd),
-      host: header('host') ?? new URL(href).host,
-      headers: { get: header },
-      body: bytes,
-    });
+    const bytes = await request.body(maxBodyBytes);
+    const authenticated = authenticate({ method: request.method, pathAndQuery: request.pathAndQuery, host: request.host ?? '', headers: { get: request.header }, body: bytes });
+    const caller = isPromise(authenticated) ? await authenticated : authenticated;
     let body: string;
     try {
       body = utf8.decode(bytes);
@@ -91,18 +137,22 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       throw new ApiError(400, 'InvalidJson', 'The request body is not valid UTF-8.');
     }
 
-    const params = route.pathParams.length ? c.req.param() : {};
+    const params = request.params;
     validate(route.validators.params, params, 'path');
     const headers: Record<string, string> = {};
-    for (const name of route.headers) {
-      const value = header(name.toLowerCase());
-      if (value !== undefined) headers[name.toLowerCase()] = value;
+    let headerCount = 0;
+    for (const name of route.headerNames) {
+      const value = request.header(name);
+      if (value !== undefined) {
+        headers[name] = value;
+        headerCount++;
+      }
     }
-    validate(route.validators.headers, headers, 'header');
+    if (headerCount > 0 || !acceptsNoHeaders.has(route.validators.headers!)) validate(route.validators.headers, headers, 'header');
 
     let parsed: unknown;
     if (route.hasBody) {
-      const type = header('content-type');
+      const type = request.header('content-type');
       if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
         throw new ApiError(400, 'InvalidContentType', 'The request body must be sent as application/json.', { target: 'Content-Type' });
       }
@@ -116,7 +166,9 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       if (options.checkUri) {
         for (const field of fieldsContacted) {
           const value = (parsed as Record<string, unknown>)[field];
-          if (typeof value === 'string') await options.checkUri(value, field);
+          if (typeof value !== 'string') continue;
+          const checked = options.checkUri(value, field);
+          if (isPromise(checked)) await checked;
         }
       }
     } else if (body !== '') {
@@ -124,17 +176,13 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     }
 
     const context: HandlerContext = { caller, requestId, events };
-    const run = async () => {
-      const result = await runHandler(route, { params, body: parsed, headers }, context);
-      // A created call's events go to its callbackUri.
-      if (route.operationId === 'createCall' && result.status === 200) {
-        events.register((result.body as { callLegId: string }).callLegId, (parsed as { callbackUri: string }).callbackUri);
-      }
-      return result;
-    };
+    const input = { params, body: parsed, headers };
     const repeatId = headers['repeatability-request-id'];
-    if (!idempotency || repeatId === undefined) return reply(await run(), requestId);
-    return reply(await once(`${callerKey(caller)}:${repeatId}`, run), requestId, { 'Repeatability-Result': 'accepted' });
+    if (!idempotency || repeatId === undefined) {
+      const result = runHandler(route, input, context, parsed);
+      return reply(isPromise(result) ? await result : result, requestId);
+    }
+    return reply(await once(`${callerKey(caller)}:${repeatId}`, async () => runHandler(route, input, context, parsed)), requestId, 'accepted');
   }
 
   async function once(key: string, run: () => Promise<StoredReply>): Promise<StoredReply> {
@@ -156,25 +204,35 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     }
   }
 
-  async function runHandler(route: Route, input: unknown, context: HandlerContext): Promise<StoredReply> {
+  /** The handler's reply, checked against the statuses the spec documents; synchronous when the handler is. */
+  function runHandler(route: Operation, input: unknown, context: HandlerContext, parsed: unknown): StoredReply | Promise<StoredReply> {
     const handler = options.handlers[route.operationId as OperationId] as (input: unknown, context: HandlerContext) => Promise<StoredReply> | StoredReply;
-    let result: StoredReply;
-    try {
-      result = await handler(input, context);
-    } catch (error) {
-      if (error instanceof ApiError && (route.statuses as readonly number[]).includes(error.status)) {
-        return { status: error.status, body: error.body, headers: error.options.headers };
-      }
+    const refused = (error: unknown): StoredReply => {
+      if (error instanceof ApiError && route.statusSet.has(error.status)) return { status: error.status, body: error.body, headers: error.options.headers };
       throw error;
+    };
+    const accepted = (result: StoredReply): StoredReply => {
+      if (!route.statusSet.has(result?.status)) {
+        throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
+      }
+      // A created call's events go to its callbackUri.
+      if (route.operationId === 'createCall' && result.status === 200) {
+        events.register((result.body as { callLegId: string }).callLegId, (parsed as { callbackUri: string }).callbackUri);
+      }
+      return result;
+    };
+    let result: StoredReply | Promise<StoredReply>;
+    try {
+      result = handler(input, context);
+    } catch (error) {
+      return refused(error);
     }
-    if (!(route.statuses as readonly number[]).includes(result?.status)) {
-      throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
-    }
-    return result;
+    return isPromise(result) ? result.then(accepted, refused) : accepted(result);
   }
 
-  function reply(result: StoredReply, requestId: string, extra: Record<string, string> = {}): Response {
-    return answer(result.status, result.body, { 'x-ms-request-id': requestId, ...extra, ...result.headers });
+  function reply(result: StoredReply, requestId: string, repeatability?: string): Answer {
+    const extra = repeatability ? { 'Repeatability-Result': repeatability, ...result.headers } : result.headers;
+    return answer(result.status, result.body, requestId, extra);
   }
 
   function validate(name: string | null, value: unknown, place: 'path' | 'header' | 'body') {
@@ -190,34 +248,72 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     throw new ApiError(400, 'ValidationFailed', what, { details });
   }
 
-  const methodsByPath = new Map<string, string[]>();
-  for (const route of routes) {
-    methodsByPath.set(route.honoPath, [...(methodsByPath.get(route.honoPath) ?? []), route.method]);
-    app.on(route.method, route.honoPath, async (c) => {
-      const requestId = crypto.randomUUID();
-      try {
-        return await handle(route, c, requestId);
-      } catch (error) {
-        if (error instanceof ApiError) return problem(error, requestId);
-        return internalError(error, requestId, route.operationId);
-      }
-    });
-  }
-  for (const [path, methods] of methodsByPath) {
-    app.all(path, (c) => {
-      const allow = methods.join(', ');
-      return problem(new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${allow}.`, { headers: { Allow: allow } }), crypto.randomUUID());
-    });
-  }
-  app.notFound((c) => problem(new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${new URL(c.req.url).pathname}.`), crypto.randomUUID()));
-  app.onError((error) => internalError(error, crypto.randomUUID()));
-
-  function internalError(error: unknown, requestId: string, operationId?: string): Response {
+  function internalError(error: unknown, requestId: string, operationId?: string): Answer {
     options.onError?.(error, { requestId, operationId });
     return problem(new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
   }
 
+  const routeOf = new Map<unknown, Operation>();
+  for (const route of operations) {
+    const handler = async (c: Context) => toResponse(await respond(route, fromHono(c, route)));
+    routeOf.set(handler, route);
+    app.on(route.method, route.honoPath, handler);
+  }
+  // A path the API has, asked with a method it lacks, answers 405; any other path 404. (Both are
+  // found here, when no route matched, so that a request of a route matches one handler only.)
+  const pathPatterns = [...new Set(routes.map((route) => route.path))].map((path) => ({
+    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+    allow: routes.filter((route) => route.path === path).map((route) => route.method).join(', '),
+  }));
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const known = pathPatterns.find(({ pattern }) => pattern.test(path));
+    const error = known
+      ? new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${known.allow}.`, { headers: { Allow: known.allow } })
+      : new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${path}.`);
+    return toResponse(problem(error, crypto.randomUUID()));
+  });
+  app.onError((error) => toResponse(internalError(error, crypto.randomUUID())));
+
+  const direct: DirectRoutes = {
+    match(method, path) {
+      const [matched, stash] = app.router.match(method, path) as [Array<[[unknown, unknown], Record<string, number | string>]>, string[]?];
+      if (matched.length !== 1) return undefined;
+      const [[handler], found] = matched[0]!;
+      const route = routeOf.get(handler);
+      if (!route) return undefined;
+      const params: Record<string, string> = {};
+      for (const name of route.pathParams) {
+        const value = stash ? stash[found[name] as number] : found[name];
+        if (typeof value !== 'string') return undefined;
+        params[name] = value;
+      }
+      return { route, params };
+    },
+    respond,
+  };
+  Object.defineProperty(app, directRoutes, { value: direct });
   return app;
+}
+
+/** A Hono request as the stub reads it. */
+function fromHono(c: Context, route: Operation): ApiRequest {
+  const header = headerReader(c);
+  const href = c.req.url;
+  // The path and query exactly as sent: everything after the URL's authority.
+  const authorityEnd = href.indexOf('/', href.indexOf('://') + 3);
+  return {
+    method: c.req.method,
+    pathAndQuery: authorityEnd === -1 ? '/' : href.slice(authorityEnd),
+    host: header('host') ?? new URL(href).host,
+    header,
+    params: route.pathParams.length ? c.req.param() : {},
+    body: (limit) => readBody(c, header('content-length'), limit),
+  };
+}
+
+export function payloadTooLarge(limit: number): ApiError {
+  return new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${limit} bytes.`);
 }
 
 /**
@@ -226,10 +322,9 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
  * full Request, which costs three quarters of the throughput on Node.)
  */
 async function readBody(c: Context, declared: string | undefined, limit: number): Promise<Uint8Array<ArrayBuffer>> {
-  const tooLarge = () => new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${limit} bytes.`);
   // Through c.req, @hono/node-server reads the body without building a full Request.
   if (declared !== undefined) {
-    if (Number(declared) > limit) throw tooLarge();
+    if (Number(declared) > limit) throw payloadTooLarge(limit);
     return new Uint8Array(await c.req.arrayBuffer());
   }
   const stream = c.req.raw.body;
@@ -243,7 +338,7 @@ async function readBody(c: Context, declared: string | undefined, limit: number)
     size += value.length;
     if (size > limit) {
       await reader.cancel();
-      throw tooLarge();
+      throw payloadTooLarge(limit);
     }
     chunks.push(value);
   }

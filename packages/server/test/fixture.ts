@@ -63,10 +63,22 @@ export interface Served {
   state: ReturnType<typeof memoryHandlers>;
 }
 
+let throughHono = false;
+
+/**
+ * Serve every request through Hono's own request path from now on. By default `serveApp` answers
+ * the API's requests straight from node:http; test files that call this run the same tests on
+ * the path that middleware and other runtimes take.
+ */
+export function serveThroughHono() {
+  throughHono = true;
+}
+
 export async function serveMemory(options: Partial<CallAutomationAppOptions> = {}): Promise<Served> {
   const state = memoryHandlers();
   const app = createCallAutomationApp({ handlers: state.handlers, auth: { accessKeys: [accessKey, rotatedKey] }, ...options });
-  const server = await serveApp(app);
+  // A plain { fetch } hides the stub's own routes from serveApp, as an app wrapped in another would.
+  const server = await serveApp(throughHono ? { fetch: app.fetch } : app);
   const client = createCallAutomationClient(`endpoint=${server.url}/;accesskey=${accessKey}`, { retry: false });
   return { url: server.url, server, client, state };
 }

@@ -1,0 +1,102 @@
+import { createCallAutomationClient } from '@call-automation/client';
+import { Hono } from 'hono';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCallAutomationApp } from '../src/index.ts';
+import { serveApp, type RunningServer } from '../src/node.ts';
+import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
+
+const running: RunningServer[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((server) => server.close()));
+});
+
+type App = ReturnType<typeof createCallAutomationApp>;
+
+/** The app served (or the app `wrap` makes of it), with a count of the requests that went through Hono's fetch. */
+async function serve(wrap: (app: App) => App = (app) => app, onError?: (error: unknown) => void) {
+  const app = wrap(createCallAutomationApp({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] }, onError }));
+  let throughHono = 0;
+  const fetch = app.fetch;
+  app.fetch = (request, ...rest) => {
+    throughHono++;
+    return fetch(request, ...rest);
+  };
+  const server = await serveApp(app);
+  running.push(server);
+  const client = createCallAutomationClient(`endpoint=${server.url}/;accesskey=${accessKey}`, { retry: false });
+  return { server, client, throughHono: () => throughHono };
+}
+
+describe('serveApp', () => {
+  it('answers the API straight from node:http, and the rest through Hono', async () => {
+    const { server, client, throughHono } = await serve();
+    const created = await client.createCall(phoneCall);
+    expect(created.response.status).toBe(200);
+    expect((await client.hangupCall(created.data!.callLegId)).response.status).toBe(202);
+    expect(throughHono()).toBe(0);
+    // Unknown paths, methods a path lacks and escaped ids go through Hono, with the same error bodies.
+    expect((await fetch(`${server.url}/nowhere`)).status).toBe(404);
+    const wrongMethod = await fetch(`${server.url}/calls`);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    const escaped = await client.hangupCall('%41bc');
+    expect(escaped.response.status).toBe(400);
+    expect(escaped.error).toMatchObject({ code: 'ValidationFailed' });
+    expect(throughHono()).toBe(3);
+  });
+
+  it('sends the API through Hono when the app is mounted in one with middleware', async () => {
+    const seen: string[] = [];
+    const { client, throughHono } = await serve((app) => {
+      const outer = new Hono();
+      outer.use('*', async (c, next) => {
+        seen.push(`${c.req.method} ${new URL(c.req.url).pathname}`);
+        await next();
+        c.res.headers.set('x-seen-by', 'middleware');
+      });
+      return outer.route('/', app);
+    });
+    const created = await client.createCall(phoneCall);
+    expect(created.response.status).toBe(200);
+    expect(created.response.headers.get('x-seen-by')).toBe('middleware');
+    expect(seen).toEqual(['POST /calls']);
+    expect(throughHono()).toBe(1);
+  });
+
+  it('sends a request through Hono when a handler added to the app matches it too', async () => {
+    const seen: string[] = [];
+    const { client, throughHono } = await serve((app) =>
+      app.post('/calls', (c) => {
+        seen.push('added');
+        return c.text('added');
+      }),
+    );
+    // Hono runs the stub's handler first, which answers: the one added after it never runs, on either path.
+    expect((await client.createCall(phoneCall)).response.status).toBe(200);
+    expect(seen).toEqual([]);
+    expect(throughHono()).toBe(1);
+  });
+
+  it('keeps the direct path for the API when the app has other routes of its own', async () => {
+    const { server, client, throughHono } = await serve((app) => app.get('/health', (c) => c.text('ok')));
+    expect(await (await fetch(`${server.url}/health`)).text()).toBe('ok');
+    expect((await client.createCall(phoneCall)).response.status).toBe(200);
+    expect(throughHono()).toBe(1);
+  });
+
+  it('shrugs off a client that leaves half-way through its body', async () => {
+    const errors: unknown[] = [];
+    const { server, client } = await serve(undefined, (error) => void errors.push(error));
+    const { port } = new URL(server.url);
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write('POST /calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"targets":');
+        setTimeout(() => socket.destroy(), 50);
+      });
+      socket.on('close', () => resolve());
+    });
+    expect((await client.createCall(phoneCall)).response.status).toBe(200);
+    expect(errors).toEqual([]);
+  });
+});
