@@ -43,6 +43,9 @@ interface Call {
   participants: Participant[];
   /** Plays in the order they were asked for; the first is the one running. */
   plays: Play[];
+  /** Until the targets answer. */
+  answering: ReturnType<typeof setTimeout> | undefined;
+  /** The other timers pending (plays, invitations). */
   timers: Set<ReturnType<typeof setTimeout>> | undefined;
   toneSequence: number;
 }
@@ -70,8 +73,6 @@ export function createSimulator(options: SimulatorOptions = {}) {
   if (!Number.isInteger(maxCalls) || maxCalls < 1) throw new RangeError(`maxCalls must be a whole number of at least 1, not ${maxCalls}.`);
   const calls = new Map<string, Call>();
   const declining = new Set<string>();
-  /** Hang-ups between terminating and terminated, to finish on stop. */
-  const ending = new Map<Call, ReturnType<typeof setTimeout>>();
   let events: CallbackEmitter | undefined;
 
   function emit<Name extends EventName>(call: Call, name: Name, data: EventData<Name>) {
@@ -157,21 +158,12 @@ export function createSimulator(options: SimulatorOptions = {}) {
   /** Ends a call: its operations answer 404 from now on; terminating, then terminated, go out. */
   function end(call: Call) {
     calls.delete(call.callLegId);
+    clearTimeout(call.answering);
     for (const timer of call.timers ?? []) clearTimeout(timer);
     call.timers = undefined;
     setState(call, 'terminating');
-    ending.set(
-      call,
-      setTimeout(() => {
-        ending.delete(call);
-        terminated(call);
-      }, 10),
-    );
-  }
-
-  /** The call's last event; its callbackUri can be forgotten once that is sent. */
-  function terminated(call: Call) {
     setState(call, 'terminated');
+    // The call's last event: its callbackUri can be forgotten once that is sent.
     events?.unregister?.(call.callLegId);
   }
 
@@ -186,6 +178,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
         dtmfReceived: body.requestedCallEvents?.includes('dtmfReceived') ?? false,
         participants: [],
         plays: [],
+        answering: undefined,
         timers: undefined,
         toneSequence: 0,
       };
@@ -197,11 +190,12 @@ export function createSimulator(options: SimulatorOptions = {}) {
       track(callLegId);
       context.events.register(callLegId, body.callbackUri);
       setState(call, 'establishing');
-      later(call, answerDelay, () => {
+      call.answering = setTimeout(() => {
+        call.answering = undefined;
         for (const target of body.targets) join(call, target);
         setState(call, 'established');
         participantsChanged(call);
-      });
+      }, answerDelay);
       return { status: 200, body: { callLegId } };
     },
 
@@ -287,17 +281,15 @@ export function createSimulator(options: SimulatorOptions = {}) {
     declineInvitations(rawId: string) {
       declining.add(rawId);
     },
-    /** Ends every call's timers and finishes the hang-ups in progress, so that their last event goes out (for shutdown). */
+    /** Stops every call's timers (for shutdown): nothing more is emitted after this. */
     stop() {
-      for (const call of calls.values()) for (const timer of call.timers ?? []) clearTimeout(timer);
+      for (const call of calls.values()) {
+        clearTimeout(call.answering);
+        for (const timer of call.timers ?? []) clearTimeout(timer);
+      }
       calls.clear();
       order = [];
       head = 0;
-      for (const [call, timer] of ending) {
-        clearTimeout(timer);
-        terminated(call);
-      }
-      ending.clear();
     },
   };
 }

@@ -54,15 +54,18 @@ describe('the number of calls kept', () => {
     simulator.stop();
   });
 
-  it('keeps one call with maxCalls 1, and finishes an ending call on stop', async () => {
+  it('keeps one call with maxCalls 1: the call it ends sends its last events at once, and stop ends every timer', async () => {
     const { context, registered, states } = recorder();
     const simulator = createSimulator({ maxCalls: 1, answerDelayMs: 5 });
     const ids = await createCalls(simulator, context, 2);
     expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1]]);
-    // Stopped while the first call is between terminating and terminated.
-    simulator.stop();
     expect(states(ids[0]!)).toEqual(['establishing', 'terminating', 'terminated']);
     expect(registered.has(ids[0]!)).toBe(false);
+    // Stopped before the second call's targets answer: nothing more goes out.
+    simulator.stop();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(states(ids[1]!)).toEqual(['establishing']);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('ends calls oldest first over many rounds, skipping those already hung up', async () => {
