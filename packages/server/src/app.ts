@@ -89,6 +89,10 @@ function toResponse(result: Answer): Response {
   return new Response(result.body, { status: result.status, headers: result.headers });
 }
 
+// RFC 9110's token for names; visible characters, spaces and tabs for values (no CR or LF).
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as { then?: unknown } | undefined)?.then === 'function';
 
 /** The stub's own handling of its routes, for servers that can reach it without Hono (see `serveApp`). */
@@ -96,6 +100,8 @@ export interface DirectRoutes {
   /** The route and its parameters, when the app would run only the stub's own handlers for this request. */
   match(method: string, path: string): { route: Operation; params: Record<string, string> } | undefined;
   respond(route: Operation, request: ApiRequest): Promise<Answer>;
+  /** The 500 answer for an error met while writing an answer; reports it to `onError`. */
+  failed(error: unknown): Answer;
 }
 
 export const directRoutes = Symbol.for('@call-automation/server.directRoutes');
@@ -215,6 +221,11 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       if (!route.statusSet.has(result?.status)) {
         throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
       }
+      for (const [name, value] of Object.entries(result.headers ?? {})) {
+        if (!headerName.test(name) || typeof value !== 'string' || !headerValue.test(value)) {
+          throw new Error(`The ${route.operationId} handler answered a header HTTP cannot carry: ${JSON.stringify(name)}.`);
+        }
+      }
       // A created call's events go to its callbackUri.
       if (route.operationId === 'createCall' && result.status === 200) {
         events.register((result.body as { callLegId: string }).callLegId, (parsed as { callbackUri: string }).callbackUri);
@@ -249,7 +260,11 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   }
 
   function internalError(error: unknown, requestId: string, operationId?: string): Answer {
-    options.onError?.(error, { requestId, operationId });
+    try {
+      options.onError?.(error, { requestId, operationId });
+    } catch {
+      // A failing report must not cost the caller their answer.
+    }
     return problem(new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
   }
 
@@ -291,6 +306,7 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       return { route, params };
     },
     respond,
+    failed: (error) => internalError(error, crypto.randomUUID()),
   };
   Object.defineProperty(app, directRoutes, { value: direct });
   return app;

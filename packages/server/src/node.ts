@@ -2,7 +2,7 @@ import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError } from './errors.ts';
-import { directRoutes, payloadTooLarge, type ApiRequest, type DirectRoutes } from './app.ts';
+import { directRoutes, payloadTooLarge, type Answer, type ApiRequest, type DirectRoutes } from './app.ts';
 
 export interface ServeOptions {
   /** Default 127.0.0.1: loopback only. */
@@ -91,13 +91,23 @@ function serveDirect(direct: DirectRoutes, req: IncomingMessage, res: ServerResp
     body: (limit) => readBody(req, limit),
   };
   void direct.respond(found.route, request).then((answer) => {
-    const body = answer.body ?? '';
-    answer.headers['content-length'] = String(Buffer.byteLength(body));
-    // A body refused part-way is not read to its end: the connection closes after the answer.
-    if (!req.complete) answer.headers.connection = 'close';
-    res.writeHead(answer.status, answer.headers).end(body);
+    try {
+      write(req, res, answer);
+    } catch (error) {
+      // A header Node refuses (from a handler's reply): answered as any other unexpected error.
+      if (res.headersSent) res.destroy();
+      else write(req, res, direct.failed(error));
+    }
   });
   return true;
+}
+
+function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
+  const body = answer.body ?? '';
+  const headers: Record<string, string> = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) };
+  // A body refused part-way is not read to its end: the connection closes after the answer.
+  if (!req.complete) headers.connection = 'close';
+  res.writeHead(answer.status, headers).end(body);
 }
 
 /** The request body, refused with 413 past `limit` bytes: at once when Content-Length says so, else as soon as the stream passes it. */

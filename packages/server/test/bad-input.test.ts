@@ -89,6 +89,27 @@ describe('bad input', () => {
     }
   });
 
+  it('answers 500 with the error body when a handler answers a header HTTP cannot carry, and survives a failing onError', async () => {
+    const reported: unknown[] = [];
+    const odd = await serveMemory({
+      onError: (error) => {
+        reported.push(error);
+        throw new Error('the error reporter is down');
+      },
+    });
+    (odd.state.handlers as Record<string, unknown>).hangupCall = () => ({ status: 202, headers: { 'x-trace': 'one\r\nSet-Cookie: two' } });
+    try {
+      const created = await odd.client.createCall({ ...phoneCall, subject: 'odd header' });
+      const result = await odd.client.hangupCall(created.data!.callLegId);
+      expect(result.response.status).toBe(500);
+      expect(result.error?.code).toBe('InternalServerError');
+      expect(result.response.headers.get('set-cookie')).toBeNull();
+      expect(String(reported[0])).toContain('a header HTTP cannot carry');
+    } finally {
+      await odd.server.close();
+    }
+  });
+
   it('answers 500 when a handler answers a status the spec does not document', async () => {
     const wrong = await serveMemory();
     (wrong.state.handlers as Record<string, unknown>).hangupCall = () => ({ status: 204 });
