@@ -1,6 +1,8 @@
 import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { CallbackEmitter, HandlerContext } from '@call-automation/server';
+import { createSimulator } from '../../src/index.ts';
 import { announce, benchKey, hmacCheck } from './hmac-check.ts';
 
 // The spec's CreateCallRequest with its $refs inlined, for Fastify's own (Ajv) validation.
@@ -32,6 +34,17 @@ app.addHook('preValidation', async (req, reply) => {
     return reply.code(401).send({ code: 'InvalidSignature', message: 'no' });
   }
 });
-app.post('/calls', { schema: { body: schema as object } }, async () => ({ callLegId: crypto.randomUUID() }));
+if (process.env.HANDLER === 'simulator') {
+  // The same business logic as the full stub's: the simulator's createCall, its events counted as there.
+  const events: CallbackEmitter = { emit() {}, register() {} };
+  const context = { caller: { kind: 'hmac', keyIndex: 0 }, requestId: '', events } as HandlerContext;
+  const simulator = createSimulator({ answerDelayMs: 10 });
+  app.post('/calls', { schema: { body: schema as object } }, async (req) => {
+    const reply = (await simulator.handlers.createCall({ body: req.body, params: {}, headers: {} } as never, context)) as { body: unknown };
+    return reply.body;
+  });
+} else {
+  app.post('/calls', { schema: { body: schema as object } }, async () => ({ callLegId: crypto.randomUUID() }));
+}
 await app.listen({ host: '127.0.0.1', port: 0 });
 announce((app.server.address() as AddressInfo).port);
