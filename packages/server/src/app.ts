@@ -67,13 +67,29 @@ export interface ApiRequest {
 type Operation = Route & { headerNames: string[]; statusSet: Set<number> };
 const operations: Operation[] = routes.map((route) => ({ ...route, headerNames: route.headers.map((name) => name.toLowerCase()), statusSet: new Set(route.statuses) }));
 
+// RFC 9110's token for names; visible characters, spaces and tabs for values (no CR or LF).
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+const framing = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
 /** Every answer says no sniffing of the JSON and no caching of a call's state, and carries its request id. */
 function answer(status: number, body: unknown, requestId: string, extra?: Record<string, string>): Answer {
   const headers: Record<string, string> =
     body === undefined
-      ? { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', 'x-ms-request-id': requestId }
-      : { 'content-type': 'application/json', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', 'x-ms-request-id': requestId };
-  if (extra) Object.assign(headers, extra);
+      ? { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', 'x-ms-request-id': requestId }
+      : { 'content-type': 'application/json', 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', 'x-ms-request-id': requestId };
+  // Names in lower case, so that an extra header replaces a default one rather than doubling it.
+  for (const name in extra) {
+    const value = extra[name];
+    if (!headerName.test(name) || typeof value !== 'string' || !headerValue.test(value)) {
+      throw new Error(`The answer has a header HTTP cannot carry: ${JSON.stringify(name)}.`);
+    }
+    const lower = name.toLowerCase();
+    // The server frames the answer: a length or connection header of a handler's would contradict it.
+    if (framing.has(lower)) continue;
+    headers[lower] = value;
+  }
   return { status, headers, body: body === undefined ? null : JSON.stringify(body) };
 }
 
@@ -88,10 +104,6 @@ function problem(error: ApiError, requestId: string): Answer {
 function toResponse(result: Answer): Response {
   return new Response(result.body, { status: result.status, headers: result.headers });
 }
-
-// RFC 9110's token for names; visible characters, spaces and tabs for values (no CR or LF).
-const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as { then?: unknown } | undefined)?.then === 'function';
 
@@ -126,7 +138,15 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     try {
       return await handle(route, request, requestId);
     } catch (error) {
-      if (error instanceof ApiError) return problem(error, requestId);
+      // An ApiError of a status the operation does not document is an unexpected error, as is one
+      // that cannot be written (its details do not serialise, a header HTTP cannot carry).
+      if (error instanceof ApiError && route.statusSet.has(error.status)) {
+        try {
+          return problem(error, requestId);
+        } catch (failure) {
+          return internalError(failure, requestId, route.operationId);
+        }
+      }
       return internalError(error, requestId, route.operationId);
     }
   }
@@ -221,11 +241,6 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       if (!route.statusSet.has(result?.status)) {
         throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
       }
-      for (const [name, value] of Object.entries(result.headers ?? {})) {
-        if (!headerName.test(name) || typeof value !== 'string' || !headerValue.test(value)) {
-          throw new Error(`The ${route.operationId} handler answered a header HTTP cannot carry: ${JSON.stringify(name)}.`);
-        }
-      }
       // A created call's events go to its callbackUri.
       if (route.operationId === 'createCall' && result.status === 200) {
         events.register((result.body as { callLegId: string }).callLegId, (parsed as { callbackUri: string }).callbackUri);
@@ -274,19 +289,22 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
     routeOf.set(handler, route);
     app.on(route.method, route.honoPath, handler);
   }
-  // A path the API has, asked with a method it lacks, answers 405; any other path 404. (Both are
-  // found here, when no route matched, so that a request of a route matches one handler only.)
-  const pathPatterns = [...new Set(routes.map((route) => route.path))].map((path) => ({
-    pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}$`),
-    allow: routes.filter((route) => route.path === path).map((route) => route.method).join(', '),
-  }));
+  // A path the API has, asked with a method it lacks, answers 405 with Allow: routes of their own
+  // for the common methods (so that they stay when the app is mounted in another), and notFound
+  // for the rest. Any other path answers 404.
+  const pathPatterns = [...new Set(operations.map((route) => route.honoPath))].map((honoPath) => {
+    const allowed = operations.filter((route) => route.honoPath === honoPath).map((route) => route.method);
+    const allow = allowed.join(', ');
+    const notAllowed = (c: Context) =>
+      toResponse(problem(new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${allow}.`, { headers: { Allow: allow } }), crypto.randomUUID()));
+    const others = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'].filter((method) => !(allowed as string[]).includes(method));
+    if (others.length) app.on(others, honoPath, notAllowed);
+    return { pattern: new RegExp(`^${honoPath.replace(/:[^/]+/g, '[^/]+')}$`), notAllowed };
+  });
   app.notFound((c) => {
-    const path = new URL(c.req.url).pathname;
-    const known = pathPatterns.find(({ pattern }) => pattern.test(path));
-    const error = known
-      ? new ApiError(405, 'MethodNotAllowed', `${c.req.method} is not allowed on this path; use ${known.allow}.`, { headers: { Allow: known.allow } })
-      : new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${path}.`);
-    return toResponse(problem(error, crypto.randomUUID()));
+    const known = pathPatterns.find(({ pattern }) => pattern.test(c.req.path));
+    if (known) return known.notAllowed(c);
+    return toResponse(problem(new ApiError(404, 'NotFound', `No operation at ${c.req.method} ${c.req.path}.`), crypto.randomUUID()));
   });
   app.onError((error) => toResponse(internalError(error, crypto.randomUUID())));
 

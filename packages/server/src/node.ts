@@ -66,23 +66,27 @@ export async function serveApp(app: { fetch: (request: Request) => Response | Pr
   };
 }
 
-/** A path the router sees as sent: no percent-escapes to decode, no dot segments to resolve. */
-const plainPath = /^\/[-\w.~!$&'()*+,;=:@/]*$/;
-const dotSegment = /\/\.\.?(?:\/|$)/;
+// The request targets and hosts that @hono/node-server takes as they are (its own fast-path
+// checks): the direct path serves only those, so that what is signed and routed is the same on
+// both paths. Others (percent-escapes, dot segments, odd hosts) go through Hono.
+const plainTarget = /^\/[!#$&-;=?-[\]_a-z~]*$/;
+const dotSegment = /\/\.\.?(?:[/?#]|$)/;
+const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
 
 /** Answers an API request without Hono, if the app would run only the stub's handler for it. */
 function serveDirect(direct: DirectRoutes, req: IncomingMessage, res: ServerResponse): boolean {
   const url = req.url ?? '';
-  const query = url.indexOf('?');
-  const path = query === -1 ? url : url.slice(0, query);
-  if (!plainPath.test(path) || dotSegment.test(path)) return false;
+  const host = req.headers.host;
+  if (!plainTarget.test(url) || dotSegment.test(url) || host === undefined || !plainHost.test(host)) return false;
+  const end = url.search(/[?#]/);
+  const path = end === -1 ? url : url.slice(0, end);
   const found = direct.match(req.method ?? '', path);
   if (!found) return false;
   const headers = req.headers;
   const request: ApiRequest = {
     method: req.method!,
     pathAndQuery: url,
-    host: headers.host,
+    host,
     header: (name) => {
       const value = headers[name];
       return typeof value === 'object' ? value.join(', ') : value;
@@ -90,15 +94,18 @@ function serveDirect(direct: DirectRoutes, req: IncomingMessage, res: ServerResp
     params: found.params,
     body: (limit) => readBody(req, limit),
   };
-  void direct.respond(found.route, request).then((answer) => {
+  const fail = (error: unknown) => {
+    if (res.headersSent) res.destroy();
+    else write(req, res, direct.failed(error));
+  };
+  direct.respond(found.route, request).then((answer) => {
     try {
       write(req, res, answer);
     } catch (error) {
-      // A header Node refuses (from a handler's reply): answered as any other unexpected error.
-      if (res.headersSent) res.destroy();
-      else write(req, res, direct.failed(error));
+      // Whatever Node refuses to write is answered as any other unexpected error.
+      fail(error);
     }
-  });
+  }, fail);
   return true;
 }
 

@@ -1,5 +1,6 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError } from '../src/index.ts';
 import { accessKey, phoneCall, serveMemory, type Served } from './fixture.ts';
 
 let served: Served;
@@ -105,6 +106,42 @@ describe('bad input', () => {
       expect(result.error?.code).toBe('InternalServerError');
       expect(result.response.headers.get('set-cookie')).toBeNull();
       expect(String(reported[0])).toContain('a header HTTP cannot carry');
+    } finally {
+      await odd.server.close();
+    }
+  });
+
+  it.each([
+    ['an ApiError of a status the operation does not document', () => new ApiError(418, 'Teapot', 'short and stout')],
+    ['an ApiError whose details do not serialise', () => new ApiError(404, 'CallNotFound', 'gone', { details: [{ code: 'x', message: 'y', n: 1n } as never] })],
+    ['an ApiError with a header HTTP cannot carry', () => new ApiError(404, 'CallNotFound', 'gone', { headers: { 'x-a': 'a\r\nb' } })],
+  ])('answers 500 with the error body to a handler that throws %s', async (_name, thrown) => {
+    const reported: unknown[] = [];
+    const odd = await serveMemory({ onError: (error) => void reported.push(error) });
+    odd.state.handlers.hangupCall = () => {
+      throw thrown();
+    };
+    try {
+      const created = await odd.client.createCall({ ...phoneCall, subject: 'odd error' });
+      const result = await odd.client.hangupCall(created.data!.callLegId);
+      expect(result.response.status).toBe(500);
+      expect(result.error?.code).toBe('InternalServerError');
+      expect(reported).toHaveLength(1);
+      // The server is still there.
+      expect((await odd.client.createCall({ ...phoneCall, subject: 'after' })).response.status).toBe(200);
+    } finally {
+      await odd.server.close();
+    }
+  });
+
+  it('answers one Content-Length when a handler sets its own', async () => {
+    const odd = await serveMemory();
+    (odd.state.handlers as Record<string, unknown>).hangupCall = () => ({ status: 202, headers: { 'Content-Length': '99', 'Content-Type': 'text/plain' } });
+    try {
+      const created = await odd.client.createCall({ ...phoneCall, subject: 'own length' });
+      const result = await odd.client.hangupCall(created.data!.callLegId);
+      expect(result.response.status).toBe(202);
+      expect(result.response.headers.get('content-type')).toBe('text/plain');
     } finally {
       await odd.server.close();
     }

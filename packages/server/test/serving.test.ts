@@ -46,6 +46,37 @@ describe('serveApp', () => {
     expect(throughHono()).toBe(3);
   });
 
+  it('sends through Hono the targets and hosts that Hono would normalise or refuse, so that both paths sign and route alike', async () => {
+    const { server, throughHono } = await serve();
+    const { port } = new URL(server.url);
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(request));
+        let text = '';
+        socket.on('data', (chunk) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+    // No Host (HTTP/1.0) and a Host that is not one: refused as @hono/node-server refuses them.
+    expect(await raw('POST /calls HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await raw(`POST /calls HTTP/1.1\r\nHost: a@b\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`)).toMatch(/^HTTP\/1\.1 400 /);
+    // A query Hono re-encodes: authenticated over the form Hono signs.
+    const quoted = await raw(`POST /calls?a="b" HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+    expect(quoted).toMatch(/^HTTP\/1\.1 401 /);
+    expect(throughHono()).toBe(1);
+  });
+
+  it('keeps the 405 answers when the app is mounted in another, for escaped paths too', async () => {
+    const { server } = await serve((app) => new Hono().route('/', app));
+    for (const [path, allow] of [['/calls', 'POST'], ['/%63alls', 'POST'], ['/calls/abc/participants/def', 'DELETE']]) {
+      const response = await fetch(`${server.url}${path}`, { method: 'PUT' });
+      expect(response.status, path).toBe(405);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(response.headers.get('allow')).toBe(allow);
+      expect(await response.json()).toMatchObject({ code: 'MethodNotAllowed' });
+    }
+  });
+
   it('sends the API through Hono when the app is mounted in one with middleware', async () => {
     const seen: string[] = [];
     const { client, throughHono } = await serve((app) => {
