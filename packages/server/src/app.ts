@@ -346,6 +346,10 @@ function fromHono(c: Context, route: Operation): ApiRequest {
   };
 }
 
+export function incompleteBody(): ApiError {
+  return new ApiError(400, 'IncompleteBody', 'The request body ended before its declared length.');
+}
+
 export function payloadTooLarge(limit: number): ApiError {
   return new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${limit} bytes.`);
 }
@@ -356,6 +360,15 @@ export function payloadTooLarge(limit: number): ApiError {
  * full Request, which costs three quarters of the throughput on Node.)
  */
 async function readBody(c: Context, declared: string | undefined, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+  try {
+    return await readBodyOf(c, declared, limit);
+  } catch (error) {
+    // The stream failed: the client went away before the body's end, and no one is left to answer.
+    throw error instanceof ApiError ? error : incompleteBody();
+  }
+}
+
+async function readBodyOf(c: Context, declared: string | undefined, limit: number): Promise<Uint8Array<ArrayBuffer>> {
   // Through c.req, @hono/node-server reads the body without building a full Request.
   if (declared !== undefined) {
     if (Number(declared) > limit) throw payloadTooLarge(limit);

@@ -1,8 +1,7 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiError } from './errors.ts';
-import { directRoutes, payloadTooLarge, type Answer, type ApiRequest, type DirectRoutes } from './app.ts';
+import { directRoutes, incompleteBody, payloadTooLarge, type Answer, type ApiRequest, type DirectRoutes } from './app.ts';
 
 export interface ServeOptions {
   /** Default 127.0.0.1: loopback only. */
@@ -135,7 +134,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array<Array
     req.once('end', () => resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)) as Uint8Array<ArrayBuffer>));
     // The client went away before the body's end: there is no one left to answer.
     req.once('close', () => {
-      if (!req.complete) reject(new ApiError(400, 'IncompleteBody', 'The request body ended before its declared length.'));
+      if (!req.complete) reject(incompleteBody());
     });
   });
 }

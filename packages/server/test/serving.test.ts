@@ -116,9 +116,12 @@ describe('serveApp', () => {
     expect(throughHono()).toBe(1);
   });
 
-  it('shrugs off a client that leaves half-way through its body', async () => {
+  it.each([
+    ['answered directly', (app: App) => app],
+    ['through Hono', (app: App) => new Hono().route('/', app)],
+  ])('shrugs off a client that leaves half-way through its body (%s)', async (_path, wrap) => {
     const errors: unknown[] = [];
-    const { server, client } = await serve(undefined, (error) => void errors.push(error));
+    const { server, client } = await serve(wrap, (error) => void errors.push(error));
     const { port } = new URL(server.url);
     await new Promise<void>((resolve) => {
       const socket = connect(Number(port), '127.0.0.1', () => {
