@@ -110,7 +110,9 @@ function serveDirect(direct: DirectRoutes, req: IncomingMessage, res: ServerResp
 
 function write(req: IncomingMessage, res: ServerResponse, answer: Answer) {
   const body = answer.body ?? '';
-  const headers: Record<string, string> = { ...answer.headers, 'content-length': String(Buffer.byteLength(body)) };
+  // Each answer is made for its request, and its header names are in lower case: set in place.
+  const { headers } = answer;
+  headers['content-length'] = String(Buffer.byteLength(body));
   // A body refused part-way is not read to its end: the connection closes after the answer.
   if (!req.complete) headers.connection = 'close';
   res.writeHead(answer.status, headers).end(body);
