@@ -59,7 +59,7 @@ export interface ApiRequest {
   header(name: string): string | undefined;
   /** The path parameters, as routed. */
   params: Record<string, string>;
-  /** The body, read once as bytes; throws ApiError(413) once it passes `limit`. */
+  /** The body, read once as bytes; throws ApiError 413 once it passes `limit`, 400 if the client leaves before its end. */
   body(limit: number): Promise<Uint8Array<ArrayBuffer>>;
 }
 

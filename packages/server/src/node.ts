@@ -31,7 +31,7 @@ export interface RunningServer {
  * when nothing else in the app would see them: no middleware and no other route matches. That
  * skips building a Fetch Request, a Hono Context and a Response for each call. Requests that
  * anything else would see (middleware you add, your own routes) go through Hono as usual, as do
- * paths with percent-escapes or dot segments.
+ * targets and Hosts that @hono/node-server would normalise or refuse: both paths answer alike.
  */
 export async function serveApp(app: { fetch: (request: Request) => Response | Promise<Response> }, options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
