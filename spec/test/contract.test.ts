@@ -67,7 +67,8 @@ describe('the six operations', () => {
   it.each(Object.keys(operations))('%s documents every error status with the error body and an example', (id) => {
     const op = operation(id);
     const hasPathId = operations[id]!.path.includes('{');
-    const expected = ['400', '401', ...(hasPathId ? ['404'] : []), '405', '413', '500'];
+    const repeatable = id === 'createCall' ? ['409', '412', '422'] : [];
+    const expected = ['400', '401', ...(hasPathId ? ['404'] : []), '405', ...repeatable, '413', '429', '500', '503'].sort();
     const responses = op.responses as JsonObject;
     expect(Object.keys(responses).filter((s) => !s.startsWith('2')).sort()).toEqual(expected);
     for (const status of expected) {
@@ -79,6 +80,15 @@ describe('the six operations', () => {
     }
     const allow = (resolve(responses['405']) as JsonObject).headers as JsonObject;
     expect((resolve(allow.Allow) as JsonObject).required).toBe(true);
+    // The statuses after which a client waits before it tries again say how long.
+    for (const status of ['429', '503', ...(id === 'createCall' ? ['409'] : [])]) {
+      const headers = (resolve(responses[status]) as JsonObject).headers as JsonObject;
+      expect((resolve(headers['Retry-After']) as JsonObject).required, `${id} ${status}`).toBe(true);
+    }
+    for (const status of repeatable) {
+      const headers = (resolve(responses[status]) as JsonObject).headers as JsonObject;
+      expect(headers['Repeatability-Result'], `${id} ${status}`).toBeDefined();
+    }
   });
 
   it('createCall takes the repeatability headers', () => {
@@ -131,6 +141,9 @@ describe('callback events', () => {
     expect(schemaRef((resolve(webhook.requestBody) as JsonObject).content, 'application/cloudevents+json')).toBe(`${name}Event`);
     const headers = (webhook.parameters as Json[]).map((p) => (resolve(p) as JsonObject).name);
     expect(headers).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    // What a receiver may answer, and what the client's createCallbackHandler answers: 204, 400 for
+    // a malformed event, 401 for a bad signature, 500 when a handler threw; 410 and 429 as receivers choose.
+    expect(Object.keys(webhook.responses as JsonObject).sort()).toEqual(['204', '400', '401', '410', '429', '500']);
 
     const union = schemas.CallAutomationEvent as JsonObject;
     expect((union.oneOf as JsonObject[]).map((b) => b.$ref)).toContain(`#/components/schemas/${name}Event`);

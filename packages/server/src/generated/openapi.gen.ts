@@ -17,8 +17,10 @@ export interface paths {
          *     listed in `requestedCallEvents`.
          *
          *     Send a fresh `Repeatability-Request-ID` (a UUID) and `Repeatability-First-Sent` with each
-         *     new call, and the same values on every retry of it: a retried request then answers the first
-         *     result instead of calling the targets twice.
+         *     new call, and the same values and body on every retry of it: a retried request then answers
+         *     the first result instead of calling the targets twice. A retry while the first request still
+         *     runs answers `409` (retry after `Retry-After`); the same id with another body answers `422`;
+         *     a `Repeatability-First-Sent` older than the answers' lifetime (10 minutes) answers `412`.
          *
          *     The seed document's example sends `"targets": [null]` and `"callbackUri": "string"`, which
          *     are its renderer's placeholders for an identifier and a URI; the `seed` example below fills
@@ -398,11 +400,16 @@ export interface components {
          *     | status | codes |
          *     |---|---|
          *     | 400 | `InvalidJson`, `InvalidContentType`, `ValidationFailed` (with one `details` entry per violated rule: `Required`, `UnknownProperty`, `InvalidType`, `InvalidValue`, `TooLong`, `TooShort`, `TooMany`, `TooFew`, `InvalidFormat`, `NotUnique`, `NotExactlyOne`), `UriNotAllowed` |
-         *     | 401 | `MissingAuthorization`, `InvalidAuthorization`, `InvalidSignature`, `ContentHashMismatch`, `InvalidDate`, `ReplayedRequest`, `InvalidToken` |
+         *     | 401 | `MissingAuthorization`, `InvalidAuthorization`, `InvalidSignature`, `ContentHashMismatch`, `InvalidDate`, `ReplayedRequest` (only where the service refuses replays), `InvalidToken` |
          *     | 404 | `CallNotFound`, `ParticipantNotFound`, `NotFound` |
          *     | 405 | `MethodNotAllowed` |
+         *     | 409 | `RequestInProgress` |
+         *     | 412 | `RepeatabilityExpired` |
          *     | 413 | `PayloadTooLarge` |
+         *     | 422 | `RepeatabilityMismatch` |
+         *     | 429 | `TooManyRequests` |
          *     | 500 | `InternalServerError` |
+         *     | 503 | `ServiceUnavailable` |
          */
         CommunicationError: {
             /**
@@ -750,6 +757,36 @@ export interface components {
                 "application/json": components["schemas"]["CommunicationError"];
             };
         };
+        /**
+         * @description A request with this `Repeatability-Request-ID` is still being processed. Wait for
+         *     `Retry-After`, then send the same request again: it will answer the first request's result.
+         */
+        RequestInProgress: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "Repeatability-Result": components["headers"]["RepeatabilityResult"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
+        /**
+         * @description `Repeatability-First-Sent` is outside the window in which the service keeps answers: older
+         *     than their lifetime (10 minutes), so that a first result may be forgotten, or further in the
+         *     future than the service's clock allows (15 minutes). The service did not act on the request
+         *     (`Repeatability-Result: rejected`). If the first attempt may have created a call, look for it
+         *     by its events before creating another; otherwise send a new id and a new date.
+         */
+        RepeatabilityExpired: {
+            headers: {
+                "Repeatability-Result": components["headers"]["RepeatabilityResult"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
         /** @description The request body is larger than the service accepts (64 KiB by default). */
         PayloadTooLarge: {
             headers: {
@@ -759,9 +796,49 @@ export interface components {
                 "application/json": components["schemas"]["CommunicationError"];
             };
         };
+        /**
+         * @description This `Repeatability-Request-ID` was already used for a different request (another method,
+         *     path or body). The first request's result is not answered to a request it does not belong
+         *     to: send a new id with a new request.
+         */
+        RepeatabilityMismatch: {
+            headers: {
+                "Repeatability-Result": components["headers"]["RepeatabilityResult"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
+        /**
+         * @description The caller sends more than the service accepts now. Wait for `Retry-After`, then send the
+         *     request again: the service did not act on it, so any operation may be retried.
+         */
+        TooManyRequests: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
         /** @description The service failed unexpectedly. The message carries a correlation id to quote when reporting it; retrying may succeed. */
         InternalServerError: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
+        /**
+         * @description The service cannot take the request now (a store it needs is full or unreachable) and did not
+         *     act on it. Wait for `Retry-After`, then send the request again.
+         */
+        ServiceUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
@@ -782,6 +859,19 @@ export interface components {
             };
             content?: never;
         };
+        /**
+         * @description The receiver could not verify `webhook-signature` (a wrong secret, a stale `webhook-timestamp`,
+         *     a body changed on the way). The service does not retry it and keeps the event in its
+         *     dead-letter store.
+         */
+        CallbackUnauthorized: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
+        };
         /** @description The receiver is gone for good. The service stops every delivery to this URI. */
         CallbackGone: {
             headers: {
@@ -797,6 +887,19 @@ export interface components {
                 [name: string]: unknown;
             };
             content?: never;
+        };
+        /**
+         * @description The receiver failed while handling the event (also any other 5xx). The service retries with
+         *     exponential backoff and jitter until the event's delivery lifetime ends; then the event goes
+         *     to the dead-letter store.
+         */
+        CallbackHandlerFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["CommunicationError"];
+            };
         };
         /** @description No call with that `callId` (it never existed or has ended), or no participant with that `participantId`. */
         NotFound: {
@@ -819,12 +922,14 @@ export interface components {
     };
     parameters: {
         /**
-         * @description A UUID that identifies this request across retries. A repeated request with the same id
-         *     answers the first request's result (for at least 10 minutes) and starts no second call.
-         *     Clients generate one per logical request and send it unchanged on every retry.
+         * @description A UUID that identifies this request across retries, compared case-insensitively. A repeat
+         *     of the same request (method, path and body bytes) with the same id answers the first
+         *     request's result and starts no second call, for 10 minutes after `Repeatability-First-Sent`
+         *     (or after the first request, without it). Clients generate one per logical request and
+         *     send it unchanged on every retry; another request with a used id answers `422`.
          */
         RepeatabilityRequestId: string;
-        /** @description When the request with this `Repeatability-Request-ID` was first sent, as an HTTP date (IMF-fixdate). Sent unchanged on every retry. */
+        /** @description When the request with this `Repeatability-Request-ID` was first sent, as an HTTP date (IMF-fixdate), sent unchanged on every retry. More than 10 minutes in the past, or more than 15 minutes in the future, answers `412` with `Repeatability-Result` `rejected`. */
         RepeatabilityFirstSent: string;
         /** @description The delivery's message id (Standard Webhooks), equal to the event's `id`. Redeliveries keep it; a receiver drops an id it has already processed. */
         WebhookId: string;
@@ -846,12 +951,15 @@ export interface components {
     headers: {
         /**
          * @description Present when the request carried `Repeatability-Request-ID`: `accepted` when the service
-         *     processed it (the first time, or a repeat answered with the first result), `rejected` when it
-         *     refused to honour the header (for example a `Repeatability-First-Sent` too far in the past).
+         *     honours the header (a first request, a repeat answered with the first result, or a repeat
+         *     while the first still runs), `rejected` when it refuses to (the id was used for another
+         *     request, or `Repeatability-First-Sent` is outside the window).
          */
         RepeatabilityResult: "accepted" | "rejected";
         /** @description The methods the path has, comma-separated. */
         Allow: string;
+        /** @description Whole seconds to wait before trying again. */
+        RetryAfter: string;
     };
     pathItems: never;
 }
@@ -897,12 +1005,19 @@ export type InviteParticipantsRequest = components['schemas']['InviteParticipant
 export type ResponseBadRequest = components['responses']['BadRequest'];
 export type ResponseUnauthorized = components['responses']['Unauthorized'];
 export type ResponseMethodNotAllowed = components['responses']['MethodNotAllowed'];
+export type ResponseRequestInProgress = components['responses']['RequestInProgress'];
+export type ResponseRepeatabilityExpired = components['responses']['RepeatabilityExpired'];
 export type ResponsePayloadTooLarge = components['responses']['PayloadTooLarge'];
+export type ResponseRepeatabilityMismatch = components['responses']['RepeatabilityMismatch'];
+export type ResponseTooManyRequests = components['responses']['TooManyRequests'];
 export type ResponseInternalServerError = components['responses']['InternalServerError'];
+export type ResponseServiceUnavailable = components['responses']['ServiceUnavailable'];
 export type ResponseCallbackReceived = components['responses']['CallbackReceived'];
 export type ResponseCallbackRejected = components['responses']['CallbackRejected'];
+export type ResponseCallbackUnauthorized = components['responses']['CallbackUnauthorized'];
 export type ResponseCallbackGone = components['responses']['CallbackGone'];
 export type ResponseCallbackRetry = components['responses']['CallbackRetry'];
+export type ResponseCallbackHandlerFailed = components['responses']['CallbackHandlerFailed'];
 export type ResponseNotFound = components['responses']['NotFound'];
 export type ResponseParticipantNotFound = components['responses']['ParticipantNotFound'];
 export type ParameterRepeatabilityRequestId = components['parameters']['RepeatabilityRequestId'];
@@ -914,6 +1029,7 @@ export type ParameterCallId = components['parameters']['CallId'];
 export type ParameterParticipantId = components['parameters']['ParticipantId'];
 export type HeaderRepeatabilityResult = components['headers']['RepeatabilityResult'];
 export type HeaderAllow = components['headers']['Allow'];
+export type HeaderRetryAfter = components['headers']['RetryAfter'];
 export type $defs = Record<string, never>;
 export interface operations {
     createCall: {
@@ -921,12 +1037,14 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description A UUID that identifies this request across retries. A repeated request with the same id
-                 *     answers the first request's result (for at least 10 minutes) and starts no second call.
-                 *     Clients generate one per logical request and send it unchanged on every retry.
+                 * @description A UUID that identifies this request across retries, compared case-insensitively. A repeat
+                 *     of the same request (method, path and body bytes) with the same id answers the first
+                 *     request's result and starts no second call, for 10 minutes after `Repeatability-First-Sent`
+                 *     (or after the first request, without it). Clients generate one per logical request and
+                 *     send it unchanged on every retry; another request with a used id answers `422`.
                  */
                 "Repeatability-Request-ID"?: components["parameters"]["RepeatabilityRequestId"];
-                /** @description When the request with this `Repeatability-Request-ID` was first sent, as an HTTP date (IMF-fixdate). Sent unchanged on every retry. */
+                /** @description When the request with this `Repeatability-Request-ID` was first sent, as an HTTP date (IMF-fixdate), sent unchanged on every retry. More than 10 minutes in the past, or more than 15 minutes in the future, answers `412` with `Repeatability-Result` `rejected`. */
                 "Repeatability-First-Sent"?: components["parameters"]["RepeatabilityFirstSent"];
             };
             path?: never;
@@ -951,8 +1069,13 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["RequestInProgress"];
+            412: components["responses"]["RepeatabilityExpired"];
             413: components["responses"]["PayloadTooLarge"];
+            422: components["responses"]["RepeatabilityMismatch"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     hangupCall: {
@@ -979,7 +1102,9 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     playAudio: {
@@ -1012,7 +1137,9 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     cancelMediaProcessing: {
@@ -1045,7 +1172,9 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     inviteParticipants: {
@@ -1076,7 +1205,9 @@ export interface operations {
             404: components["responses"]["NotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     removeParticipant: {
@@ -1105,7 +1236,9 @@ export interface operations {
             404: components["responses"]["ParticipantNotFound"];
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     callLegStateChangedEvent: {
@@ -1135,8 +1268,10 @@ export interface operations {
         responses: {
             204: components["responses"]["CallbackReceived"];
             400: components["responses"]["CallbackRejected"];
+            401: components["responses"]["CallbackUnauthorized"];
             410: components["responses"]["CallbackGone"];
             429: components["responses"]["CallbackRetry"];
+            500: components["responses"]["CallbackHandlerFailed"];
         };
     };
     participantsUpdatedEvent: {
@@ -1166,8 +1301,10 @@ export interface operations {
         responses: {
             204: components["responses"]["CallbackReceived"];
             400: components["responses"]["CallbackRejected"];
+            401: components["responses"]["CallbackUnauthorized"];
             410: components["responses"]["CallbackGone"];
             429: components["responses"]["CallbackRetry"];
+            500: components["responses"]["CallbackHandlerFailed"];
         };
     };
     dtmfReceivedEvent: {
@@ -1197,8 +1334,10 @@ export interface operations {
         responses: {
             204: components["responses"]["CallbackReceived"];
             400: components["responses"]["CallbackRejected"];
+            401: components["responses"]["CallbackUnauthorized"];
             410: components["responses"]["CallbackGone"];
             429: components["responses"]["CallbackRetry"];
+            500: components["responses"]["CallbackHandlerFailed"];
         };
     };
     playAudioResultEvent: {
@@ -1228,8 +1367,10 @@ export interface operations {
         responses: {
             204: components["responses"]["CallbackReceived"];
             400: components["responses"]["CallbackRejected"];
+            401: components["responses"]["CallbackUnauthorized"];
             410: components["responses"]["CallbackGone"];
             429: components["responses"]["CallbackRetry"];
+            500: components["responses"]["CallbackHandlerFailed"];
         };
     };
     inviteParticipantResultEvent: {
@@ -1259,8 +1400,10 @@ export interface operations {
         responses: {
             204: components["responses"]["CallbackReceived"];
             400: components["responses"]["CallbackRejected"];
+            401: components["responses"]["CallbackUnauthorized"];
             410: components["responses"]["CallbackGone"];
             429: components["responses"]["CallbackRetry"];
+            500: components["responses"]["CallbackHandlerFailed"];
         };
     };
 }

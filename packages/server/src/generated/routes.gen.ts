@@ -18,8 +18,13 @@ export const routes = [
       400,
       401,
       405,
+      409,
+      412,
       413,
-      500
+      422,
+      429,
+      500,
+      503
     ],
     "successStatus": 200,
     "validators": {
@@ -45,7 +50,9 @@ export const routes = [
       404,
       405,
       413,
-      500
+      429,
+      500,
+      503
     ],
     "successStatus": 202,
     "validators": {
@@ -71,7 +78,9 @@ export const routes = [
       404,
       405,
       413,
-      500
+      429,
+      500,
+      503
     ],
     "successStatus": 202,
     "validators": {
@@ -97,7 +106,9 @@ export const routes = [
       404,
       405,
       413,
-      500
+      429,
+      500,
+      503
     ],
     "successStatus": 202,
     "validators": {
@@ -123,7 +134,9 @@ export const routes = [
       404,
       405,
       413,
-      500
+      429,
+      500,
+      503
     ],
     "successStatus": 202,
     "validators": {
@@ -150,7 +163,9 @@ export const routes = [
       404,
       405,
       413,
-      500
+      429,
+      500,
+      503
     ],
     "successStatus": 202,
     "validators": {
