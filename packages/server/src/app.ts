@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { createAuthenticator, type AuthOptions, type Caller } from './auth.ts';
+import { createAuthenticator, sha256Base64, type AuthOptions, type Caller } from './auth.ts';
 import { ApiError, toDetails, type ValidationIssue } from './errors.ts';
 import { routes, type OperationId, type Route } from './generated/routes.gen.ts';
 import * as validators from './generated/validators.gen.ts';
@@ -16,7 +16,7 @@ export interface CallAutomationAppOptions {
   auth: AuthOptions;
   /** Where handlers' events go: `createCallbackDelivery(…)`, or your own emitter. */
   callbacks?: CallbackEmitter;
-  /** The store behind Repeatability-Request-ID; false turns idempotent create off. Default in memory. */
+  /** The store behind Repeatability-Request-ID; false turns idempotent create off. Default in memory (one instance). */
   idempotency?: IdempotencyStore | false;
   limits?: {
     /** The largest request body accepted, in bytes. Default 64 KiB. */
@@ -127,6 +127,7 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
   const authenticate = createAuthenticator(options.auth);
   const maxBodyBytes = options.limits?.maxBodyBytes ?? 64 * 1024;
   const idempotency = options.idempotency === false ? undefined : (options.idempotency ?? createMemoryIdempotencyStore());
+  const clockSkewMs = options.auth.clockSkewMs ?? 15 * 60_000;
   const events = options.callbacks ?? noEmitter;
   const app = new Hono();
   // Header validators that accept no headers at all: a request without any of them skips the check.
@@ -208,24 +209,61 @@ export function createCallAutomationApp(options: CallAutomationAppOptions): Hono
       const result = runHandler(route, input, context, parsed);
       return reply(isPromise(result) ? await result : result, requestId);
     }
-    return reply(await once(`${callerKey(caller)}:${repeatId}`, async () => runHandler(route, input, context, parsed)), requestId, 'accepted');
+    const fingerprint = `${request.method.toUpperCase()} ${request.pathAndQuery} ${await sha256Base64(bytes)}`;
+    const result = await repeatably(idempotency, `${callerKey(caller)}:${repeatId.toLowerCase()}`, fingerprint, headers['repeatability-first-sent'], () =>
+      runHandler(route, input, context, parsed),
+    );
+    return reply(result, requestId, 'accepted');
   }
 
-  async function once(key: string, run: () => Promise<StoredReply>): Promise<StoredReply> {
-    for (let waited = 0; ; waited += 25) {
-      const stored = await idempotency!.claim(key);
-      if (stored === undefined) break;
-      if (stored !== 'pending') return stored;
-      if (waited > 10_000) throw new ApiError(500, 'InternalServerError', 'The first request with this Repeatability-Request-ID is still being processed; retry later.');
-      await new Promise((resolve) => setTimeout(resolve, 25));
+  /**
+   * Runs a request that carries Repeatability-Request-ID once: a repeat of the same request
+   * answers the stored reply, a repeat while the first runs answers 409, the same id with another
+   * request 422, a Repeatability-First-Sent outside the window 412 (the IETF Idempotency-Key
+   * draft's rules, and ACS's statuses).
+   */
+  async function repeatably(
+    store: IdempotencyStore,
+    key: string,
+    fingerprint: string,
+    firstSentHeader: string | undefined,
+    run: () => StoredReply | Promise<StoredReply>,
+  ): Promise<StoredReply> {
+    const now = Date.now();
+    const rejected = (status: 412 | 422, code: string, message: string, target: string) =>
+      new ApiError(status, code, message, { target, headers: { 'Repeatability-Result': 'rejected' } });
+    // Without Repeatability-First-Sent, the first request's arrival starts the lifetime.
+    const firstSent = firstSentHeader === undefined ? now : Date.parse(firstSentHeader);
+    const lifetimeMinutes = store.lifetimeMs / 60_000;
+    if (firstSent < now - store.lifetimeMs) {
+      throw rejected(412, 'RepeatabilityExpired', `Repeatability-First-Sent is more than ${lifetimeMinutes} minutes in the past; the first result may be forgotten.`, 'Repeatability-First-Sent');
     }
+    if (firstSent > now + clockSkewMs) {
+      throw rejected(412, 'RepeatabilityExpired', `Repeatability-First-Sent is more than ${clockSkewMs / 60_000} minutes in the future: check the client's clock.`, 'Repeatability-First-Sent');
+    }
+    const claim = await store.claim(key, fingerprint, firstSent + store.lifetimeMs);
+    if (claim.state === 'full') {
+      const seconds = Math.max(1, Math.ceil(claim.retryAfterMs / 1000));
+      throw new ApiError(503, 'ServiceUnavailable', `The service cannot record repeatable requests now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
+    }
+    if (claim.state !== 'claimed' && claim.fingerprint !== fingerprint) {
+      throw rejected(422, 'RepeatabilityMismatch', 'This Repeatability-Request-ID was used for a different request; use a new id for a new request.', 'Repeatability-Request-ID');
+    }
+    if (claim.state === 'pending') {
+      throw new ApiError(409, 'RequestInProgress', 'The request with this Repeatability-Request-ID is still being processed; retry after 1 second.', {
+        target: 'Repeatability-Request-ID',
+        headers: { 'Retry-After': '1', 'Repeatability-Result': 'accepted' },
+      });
+    }
+    if (claim.state === 'done') return claim.reply;
     try {
       const result = await run();
-      if (result.status < 500) await idempotency!.complete(key, result);
-      else await idempotency!.release(key);
+      // A server error is not an answer to keep: the retry runs the request again.
+      if (result.status < 500) await store.complete(key, result);
+      else await store.release(key);
       return result;
     } catch (error) {
-      await idempotency!.release(key);
+      await store.release(key);
       throw error;
     }
   }

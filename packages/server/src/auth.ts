@@ -1,4 +1,5 @@
 import { ApiError } from './errors.ts';
+import { ExpiringMap } from './expiring.ts';
 
 /** Who made a request, as authentication established it. */
 export type Caller = { kind: 'hmac'; keyIndex: number } | { kind: 'bearer'; subject: string };
@@ -8,8 +9,17 @@ export interface AuthOptions {
   accessKeys?: readonly string[];
   /** How far x-ms-date may be from this clock. Default 15 minutes, Azure's window. */
   clockSkewMs?: number;
-  /** Remember accepted signatures to refuse replays within the window; false turns it off. Default 100 000 signatures. */
-  replayCache?: { maxEntries?: number } | false;
+  /**
+   * Refuse a signature already accepted within the window (401 ReplayedRequest). Off by default:
+   * Azure's SDKs sign a request once and re-send the same signature on every retry, and two
+   * identical requests within one second of x-ms-date sign alike, so refusing replays refuses
+   * those legitimate retries and repeats (TLS and the window are the defence against a replayed
+   * capture). When on, every accepted signature is remembered until its x-ms-date leaves the
+   * window (about 15 minutes), at most `maxEntries` at once (default 1 000 000, about 160 bytes
+   * each: 160 MB, or a steady 1 100 requests a second): past that the service answers 503 with
+   * Retry-After rather than forget one early.
+   */
+  refuseReplays?: boolean | { maxEntries?: number };
   /** Verifies a bearer token and answers who it belongs to, or undefined to refuse it. */
   verifyToken?: (token: string) => Promise<string | undefined> | string | undefined;
   /** The clock, for tests. */
@@ -109,9 +119,9 @@ export interface SignedRequest {
 
 /**
  * Authenticates requests per the spec's schemes: ACS HMAC-SHA256 (any of the configured keys,
- * x-ms-date within the window, the content hash over the raw body, a signature not seen before
- * within the window, compared in constant time) or a bearer token the implementer verifies.
- * Throws an ApiError(401) saying what failed.
+ * x-ms-date within the window, the content hash over the raw body, compared in constant time;
+ * with `refuseReplays`, a signature not accepted before within the window) or a bearer token the
+ * implementer verifies. Throws an ApiError(401) saying what failed.
  */
 export function createAuthenticator(options: AuthOptions) {
   const keys = (options.accessKeys ?? []).map(decodeKey);
@@ -120,21 +130,10 @@ export function createAuthenticator(options: AuthOptions) {
   const webKey = (index: number) => (webKeys ??= keys.map((key) => crypto.subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])))[index]!;
   const skew = options.clockSkewMs ?? 15 * 60_000;
   const now = options.now ?? Date.now;
-  const replay = options.replayCache === false ? undefined : { max: options.replayCache?.maxEntries ?? 100_000, seen: new Map<string, number>() };
+  const refuse = options.refuseReplays;
+  const seen = refuse ? new ExpiringMap<true>((typeof refuse === 'object' ? refuse.maxEntries : undefined) ?? 1_000_000, now) : undefined;
 
   const unauthorized = (code: string, message: string, target?: string) => new ApiError(401, code, message, target ? { target } : {});
-
-  function rememberSignature(signature: string, expires: number) {
-    if (!replay) return;
-    const time = now();
-    if (replay.seen.size >= replay.max) {
-      for (const [key, until] of replay.seen) {
-        if (until <= time || replay.seen.size >= replay.max) replay.seen.delete(key);
-        else break;
-      }
-    }
-    replay.seen.set(signature, expires);
-  }
 
   return function authenticate(request: SignedRequest): Caller | Promise<Caller> {
     const authorization = request.headers.get('authorization');
@@ -171,13 +170,19 @@ export function createAuthenticator(options: AuthOptions) {
     return `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${options.host ?? request.host};${contentHash}`;
   }
 
-  /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and was not seen before; throws 401 otherwise. */
+  /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and, where replays are refused, is new; throws 401 otherwise (503 when no more can be remembered). */
   function accept(signature: string, keyIndex: number, sent: number): Caller {
     if (keyIndex < 0) {
       throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
     }
-    if (replay?.seen.has(signature)) throw unauthorized('ReplayedRequest', 'This signature was already used: sign every request, and every retry, anew.');
-    rememberSignature(signature, sent + skew);
+    if (seen) {
+      // The same signature means the same x-ms-date, so it expires with the date's window.
+      if (seen.get(signature)) throw unauthorized('ReplayedRequest', 'This signature was already accepted: this service refuses replays, so sign every request, and every retry, anew.');
+      if (!seen.set(signature, true, sent + skew)) {
+        const seconds = Math.max(1, Math.ceil(seen.retryAfterMs() / 1000));
+        throw new ApiError(503, 'ServiceUnavailable', `The service cannot record more signatures now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
+      }
+    }
     return { kind: 'hmac', keyIndex };
   }
 

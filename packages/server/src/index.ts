@@ -5,7 +5,7 @@ export type { CommunicationError, ValidationIssue } from './errors.ts';
 export { createAuthenticator, constantTimeEqual } from './auth.ts';
 export type { AuthOptions, Caller } from './auth.ts';
 export { createMemoryIdempotencyStore } from './idempotency.ts';
-export type { IdempotencyStore, StoredReply } from './idempotency.ts';
+export type { Claim, IdempotencyStore, MemoryIdempotencyStoreOptions, StoredReply } from './idempotency.ts';
 export { routes } from './generated/routes.gen.ts';
 export type { OperationId, Route } from './generated/routes.gen.ts';
 export type { CallAutomationHandlers, CallbackEmitter, EventData, EventName, HandlerContext, HandlerInput, HandlerReply } from './types.ts';

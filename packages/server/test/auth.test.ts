@@ -17,14 +17,14 @@ describe('the authenticator', () => {
   // Keys shorter than, as long as, and longer than SHA-256's 64-byte block (which is hashed first).
   it.each([16, 32, 64, 65, 100])('verifies signatures made with a %i-byte key, by either crypto of the client', async (length) => {
     const key = Buffer.from(Array.from({ length }, (_, i) => (i * 31 + 7) % 256)).toString('base64');
-    const authenticate = createAuthenticator({ accessKeys: [key], replayCache: false });
+    const authenticate = createAuthenticator({ accessKeys: [key] });
     await expect(Promise.resolve(authenticate(await signedInput(key, '{"audioFileUri":"https://m/a.wav","operationContext":"é☎"}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
     await expect(Promise.resolve(authenticate(await signedInput(key, '', true)))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
   });
 
   it('verifies the same with Web Crypto, as on runtimes without node:crypto', async () => {
     const [old, current] = [Buffer.from('old-key-old-key!').toString('base64'), Buffer.from('new-key-new-key!').toString('base64')];
-    const authenticate = createAuthenticator({ accessKeys: [current, old], replayCache: false, webCrypto: true });
+    const authenticate = createAuthenticator({ accessKeys: [current, old], webCrypto: true });
     await expect(Promise.resolve(authenticate(await signedInput(old, '{"x":"é"}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 1 });
     const tampered = await signedInput(old, '{"x":"é"}');
     tampered.body = new TextEncoder().encode('{"x":"e"}');
@@ -35,7 +35,7 @@ describe('the authenticator', () => {
 
   it('names the key that verified, for rotation', async () => {
     const [old, current] = [Buffer.from('old-key-old-key!').toString('base64'), Buffer.from('new-key-new-key!').toString('base64')];
-    const authenticate = createAuthenticator({ accessKeys: [current, old], replayCache: false });
+    const authenticate = createAuthenticator({ accessKeys: [current, old] });
     await expect(Promise.resolve(authenticate(await signedInput(old, '{}')))).resolves.toEqual({ kind: 'hmac', keyIndex: 1 });
   });
 

@@ -16,7 +16,7 @@ const app = createCallAutomationApp({
     inviteParticipants: accepted,
     removeParticipant: accepted,
   },
-  auth: { accessKeys: ['Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA='], replayCache: false },
+  auth: { accessKeys: ['Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA='] },
   callbacks: events,
   checkUri: async (uri, field) => void (await guard.check(uri, field)),
   idempotency: false,

@@ -11,7 +11,7 @@ const simulator = createSimulator({ answerDelayMs: 10 });
 const guard = createUriGuard();
 const app = createCallAutomationApp({
   handlers: simulator.handlers,
-  auth: { accessKeys: ['Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA='], replayCache: process.env.REPLAY_CACHE === 'on' ? {} : false },
+  auth: { accessKeys: ['Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA='], refuseReplays: process.env.REFUSE_REPLAYS === 'on' },
   callbacks: events,
   checkUri: async (uri, field) => void (await guard.check(uri, field)),
   idempotency: false,
