@@ -133,4 +133,25 @@ describe('serveApp', () => {
     expect((await client.createCall(phoneCall)).response.status).toBe(200);
     expect(errors).toEqual([]);
   });
+
+  it.each([
+    ['headers', { headersTimeoutMs: 1000 }, 'POST /calls HTTP/1.1\r\nHost: x\r\n'],
+    ['request', { requestTimeoutMs: 1000, headersTimeoutMs: 500 }, 'POST /calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"targets":'],
+  ])('closes a connection slower than its %s timeout soon after it passes', async (_what, options, partial) => {
+    const server = await serveApp(createCallAutomationApp({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] } }), options);
+    running.push(server);
+    const started = performance.now();
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.write(partial));
+      socket.on('data', (data: Buffer) => (text += data.toString()));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(text));
+    });
+    const elapsed = performance.now() - started;
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    // Node checks its connections every 30 s unless told otherwise: this took up to 31 s.
+    expect(elapsed).toBeGreaterThan(900);
+    expect(elapsed).toBeLessThan(2_500);
+  });
 });
