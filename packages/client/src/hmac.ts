@@ -40,10 +40,8 @@ export type Signer = (method: string, url: string, body: string | Uint8Array) =>
  * Deno, workers) or node:crypto where the runtime has it. The string to sign is
  * `VERB\n<path?query as sent>\n<x-ms-date>;<host>;<content hash>`, keyed with the decoded access key.
  *
- * `x-ms-date` has one-second resolution and the service refuses a signature it has already seen,
- * so two identical requests in the same second (a quick retry, a repeated cancel) would look like
- * a replay. The signer never reuses a date for the same method, path, host and body: the later
- * request is dated one second on, well within the service's 15-minute window.
+ * Every attempt is signed when it is sent, dated by the clock (one-second resolution, as Azure's
+ * SDKs date it): a retry a second or more later carries a new date and signature.
  */
 export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {}): Signer {
   const now = options.now ?? Date.now;
@@ -55,39 +53,11 @@ export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {
   const native = options.webCrypto ? undefined : nodeCrypto;
   const nodeHmac = native && nodeHmacSigner!(native, keyBytes);
   const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  /** For each request signed lately (method, host, path and body hash), the second it was dated. */
-  const lastSecond = new Map<string, number>();
-  /** The second the map was last pruned at: the latest clock reading seen. */
-  let prunedAt = -Infinity;
-  /** No date before it: raised when the map is cleared while full. */
-  let floor = -Infinity;
+  /** The last second dated and its text: formatting a date costs more than signing. */
   let dated = { second: Number.NaN, text: '' };
 
-  function dateFor(signingKey: string): string {
-    let current = Math.floor(now() / 1000);
-    // A clock set back by a few seconds (a time sync) stays at the latest second seen, so that a
-    // request dated in the seconds already forgotten is not dated the same again. Set back
-    // further, the clock is followed and the record starts anew.
-    if (current < prunedAt && prunedAt - current <= 60) current = prunedAt;
-    if (current > prunedAt) {
-      // Dates before this second can no longer collide with a new one.
-      for (const [k, s] of lastSecond) if (s < current) lastSecond.delete(k);
-    } else if (current < prunedAt) {
-      lastSecond.clear();
-      floor = -Infinity;
-    }
-    prunedAt = current;
-    // Past 10 000 distinct requests within a second (or under a clock that stands still), the
-    // record is cleared and every later date follows all those given.
-    if (lastSecond.size >= 10_000) {
-      for (const s of lastSecond.values()) floor = Math.max(floor, s + 1);
-      lastSecond.clear();
-    }
-    const previous = lastSecond.get(signingKey);
-    // (Hundreds of identical requests a second would run the dates ahead until the service
-    // refuses them, with a 401 InvalidDate that says so.)
-    const second = Math.max(previous !== undefined && previous >= current ? previous + 1 : current, floor);
-    lastSecond.set(signingKey, second);
+  function currentDate(): string {
+    const second = Math.floor(now() / 1000);
     if (dated.second !== second) dated = { second, text: new Date(second * 1000).toUTCString() };
     return dated.text;
   }
@@ -101,7 +71,7 @@ export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {
     const host = href.slice(hostStart, pathStart === -1 ? undefined : pathStart);
     const pathAndQuery = pathStart === -1 ? '/' : href.slice(pathStart).split('#')[0]!;
     method = method.toUpperCase();
-    const date = dateFor(`${method} ${host}${pathAndQuery} ${contentHash}`);
+    const date = currentDate();
     return { date, stringToSign: `${method}\n${pathAndQuery}\n${date};${host};${contentHash}` };
   }
 

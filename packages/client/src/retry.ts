@@ -43,10 +43,16 @@ export function attemptSignal(call: CallSettings | undefined): AbortSignal | und
   return timeout ?? call?.signal;
 }
 
-/** Statuses worth another attempt: the service was busy, failed, or timed out. */
-export const retryableStatuses = new Set([408, 429, 500, 502, 503, 504]);
-/** Statuses after which the service surely did not act, so that even a non-idempotent request may go again. */
-const notProcessedStatuses = new Set([408, 429]);
+/**
+ * Statuses worth another attempt: the service was busy, failed, or timed out; and 409 to a
+ * repeatable request (it carries Repeatability-Result), whose first attempt is still running.
+ */
+export const retryableStatuses = new Set([408, 409, 429, 500, 502, 503, 504]);
+/**
+ * Statuses after which the service surely did not act, so that even a non-idempotent request may
+ * go again: the contract says so of 429 and 503, both with Retry-After.
+ */
+const notProcessedStatuses = new Set([408, 429, 503]);
 /** Network errors raised before a request left (undici's codes): nothing reached the service. */
 const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -111,6 +117,7 @@ export function retryDelay(outcome: Outcome, attempt: number, idempotent: boolea
   if (outcome.response) {
     const { status } = outcome.response;
     if (!retryableStatuses.has(status) || (!idempotent && !notProcessedStatuses.has(status))) return undefined;
+    if (status === 409 && !outcome.response.headers.has('Repeatability-Result')) return undefined;
     const asked = parseRetryAfter(outcome.response.headers.get('Retry-After'));
     if (asked !== undefined && asked > options.maxRetryAfterMs) return undefined;
     return asked ?? backoffDelay(attempt, options);

@@ -212,8 +212,15 @@ describe('the client', () => {
 });
 
 describe('the raw openapi-fetch client', () => {
+  afterEach(() => vi.useRealTimers());
+
   it('has the same signing, User-Agent and retries', async () => {
-    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(503, { code: 'Busy', message: 'x' }) : new Response(null, { status: 202 })));
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // The retry a second after the first attempt: signed anew, it carries a new date.
+    const { fetch, seen } = stubFetch((_r, n) => {
+      vi.setSystemTime(Date.now() + 1000);
+      return n === 1 ? json(503, { code: 'Busy', message: 'x' }) : new Response(null, { status: 202 });
+    });
     const raw = createRawClient(connectionString, { fetch, userAgent: 'reminders/2.1', retry: { baseDelayMs: 1, maxDelayMs: 1 } });
     const { response } = await raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
     expect(response.status).toBe(202);

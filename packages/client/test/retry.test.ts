@@ -43,7 +43,12 @@ describe('the backoff', () => {
 
 describe('retries', () => {
   it('retry 503s with the same body and repeatability headers, each attempt signed anew', async () => {
-    const { fetch, seen } = stubFetch((_r, n) => (n < 3 ? json(503, { code: 'Busy', message: 'busy' }) : json(200, { callLegId: 'leg-1' })));
+    vi.useFakeTimers({ toFake: ['Date'] });
+    // Each attempt a second after the one before: signed anew, it carries a new date.
+    const { fetch, seen } = stubFetch((_r, n) => {
+      vi.setSystemTime(Date.now() + 1000);
+      return n < 3 ? json(503, { code: 'Busy', message: 'busy' }) : json(200, { callLegId: 'leg-1' });
+    });
     const client = createCallAutomationClient(connectionString, { fetch, retry: fast });
     const result = await client.createCall(phoneCall);
     expect(result.data).toEqual({ callLegId: 'leg-1' });
@@ -114,19 +119,36 @@ describe('retries', () => {
     expect((await pending).response.status).toBe(502);
   });
 
-  it('never repeat PlayAudio or an invitation after an answer that may have acted (5xx)', async () => {
-    const { fetch, seen } = stubFetch(() => json(503, { code: 'Unavailable', message: 'x' }));
+  it('never repeat PlayAudio or an invitation after an answer that may have acted (500)', async () => {
+    const { fetch, seen } = stubFetch(() => json(500, { code: 'InternalServerError', message: 'x' }));
     const client = createCallAutomationClient(connectionString, { fetch, retry: fast });
     await client.playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav' });
     await client.inviteParticipants('leg-1', { participants: [{ phoneNumber: { value: '+14251001000' } }] });
     expect(seen).toHaveLength(2);
   });
 
-  it('repeat PlayAudio after 408 and 429, which the service did not act on', async () => {
-    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(408, { code: 'Timeout', message: 'x' }) : n === 2 ? json(429, { code: 'Throttled', message: 'x' }) : ok()));
+  it('repeat PlayAudio after 408, 429 and 503, which the service did not act on', async () => {
+    const refusals = [json(408, { code: 'Timeout', message: 'x' }), json(429, { code: 'Throttled', message: 'x' }), json(503, { code: 'ServiceUnavailable', message: 'x' })];
+    const { fetch, seen } = stubFetch((_r, n) => refusals[n - 1] ?? ok());
     const result = await createCallAutomationClient(connectionString, { fetch, retry: fast }).playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav' });
     expect(result.data).toEqual({ id: 'op', status: 'running' });
-    expect(seen).toHaveLength(3);
+    expect(seen).toHaveLength(4);
+  });
+
+  it('wait out a 409 to a repeatable createCall (its first attempt still runs), then get the first result', async () => {
+    const inProgress = () => json(409, { code: 'RequestInProgress', message: 'x' }, { 'Retry-After': '1', 'Repeatability-Result': 'accepted' });
+    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? inProgress() : json(200, { callLegId: 'leg-1' })));
+    const result = await createCallAutomationClient(connectionString, { fetch, retry: { ...fast, maxRetryAfterMs: 2000 } }).createCall(phoneCall);
+    expect(result.data).toEqual({ callLegId: 'leg-1' });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.headers.get('Repeatability-Request-ID')).toBe(seen[0]!.headers.get('Repeatability-Request-ID'));
+  });
+
+  it('not retry a 409 that is not about a repeatable request', async () => {
+    const { fetch, seen } = stubFetch(() => json(409, { code: 'Conflict', message: 'x' }));
+    const result = await createCallAutomationClient(connectionString, { fetch, retry: fast }).hangupCall('leg-1');
+    expect(result.error?.code).toBe('Conflict');
+    expect(seen).toHaveLength(1);
   });
 
   it('retry a network error on an idempotent operation, and createCall with its repeatability id', async () => {
