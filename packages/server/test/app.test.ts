@@ -1,6 +1,7 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessKey, phoneCall, rotatedKey, serveMemory, type Served } from './fixture.ts';
+import { ApiError } from '../src/index.ts';
+import { accessKey, memoryHandlers, phoneCall, rotatedKey, serveMemory, type Served } from './fixture.ts';
 
 let served: Served;
 beforeAll(async () => {
@@ -160,5 +161,29 @@ describe('idempotent create', () => {
     expect(again.data).toEqual(first.data);
     expect(again.response.headers.get('Repeatability-Result')).toBe('accepted');
     expect(served.state.createdCount() - before).toBe(1);
+  });
+});
+
+describe('a handler that throttles', () => {
+  it('answers its ApiError(429) as 429 with Retry-After and the error body, on every operation', async () => {
+    const state = memoryHandlers();
+    const throttle = () => {
+      throw new ApiError(429, 'TooManyRequests', 'Too many requests; retry after 2 seconds.', { headers: { 'Retry-After': '2' } });
+    };
+    const throttled = await serveMemory({ handlers: { ...state.handlers, createCall: throttle, playAudio: throttle, removeParticipant: throttle } });
+    try {
+      const { client } = throttled;
+      for (const result of [
+        await client.createCall(phoneCall),
+        await client.playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav' }),
+        await client.removeParticipant('leg-1', 'p-1'),
+      ]) {
+        expect(result.response.status).toBe(429);
+        expect(result.response.headers.get('retry-after')).toBe('2');
+        expect(result.error).toEqual({ code: 'TooManyRequests', message: 'Too many requests; retry after 2 seconds.' });
+      }
+    } finally {
+      await throttled.server.close();
+    }
   });
 });

@@ -14,7 +14,9 @@ describe('handler types', () => {
     const ok: HandlerReply<'createCall'> = { status: 200, body: { callLegId: 'leg' } };
     const notFound: HandlerReply<'hangupCall'> = { status: 404, body: { code: 'CallNotFound', message: 'gone' } };
     const accepted: HandlerReply<'hangupCall'> = { status: 202 };
-    void [ok, notFound, accepted];
+    const throttled: HandlerReply<'playAudio'> = { status: 429, body: { code: 'TooManyRequests', message: 'Slow down.' }, headers: { 'Retry-After': '2' } };
+    const unavailable: HandlerReply<'createCall'> = { status: 503, body: { code: 'ServiceUnavailable', message: 'Later.' }, headers: { 'Retry-After': '5' } };
+    void [ok, notFound, accepted, throttled, unavailable];
     // @ts-expect-error createCall answers 200, not 201
     const created: HandlerReply<'createCall'> = { status: 201, body: { callLegId: 'leg' } };
     // @ts-expect-error createCall's 200 carries a callLegId
