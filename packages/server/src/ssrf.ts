@@ -27,11 +27,45 @@ const systemResolver: Resolver = async (hostname) => {
   return (await dns.promises.lookup(hostname, { all: true, verbatim: true })).map((entry) => entry.address);
 };
 
+const ipv4Compatible = ipaddr.IPv6.parseCIDR('::/96');
+const wellKnownNat64 = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+const dotted = (bytes: number[]) => ipaddr.fromByteArray(bytes).toString();
+
+/**
+ * IPv6 forms that carry an IPv4 address, which a translator or relay on the path may deliver to:
+ * they are refused whatever they carry, since what that IPv4 address reaches depends on a network
+ * the guard cannot see. (IPv4-mapped addresses are not among them: a socket connects to exactly
+ * the IPv4 address they carry, so `refusedRange` judges them as that address.)
+ */
+function embeddedIPv4(address: ipaddr.IPv6): string | undefined {
+  const bytes = address.toByteArray();
+  switch (address.range()) {
+    case 'rfc6052':
+      return address.match(wellKnownNat64) ? `a NAT64 address (64:ff9b::/96, carrying ${dotted(bytes.slice(12))})` : 'a NAT64 address (64:ff9b:1::/48)';
+    case '6to4':
+      return `a 6to4 address (2002::/16, carrying ${dotted(bytes.slice(2, 6))})`;
+    case 'teredo':
+      // Teredo stores its client's address with every bit inverted (RFC 4380).
+      return `a Teredo address (2001::/32, carrying ${dotted(bytes.slice(12).map((byte) => byte ^ 0xff))})`;
+    case 'rfc6145':
+      return `an IPv4-translated address (::ffff:0:0:0/96, carrying ${dotted(bytes.slice(12))})`;
+    case 'unicast':
+      // ipaddr.js calls the deprecated IPv4-compatible block unicast; :: and ::1 have ranges of their own.
+      return address.match(ipv4Compatible) ? `an IPv4-compatible address (::/96, carrying ${dotted(bytes.slice(12))})` : undefined;
+    default:
+      return undefined;
+  }
+}
+
 /** Why an address may not be contacted, or undefined if it may. */
 export function refusedRange(address: string, allowLoopback = false): string | undefined {
   if (!ipaddr.isValid(address)) return 'not an IP address';
   // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it carries.
   const parsed = ipaddr.process(address);
+  if (parsed.kind() === 'ipv6') {
+    const embedded = embeddedIPv4(parsed as ipaddr.IPv6);
+    if (embedded) return embedded;
+  }
   const range = parsed.range();
   if (range === 'unicast') return undefined;
   if (range === 'loopback' && allowLoopback) return undefined;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, createUriGuard } from '../src/index.ts';
+import { ApiError, createUriGuard, refusedRange } from '../src/index.ts';
 
 // Names resolve from this table only: no test looks anything up or connects anywhere.
 const dns: Record<string, string[]> = {
@@ -22,6 +22,7 @@ describe('the URI guard', () => {
     ['https://public.example/callbacks'],
     ['http://93.184.216.34:8080/x'],
     ['https://[2606:2800:220:1:248:1893:25c8:1946]/x'],
+    ['http://[::ffff:93.184.216.34]/x'],
   ])('allows %s', async (uri) => {
     await expect(guard.check(uri, 'callbackUri')).resolves.toBeDefined();
   });
@@ -91,5 +92,43 @@ describe('the guard remembers what it allowed', () => {
     await guard.check('https://rebinding.example/cb');
     answer = ['10.0.0.9'];
     await expect(guard.check('https://rebinding.example/cb', 'callbackUri', { fresh: true })).rejects.toThrow('private');
+  });
+});
+
+describe('addresses that carry an IPv4 address inside IPv6', () => {
+  // Each can reach the IPv4 address it carries through a translator or relay, so none is judged
+  // by its IPv6 range (which ipaddr.js calls unicast for ::/96).
+  it.each([
+    ['::a00:1', 'IPv4-compatible', '10.0.0.1'],
+    ['::7f00:1', 'IPv4-compatible', '127.0.0.1'],
+    ['::5db8:d822', 'IPv4-compatible', '93.184.216.34'],
+    ['64:ff9b::a00:1', 'NAT64', '10.0.0.1'],
+    ['64:ff9b::7f00:1', 'NAT64', '127.0.0.1'],
+    ['64:ff9b:1::a00:1', 'NAT64', undefined],
+    ['2002:a00:1::1', '6to4', '10.0.0.1'],
+    ['2002:7f00:1::', '6to4', '127.0.0.1'],
+    // Teredo carries its client's address with every bit flipped: f5ff:fffe is 10.0.0.1.
+    ['2001:0:4136:e378:8000:63bf:f5ff:fffe', 'Teredo', '10.0.0.1'],
+    ['::ffff:0:a00:1', 'IPv4-translated', '10.0.0.1'],
+  ])('refuses %s as %s', async (address, form, carried) => {
+    const why = refusedRange(address, true);
+    expect(why).toContain(form);
+    if (carried) expect(why).toContain(`carrying ${carried}`);
+    await expect(createUriGuard({ resolve }).check(`http://[${address}]/cb`, 'callbackUri')).rejects.toMatchObject({ status: 400, code: 'UriNotAllowed', message: expect.stringContaining(form) });
+  });
+
+  it('keeps ::1 loopback (allowed only with allowLoopback), :: unspecified, and mapped addresses judged as the IPv4 they carry', () => {
+    expect(refusedRange('::1')).toBe('a loopback address');
+    expect(refusedRange('::1', true)).toBeUndefined();
+    expect(refusedRange('::')).toBe('the unspecified address');
+    expect(refusedRange('::', true)).toBe('the unspecified address');
+    expect(refusedRange('::ffff:127.0.0.1', true)).toBeUndefined();
+    expect(refusedRange('::ffff:10.0.0.1', true)).toBe('a private address');
+    expect(refusedRange('::ffff:93.184.216.34')).toBeUndefined();
+  });
+
+  it('judges the public address the tests rely on as unicast, and TEST-NET-3 as reserved', () => {
+    expect(refusedRange('93.184.216.34')).toBeUndefined();
+    expect(refusedRange('203.0.113.10')).toBe('a reserved address');
   });
 });
