@@ -11,8 +11,8 @@ export interface UriGuardOptions {
   resolve?: Resolver;
   /**
    * How long an allowed URI is remembered, so that an app's one callbackUri is not parsed and
-   * resolved on every request. Default 30 s; 0 turns it off. Checks asked to be fresh (callback
-   * delivery asks) always resolve again.
+   * resolved on every request. Default 30 s; 0 turns it off. Checks asked to be fresh always
+   * resolve again.
    */
   cacheMs?: number;
 }
@@ -26,6 +26,23 @@ const systemResolver: Resolver = async (hostname) => {
   if (!dns) throw new Error('No resolver: pass `resolve` to createUriGuard on this runtime.');
   return (await dns.promises.lookup(hostname, { all: true, verbatim: true })).map((entry) => entry.address);
 };
+
+/** An address the guard vetted, as a connection needs it. */
+export interface VettedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+export interface CheckOptions {
+  /** Resolve again even if the URI was allowed within `cacheMs` (ignored with `resolve: false`). */
+  fresh?: boolean;
+  /**
+   * `false` judges only the URI's form and a literal address, without DNS: for a URI the service
+   * never contacts, or whose host is resolved and vetted when connecting (`createPinnedFetch`).
+   * Default true.
+   */
+  resolve?: boolean;
+}
 
 const ipv4Compatible = ipaddr.IPv6.parseCIDR('::/96');
 const wellKnownNat64 = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
@@ -85,9 +102,21 @@ export function refusedRange(address: string, allowLoopback = false): string | u
 
 /**
  * Guards the URIs the service contacts (callbackUri, audioFileUri) against server-side request
- * forgery: only http(s), and only hosts whose every address is public. The WHATWG URL parser
- * first turns odd IPv4 spellings (2130706433, 0x7f.1) into dotted form, so they are judged as
- * what they are. `check` throws ApiError(400, UriNotAllowed) and answers the addresses it allowed.
+ * forgery: only http(s), no credentials, and only hosts whose every address is public. The
+ * WHATWG URL parser first turns odd IPv4 spellings (2130706433, 0x7f.1) into dotted form, so they
+ * are judged as what they are; `localhost` and `*.localhost` are loopback by definition (RFC 6761)
+ * and judged so without DNS.
+ *
+ * `check(uri, field)` throws ApiError(400, UriNotAllowed), or answers the addresses it vetted. A
+ * host name that does not resolve is not refused for that alone (the name may be new, or the
+ * resolver down; neither is the caller's fault): the check passes with nothing vetted, and the
+ * delivery resolves and vets the name when it connects. A name that resolves to any refused
+ * address is refused. `check(uri, field, { resolve: false })` judges the form and a literal
+ * address only, for URIs the service never contacts.
+ *
+ * `resolveHost(hostname, field)` is the connect-time half: it resolves a name and answers its
+ * addresses only if every one may be contacted, so that a connection made to what it answered
+ * reaches nothing the guard did not see (no DNS rebinding between check and connect).
  */
 export function createUriGuard(options: UriGuardOptions = {}) {
   const resolve = options.resolve ?? systemResolver;
@@ -95,18 +124,20 @@ export function createUriGuard(options: UriGuardOptions = {}) {
   const cacheMs = options.cacheMs ?? 30_000;
   const allowed = new Map<string, { addresses: string[]; until: number }>();
 
-  async function check(uri: string, field = 'uri', how: { fresh?: boolean } = {}): Promise<string[]> {
+  async function check(uri: string, field = 'uri', how: CheckOptions = {}): Promise<string[]> {
+    if (how.resolve === false) return judge(uri, field, false);
     const remembered = how.fresh || cacheMs === 0 ? undefined : allowed.get(uri);
     if (remembered && remembered.until > Date.now()) return remembered.addresses;
-    const addresses = await judge(uri, field);
-    if (cacheMs > 0) {
+    const addresses = await judge(uri, field, true);
+    // A name that did not resolve vetted nothing: the next request asks again rather than passing on memory.
+    if (cacheMs > 0 && addresses.length > 0) {
       if (allowed.size >= 1000) allowed.delete(allowed.keys().next().value!);
       allowed.set(uri, { addresses, until: Date.now() + cacheMs });
     }
     return addresses;
   }
 
-  async function judge(uri: string, field: string): Promise<string[]> {
+  async function judge(uri: string, field: string, resolving: boolean): Promise<string[]> {
     let url: URL;
     try {
       url = new URL(uri);
@@ -116,24 +147,40 @@ export function createUriGuard(options: UriGuardOptions = {}) {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw refuse(field, `uses ${url.protocol.slice(0, -1)}, not http or https`);
     if (url.username || url.password) throw refuse(field, 'carries credentials');
     const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (ipaddr.isValid(host)) {
+      const why = refusedRange(host, options.allowLoopback);
+      if (why) throw refuse(field, `is ${host}, ${why}`);
+      return [host];
+    }
+    if (!options.allowLoopback && /(^|\.)localhost\.?$/i.test(host)) throw refuse(field, `names ${host}, a loopback address`);
+    if (!resolving) return [];
     let addresses: string[];
-    if (ipaddr.isValid(host)) addresses = [host];
-    else {
-      try {
-        addresses = await resolve(host);
-      } catch {
-        throw refuse(field, `names a host that does not resolve (${host})`);
-      }
-      if (addresses.length === 0) throw refuse(field, `names a host that does not resolve (${host})`);
+    try {
+      addresses = await resolve(host);
+    } catch {
+      return [];
     }
     for (const address of addresses) {
       const why = refusedRange(address, options.allowLoopback);
-      if (why) throw refuse(field, `${address === host ? 'is' : 'resolves to'} ${address}, ${why}`);
+      if (why) throw refuse(field, `resolves to ${address}, ${why}`);
     }
     return addresses;
   }
 
-  return { check };
+  async function resolveHost(hostname: string, field = 'uri'): Promise<VettedAddress[]> {
+    // A resolution failure passes through as it came: for the connection it is a network error.
+    const addresses = await resolve(hostname);
+    if (addresses.length === 0) throw Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND', hostname });
+    for (const address of addresses) {
+      // A socket takes only standard spellings; ipaddr.js would also read 0x7f.1 or 010.0.0.1.
+      const standard = ipaddr.IPv4.isValidFourPartDecimal(address) || ipaddr.IPv6.isValid(address);
+      const why = standard ? refusedRange(address, options.allowLoopback) : 'not an IP address';
+      if (why) throw refuse(field, `resolves to ${address}, ${why} (${hostname}, when connecting)`);
+    }
+    return addresses.map((address) => ({ address, family: ipaddr.parse(address).kind() === 'ipv6' ? 6 : 4 }));
+  }
+
+  return { check, resolveHost };
 }
 
 export type UriGuard = ReturnType<typeof createUriGuard>;

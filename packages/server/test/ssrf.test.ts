@@ -50,7 +50,6 @@ describe('the URI guard', () => {
     ['ftp://public.example/cb', 'not http or https'],
     ['file:///etc/passwd', 'not http or https'],
     ['gopher://public.example/', 'not http or https'],
-    ['https://nowhere.example/cb', 'does not resolve'],
     ['https://user:pass@public.example/cb', 'credentials'],
   ])('refuses %s (%s) with 400 UriNotAllowed', async (uri, why) => {
     const error = await guard.check(uri, 'callbackUri').then(
@@ -130,5 +129,66 @@ describe('addresses that carry an IPv4 address inside IPv6', () => {
   it('judges the public address the tests rely on as unicast, and TEST-NET-3 as reserved', () => {
     expect(refusedRange('93.184.216.34')).toBeUndefined();
     expect(refusedRange('203.0.113.10')).toBe('a reserved address');
+  });
+});
+
+describe('a host name that does not resolve when the request arrives', () => {
+  const enotfound = async (host: string) => {
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+  };
+
+  it('is not refused for that alone: there is nothing to vet yet, and delivery resolves it again', async () => {
+    const guard = createUriGuard({ resolve: enotfound });
+    await expect(guard.check('https://new-name.example/cb', 'callbackUri')).resolves.toEqual([]);
+    await expect(createUriGuard({ resolve: async () => [] }).check('https://empty.example/cb')).resolves.toEqual([]);
+  });
+
+  it('is resolved again by the next request rather than remembered as allowed', async () => {
+    let answer: string[] | undefined;
+    const guard = createUriGuard({
+      resolve: async (host) => {
+        if (!answer) return enotfound(host);
+        return answer;
+      },
+    });
+    await guard.check('https://soon.example/cb', 'callbackUri');
+    answer = ['10.0.0.7'];
+    await expect(guard.check('https://soon.example/cb', 'callbackUri')).rejects.toThrow('private');
+  });
+
+  it('still refuses, with 400 UriNotAllowed, a name that resolves to a private address', async () => {
+    const guard = createUriGuard({ resolve: async () => ['10.0.0.7'] });
+    await expect(guard.check('https://internal.example/cb', 'callbackUri')).rejects.toMatchObject({
+      status: 400,
+      body: { code: 'UriNotAllowed', target: '/callbackUri', message: 'callbackUri resolves to 10.0.0.7, a private address.' },
+    });
+  });
+});
+
+describe('the form-only check', () => {
+  const offline = async (): Promise<string[]> => {
+    throw new Error('the form-only check must not resolve');
+  };
+  const guard = createUriGuard({ resolve: offline });
+
+  it('allows realistic host names without resolving them', async () => {
+    await expect(guard.check('https://media.contoso.com/x.wav', 'audioFileUri', { resolve: false })).resolves.toEqual([]);
+    await expect(guard.check('https://93.184.216.34/x.wav', 'audioFileUri', { resolve: false })).resolves.toEqual(['93.184.216.34']);
+    await expect(createUriGuard({ resolve: offline, allowLoopback: true }).check('http://localhost:8080/x.wav', 'audioFileUri', { resolve: false })).resolves.toEqual([]);
+  });
+
+  it.each([
+    ['http://127.0.0.1/x.wav', 'loopback'],
+    ['http://[::1]/x.wav', 'loopback'],
+    ['http://2130706433/x.wav', 'loopback'],
+    ['http://10.0.0.7/x.wav', 'private'],
+    ['http://[::a00:1]/x.wav', 'IPv4-compatible'],
+    ['http://localhost:8080/x.wav', 'loopback'],
+    ['http://media.localhost/x.wav', 'loopback'],
+    ['file:///etc/passwd', 'not http or https'],
+    ['https://user:pass@media.contoso.com/x.wav', 'credentials'],
+    ['not a uri', 'not an absolute URI'],
+  ])('still refuses %s (%s)', async (uri, why) => {
+    await expect(guard.check(uri, 'audioFileUri', { resolve: false })).rejects.toMatchObject({ status: 400, code: 'UriNotAllowed', message: expect.stringContaining(why) });
   });
 });
