@@ -1,4 +1,6 @@
 import { Webhook } from 'standardwebhooks';
+import { createPinnedFetch } from '#pinned-fetch';
+import { ApiError } from './errors.ts';
 import type { CallbackEmitter, EventData, EventName } from './types.ts';
 import type { UriGuard } from './ssrf.ts';
 
@@ -94,10 +96,19 @@ export interface CallbackDeliveryOptions {
   attemptTimeoutMs?: number;
   /** How long an event is tried before it is dead-lettered. Default 24 h. */
   lifetimeMs?: number;
-  /** Checked before every attempt, after resolving the URI's host: refused URIs are dead-lettered. */
+  /**
+   * Vets every attempt; a refused URI is dead-lettered. On Node each connection resolves the host
+   * through the guard and connects only to addresses it allowed (`createPinnedFetch`), so a name
+   * that changes its answer after the request was checked (DNS rebinding) reaches nothing it
+   * refuses. A name that does not resolve is a network error, retried on the schedule.
+   */
   guard?: UriGuard;
   queue?: CallbackQueue;
   deadLetters?: DeadLetterStore;
+  /**
+   * Sends the attempts instead of the default. With a guard, the default on Node is pinned (see
+   * `guard`); a fetch given here cannot be, so the host is resolved and checked just before it.
+   */
   fetch?: typeof fetch;
   now?: () => number;
   /** Hears what happens to each delivery, for logs and metrics. */
@@ -132,7 +143,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const lifetime = options.lifetimeMs ?? 24 * 3_600_000;
   const queue = options.queue ?? createMemoryCallbackQueue();
   const dead = options.deadLetters ?? createMemoryDeadLetterStore();
-  const send = options.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
+  const pinned = !options.fetch && options.guard ? createPinnedFetch(options.guard, 'callbackUri') : undefined;
+  const send = options.fetch ?? pinned ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
   const now = options.now ?? Date.now;
   const callbackUris = new Map<string, string>();
   const gone = new Set<string>();
@@ -140,8 +152,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let idle: Array<() => void> = [];
   let closed = false;
+  /** Set when close() stops waiting: no worker makes another attempt. */
+  let stopped = false;
+  let released: Promise<void> | undefined;
 
   function sleep(ms: number) {
+    if (stopped) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         timers.delete(timer);
@@ -159,8 +175,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   async function attempt(delivery: PendingDelivery): Promise<{ status?: number; retryAfterMs?: number; error?: string; refused?: boolean }> {
     if (options.guard) {
       try {
-        // Resolved anew for every attempt: what the name pointed to at request time may have changed.
-        await options.guard.check(delivery.callbackUri, 'callbackUri', { fresh: true });
+        // The pinned fetch vets the host's addresses when it connects, so only the form is judged
+        // here; before a fetch of one's own the host is resolved anew, as it may have changed.
+        await options.guard.check(delivery.callbackUri, 'callbackUri', pinned ? { resolve: false } : { fresh: true });
       } catch (error) {
         return { refused: true, error: (error as Error).message };
       }
@@ -185,13 +202,17 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const retryAfterMs = retryAfter === null ? undefined : /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) * 1000 : Math.max(0, Date.parse(retryAfter) - now()) || undefined;
       return { status: response.status, retryAfterMs };
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      return { error: `${(error as Error).name}: ${(error as Error).message}${cause ? ` (${cause})` : ''}` };
+      const cause = (error as { cause?: unknown }).cause;
+      const refusal = [error, cause].find((e): e is ApiError => e instanceof ApiError && e.code === 'UriNotAllowed');
+      if (refusal) return { refused: true, error: refusal.message };
+      const detail = (cause as { code?: string } | undefined)?.code ?? (cause instanceof Error ? cause.message : undefined);
+      return { error: `${(error as Error).name}: ${(error as Error).message}${detail ? ` (${detail})` : ''}` };
     }
   }
 
   async function work(uri: string) {
     for (;;) {
+      if (stopped) return;
       const delivery = await queue.head(uri);
       if (!delivery) return;
       if (gone.has(uri)) {
@@ -202,6 +223,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
       const wait = delivery.notBefore - now();
       if (wait > 0) await sleep(wait);
+      if (stopped) return;
       delivery.attempts++;
       const outcome = await attempt(delivery);
       delivery.lastError = outcome.error ?? (outcome.status && outcome.status >= 300 ? `HTTP ${outcome.status}` : undefined);
@@ -276,8 +298,16 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     },
     async close(timeoutMs = 10_000) {
       closed = true;
-      await Promise.race([this.drain(), new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
+      let deadline: ReturnType<typeof setTimeout> | undefined;
+      const drained = await Promise.race([this.drain().then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
+      clearTimeout(deadline);
+      stopped = true;
       for (const timer of timers) clearTimeout(timer);
+      // An attempt still under way ends within its own time limit; its connection closes after it,
+      // when no one is waiting any more (a pool that fails to close then has no one to tell).
+      released ??= pinned?.close();
+      if (drained) await released;
+      else void released?.catch(() => {});
     },
     deadLetters: () => dead.list(),
   };

@@ -13,4 +13,6 @@ export type * from './generated/openapi.gen.ts';
 export { createCallbackDelivery, createMemoryCallbackQueue, createMemoryDeadLetterStore } from './callbacks.ts';
 export type { CallbackDelivery, CallbackDeliveryOptions, CallbackQueue, DeadLetter, DeadLetterStore, PendingDelivery } from './callbacks.ts';
 export { createUriGuard, refusedRange } from './ssrf.ts';
-export type { Resolver, UriGuard, UriGuardOptions } from './ssrf.ts';
+export type { CheckOptions, Resolver, UriGuard, UriGuardOptions, VettedAddress } from './ssrf.ts';
+export { createPinnedFetch } from '#pinned-fetch';
+export type { PinnedFetch } from '#pinned-fetch';
