@@ -4,7 +4,7 @@
  *
  *   pnpm conformance --base-url http://127.0.0.1:4780 --connection-string "endpoint=…;accesskey=…"
  *     [--callback-secret whsec_…] [--callback-url URL-the-target-can-reach] [--control-url URL]
- *     [--only GLOB]… [--seed N] [--report-dir DIR]
+ *     [--expect-replay-refusal] [--only GLOB]… [--seed N] [--report-dir DIR]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ const usage = `Usage: call-automation-conformance --base-url URL --connection-st
   [--callback-url URL]          where the target can deliver callbacks: the suite listens on this URL's port
                                 (default: a free port on 127.0.0.1, which only a local target can reach)
   [--control-url URL]           a control surface that makes participants act (the simulator prints one)
+  [--expect-replay-refusal]     the target refuses a signature it has already accepted (401 ReplayedRequest):
+                                run auth.replay, skipped otherwise (servers accept replays by default)
   [--only GLOB]                 run only the checks whose id matches (repeatable; e.g. "auth.*")
   [--seed N]                    the seed of the generated requests (printed, to replay a run)
   [--report-dir DIR]            write conformance.json and junit.xml there (default: reports/conformance)`;
@@ -32,6 +34,7 @@ try {
       'callback-secret': { type: 'string' },
       'callback-url': { type: 'string' },
       'control-url': { type: 'string' },
+      'expect-replay-refusal': { type: 'boolean' },
       only: { type: 'string', multiple: true },
       seed: { type: 'string' },
       'report-dir': { type: 'string', default: join('reports', 'conformance') },
@@ -79,6 +82,7 @@ const results = await runChecks({
   receiver,
   callbackSecret: args['callback-secret'],
   controlUrl: args['control-url']?.replace(/\/$/, ''),
+  expectReplayRefusal: args['expect-replay-refusal'] ?? false,
   seed,
   only: args.only,
   onResult(result) {

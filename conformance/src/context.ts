@@ -1,6 +1,7 @@
-import { createHmacAuth } from '@call-automation/client/raw';
+import type { RequestAuth } from '@call-automation/client/raw';
 import type { CallbackReceiver } from './harness/receiver.ts';
 import { Contract, describeErrors, type JsonObject } from './contract.ts';
+import { createDistinctSigner } from './signing.ts';
 
 /** A check's verdict when it cannot run against this target, with why. */
 export class CheckSkipped extends Error {}
@@ -46,6 +47,12 @@ export interface TargetOptions {
   /** The simulator's control surface (or one like it): makes participants act. */
   controlUrl?: string;
   seed: number;
+  /**
+   * The target refuses a signature it has already accepted (401 ReplayedRequest), which a server
+   * may opt in to; by default servers accept one within its 15-minute window, as Azure's SDKs
+   * re-send the same signature on every retry. Only then does auth.replay run.
+   */
+  expectReplayRefusal?: boolean;
 }
 
 /** What a check works with: the contract, the target, and a way to talk to it that checks every answer. */
@@ -55,14 +62,16 @@ export class CheckContext {
   /** What went against the contract in the answers so far (a check fails if any). */
   readonly problems: string[] = [];
   readonly exchanges: Exchange[] = [];
-  private readonly signer: ReturnType<typeof createHmacAuth>;
+  private readonly signer: RequestAuth;
   private state: number;
 
   /**
-   * `signer` is shared by the checks of a run: one signer never gives two identical requests the
-   * same signature, which the target would refuse as a replay.
+   * `signer` is shared by the checks of a run, so that no two identical requests of the run carry
+   * the same signature: servers accept a re-sent signature by default, but one that opts in to
+   * refusing replays (what auth.replay holds it to) would refuse a check's request that repeats
+   * another's within the same second of x-ms-date.
    */
-  constructor(contract: Contract, target: TargetOptions, signer = createHmacAuth(target.accessKey)) {
+  constructor(contract: Contract, target: TargetOptions, signer: RequestAuth = createDistinctSigner(target.accessKey)) {
     this.contract = contract;
     this.target = target;
     this.signer = signer;

@@ -1,7 +1,7 @@
-import { createHmacAuth } from '@call-automation/client/raw';
 import { CheckContext, CheckFailed, CheckSkipped, type TargetOptions } from './context.ts';
 import { Contract } from './contract.ts';
 import { allChecks, type Check } from './checks/index.ts';
+import { createDistinctSigner } from './signing.ts';
 
 export interface CheckResult {
   id: string;
@@ -30,7 +30,7 @@ function matches(id: string, globs: string[] | undefined): boolean {
 /** Runs the checks against the target, one at a time, each with its own context. */
 export async function runChecks(options: RunOptions): Promise<CheckResult[]> {
   const contract = options.contract ?? new Contract();
-  const signer = createHmacAuth(options.accessKey);
+  const signer = createDistinctSigner(options.accessKey);
   const results: CheckResult[] = [];
   for (const check of (options.checks ?? allChecks).filter((c) => matches(c.id, options.only))) {
     const context = new CheckContext(contract, options, signer);

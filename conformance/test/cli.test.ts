@@ -4,14 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessKey, brokenServers, callbackSecret, serveTarget, type Served } from './fixtures.ts';
+import { accessKey, brokenServers, callbackSecret, serveReplayTarget, serveTarget, type Served } from './fixtures.ts';
 
 const run = promisify(execFile);
 const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const tsx = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
 
-async function conformance(target: Served, reportDir: string, ...extra: string[]) {
-  const args = [cli, '--base-url', target.url, '--connection-string', `endpoint=${target.url}/;accesskey=${accessKey}`, '--callback-secret', callbackSecret, '--control-url', target.controlUrl, '--seed', '7', '--report-dir', reportDir, ...extra];
+async function conformance(target: Pick<Served, 'url'> & Partial<Served>, reportDir: string, ...extra: string[]) {
+  const control = target.controlUrl ? ['--control-url', target.controlUrl] : [];
+  const args = [cli, '--base-url', target.url, '--connection-string', `endpoint=${target.url}/;accesskey=${accessKey}`, '--callback-secret', callbackSecret, ...control, '--seed', '7', '--report-dir', reportDir, ...extra];
   return run(tsx, args).then(
     ({ stdout }) => ({ code: 0, stdout }),
     (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout + error.stderr }),
@@ -31,14 +32,16 @@ describe('the CLI', () => {
       const { code, stdout } = await conformance(target, join(dir, 'ok'), '--only', 'auth.*', '--only', 'errors.*');
       expect(stdout).toContain('seed 7; replay with --seed 7');
       expect(stdout).toMatch(/✓ auth\.no-credentials/);
-      expect(stdout).toMatch(/^auth +5 +0 +0$/m);
-      expect(stdout).toMatch(/^total +8 +0 +0$/m);
+      expect(stdout).toMatch(/^- auth\.replay .*\n {4}.*run with --expect-replay-refusal/m);
+      expect(stdout).toMatch(/^auth +4 +0 +1$/m);
+      expect(stdout).toMatch(/^total +7 +0 +1$/m);
+      expect(stdout).toContain('Skipped, not passed: auth.replay');
       expect(code).toBe(0);
       const report = JSON.parse(await readFile(join(dir, 'ok', 'conformance.json'), 'utf8')) as { seed: number; results: Array<{ status: string }> };
       expect(report.seed).toBe(7);
       expect(report.results).toHaveLength(8);
       const junit = await readFile(join(dir, 'ok', 'junit.xml'), 'utf8');
-      expect(junit).toContain('<testsuite name="call-automation-conformance" tests="8" failures="0" skipped="0"');
+      expect(junit).toContain('<testsuite name="call-automation-conformance" tests="8" failures="0" skipped="1"');
     } finally {
       await target.close();
     }
@@ -54,6 +57,26 @@ describe('the CLI', () => {
     } finally {
       await target.close();
     }
+  }, 60_000);
+
+  it('runs auth.replay with --expect-replay-refusal, and says so in its usage', async () => {
+    const refusing = await serveReplayTarget(true);
+    const accepting = await serveReplayTarget(false);
+    try {
+      const skipped = await conformance(refusing, join(dir, 'replay-skipped'), '--only', 'auth.replay');
+      expect(skipped.stdout).toMatch(/^- auth\.replay /m);
+      expect(skipped.stdout).toMatch(/^total +0 +0 +1$/m);
+      const refused = await conformance(refusing, join(dir, 'replay-refused'), '--only', 'auth.replay', '--expect-replay-refusal');
+      expect(refused.stdout).toMatch(/^✓ auth\.replay /m);
+      expect(refused.code).toBe(0);
+      const accepted = await conformance(accepting, join(dir, 'replay-accepted'), '--only', 'auth.replay', '--expect-replay-refusal');
+      expect(accepted.stdout).toMatch(/^✗ auth\.replay .*\n {4}a replayed signature: POST \/calls\/conformance-no-such-call\/Hangup answered 404, not 401/m);
+      expect(accepted.code).toBe(1);
+    } finally {
+      await Promise.all([refusing.close(), accepting.close()]);
+    }
+    const { stdout } = await run(tsx, [cli, '--help']);
+    expect(stdout).toMatch(/\[--expect-replay-refusal\] +the target refuses a signature it has already accepted/);
   }, 60_000);
 
   it('runs as its bin, call-automation-conformance', async () => {

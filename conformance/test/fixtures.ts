@@ -1,7 +1,7 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
-import { createSimulatorService } from '@call-automation/simulator';
-import type { CallbackEmitter } from '@call-automation/server';
+import { createSimulator, createSimulatorService } from '@call-automation/simulator';
+import { createCallAutomationApp, type AuthOptions, type CallbackEmitter } from '@call-automation/server';
 
 export const accessKey = Buffer.from('conformance-test-access-key-0001').toString('base64');
 export const callbackSecret = `whsec_${Buffer.from('conformance-test-callback-secret').toString('base64')}`;
@@ -129,6 +129,29 @@ export async function serveTarget(broken?: BrokenServer, options: { signedHost?:
     async close() {
       await Promise.all([api.close(), control.close()]);
       await service.close(500);
+    },
+  };
+}
+
+/**
+ * The server stub's authentication option for replays: refuse a signature it has already
+ * accepted (401 ReplayedRequest), or accept it within its window (the default). The one place
+ * the fixtures depend on the option's name.
+ */
+function replayAuth(refuse: boolean): Partial<AuthOptions> {
+  return { refuseReplays: refuse };
+}
+
+/** The simulator's handlers behind the server stub, refusing replayed signatures or not. */
+export async function serveReplayTarget(refuseReplays: boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const simulator = createSimulator({ answerDelayMs: 20, playDurationMs: 50 });
+  const app = createCallAutomationApp({ handlers: simulator.handlers, auth: { accessKeys: [accessKey], ...replayAuth(refuseReplays) } });
+  const api = await serveApp(app);
+  return {
+    url: api.url,
+    async close() {
+      await api.close();
+      simulator.stop();
     },
   };
 }
