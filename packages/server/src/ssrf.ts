@@ -77,7 +77,10 @@ function embeddedIPv4(address: ipaddr.IPv6): string | undefined {
 /** Why an address may not be contacted, or undefined if it may. */
 export function refusedRange(address: string, allowLoopback = false): string | undefined {
   if (!ipaddr.isValid(address)) return 'not an IP address';
-  // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) is judged as the IPv4 address it carries.
+  // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) names an IPv4 host by another spelling: no
+  // callback needs one, and the contract refuses them whatever they carry.
+  const raw = ipaddr.parse(address);
+  if (raw.kind() === 'ipv6' && (raw as ipaddr.IPv6).isIPv4MappedAddress()) return `an IPv4-mapped address (carrying ${(raw as ipaddr.IPv6).toIPv4Address().toString()})`;
   const parsed = ipaddr.process(address);
   if (parsed.kind() === 'ipv6') {
     const embedded = embeddedIPv4(parsed as ipaddr.IPv6);

@@ -22,7 +22,6 @@ describe('the URI guard', () => {
     ['https://public.example/callbacks'],
     ['http://93.184.216.34:8080/x'],
     ['https://[2606:2800:220:1:248:1893:25c8:1946]/x'],
-    ['http://[::ffff:93.184.216.34]/x'],
   ])('allows %s', async (uri) => {
     await expect(guard.check(uri, 'callbackUri')).resolves.toBeDefined();
   });
@@ -42,8 +41,9 @@ describe('the URI guard', () => {
     ['http://100.64.0.1/cb', 'carrier-grade NAT'],
     ['http://[fd00::1]/cb', 'unique-local'],
     ['http://[fe80::1]/cb', 'link-local'],
-    ['http://[::ffff:10.0.0.1]/cb', 'private'],
-    ['http://[::ffff:127.0.0.1]/cb', 'loopback'],
+    ['http://[::ffff:10.0.0.1]/cb', 'IPv4-mapped'],
+    ['http://[::ffff:127.0.0.1]/cb', 'IPv4-mapped'],
+    ['http://[::ffff:93.184.216.34]/cb', 'IPv4-mapped'],
     ['http://0.0.0.0/cb', 'unspecified'],
     ['http://[::]/cb', 'unspecified'],
     ['http://mixed.example/cb', 'private'],
@@ -116,14 +116,14 @@ describe('addresses that carry an IPv4 address inside IPv6', () => {
     await expect(createUriGuard({ resolve }).check(`http://[${address}]/cb`, 'callbackUri')).rejects.toMatchObject({ status: 400, code: 'UriNotAllowed', message: expect.stringContaining(form) });
   });
 
-  it('keeps ::1 loopback (allowed only with allowLoopback), :: unspecified, and mapped addresses judged as the IPv4 they carry', () => {
+  it('keeps ::1 loopback (allowed only with allowLoopback), :: unspecified, and refuses IPv4-mapped addresses whatever they carry', () => {
     expect(refusedRange('::1')).toBe('a loopback address');
     expect(refusedRange('::1', true)).toBeUndefined();
     expect(refusedRange('::')).toBe('the unspecified address');
     expect(refusedRange('::', true)).toBe('the unspecified address');
-    expect(refusedRange('::ffff:127.0.0.1', true)).toBeUndefined();
-    expect(refusedRange('::ffff:10.0.0.1', true)).toBe('a private address');
-    expect(refusedRange('::ffff:93.184.216.34')).toBeUndefined();
+    expect(refusedRange('::ffff:127.0.0.1', true)).toBe('an IPv4-mapped address (carrying 127.0.0.1)');
+    expect(refusedRange('::ffff:10.0.0.1', true)).toBe('an IPv4-mapped address (carrying 10.0.0.1)');
+    expect(refusedRange('::ffff:93.184.216.34')).toBe('an IPv4-mapped address (carrying 93.184.216.34)');
   });
 
   it('judges the public address the tests rely on as unicast, and TEST-NET-3 as reserved', () => {

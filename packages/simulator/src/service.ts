@@ -18,7 +18,7 @@ export interface SimulatorServiceOptions extends SimulatorOptions {
   callbackSecret: string;
   /** Let callbackUri and audioFileUri point at loopback (for a receiver on this machine). */
   allowLoopback?: boolean;
-  /** How host names are resolved for the URI checks; the system's resolver by default. */
+  /** How callbackUri host names are resolved when delivering (requests' URIs are checked by form alone); the system's resolver by default. */
   resolve?: Resolver;
   /** The host clients sign, when a proxy in front rewrites Host. */
   signedHost?: string;
