@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { parseConnectionString } from '@call-automation/client';
 import { startCallbackReceiver } from './harness/receiver.ts';
 import { summaryTable, toJUnit } from './report.ts';
+import { shellQuote } from './reproduce.ts';
 import { runChecks } from './runner.ts';
 
 const usage = `Usage: call-automation-conformance --base-url URL --connection-string "endpoint=…;accesskey=…"
@@ -74,6 +75,24 @@ const baseUrl = args['base-url'].replace(/\/$/, '');
 console.log(`Conformance of ${baseUrl} to the Call Automation contract (seed ${seed}; replay with --seed ${seed})`);
 console.log(`callbacks: ${callbackUrl} (received on ${receiver.url})${args['callback-secret'] ? ', signatures verified' : ', signatures not verified (no --callback-secret)'}\n`);
 
+const controlUrl = args['control-url']?.replace(/\/$/, '');
+const expectReplayRefusal = args['expect-replay-refusal'] ?? false;
+// How this run was started, for re-running a failed check: pnpm's script in the workspace, else
+// the bin; the secrets are placeholders, so that the reports can be shared.
+const program = process.env.npm_lifecycle_event === 'conformance' ? 'pnpm conformance' : 'call-automation-conformance';
+const commandLine = [
+  program,
+  '--base-url',
+  shellQuote(baseUrl),
+  '--connection-string',
+  shellQuote(args['connection-string'].replace(/(accesskey=)[^;]*/i, '$1<access key>')),
+  ...(args['callback-secret'] ? ['--callback-secret', shellQuote('<callback secret>')] : []),
+  ...(wanted ? ['--callback-url', shellQuote(args['callback-url']!)] : []),
+  ...(controlUrl ? ['--control-url', shellQuote(controlUrl)] : []),
+  ...(expectReplayRefusal ? ['--expect-replay-refusal'] : []),
+].join(' ');
+
+const indent = (text: string, by: string) => by + text.split('\n').join(`\n${by}`);
 const marks = { passed: '✓', failed: '✗', skipped: '-' };
 const results = await runChecks({
   baseUrl,
@@ -81,13 +100,18 @@ const results = await runChecks({
   callbackUrl,
   receiver,
   callbackSecret: args['callback-secret'],
-  controlUrl: args['control-url']?.replace(/\/$/, ''),
-  expectReplayRefusal: args['expect-replay-refusal'] ?? false,
+  controlUrl,
+  expectReplayRefusal,
   seed,
   only: args.only,
+  commandLine,
   onResult(result) {
     console.log(`${marks[result.status]} ${result.id.padEnd(32)} ${result.title} (${result.requests} requests, ${result.durationMs} ms)`);
-    if (result.message) console.log(`    ${result.message.split('\n').join('\n    ')}`);
+    if (result.message) console.log(indent(result.message, '    '));
+    if (result.reproduce) {
+      console.log(`    re-run it:\n${indent(result.reproduce.command, '      ')}`);
+      if (result.reproduce.curl) console.log(`    the request:\n${indent(result.reproduce.curl, '      ')}`);
+    }
   },
 });
 await receiver.close();

@@ -1,15 +1,32 @@
 import type { RequestAuth } from '@call-automation/client/raw';
 import type { CallbackReceiver } from './harness/receiver.ts';
 import { Contract, describeErrors, type JsonObject } from './contract.ts';
+import type { SentRequest } from './reproduce.ts';
 import { createDistinctSigner } from './signing.ts';
 
 /** A check's verdict when it cannot run against this target, with why. */
-export class CheckSkipped extends Error {}
-/** A check's verdict when the target breaks the contract. */
-export class CheckFailed extends Error {}
+export class CheckSkipped extends Error {
+  override name = 'CheckSkipped';
+}
 
-export function fail(message: string): never {
-  throw new CheckFailed(message);
+/** A check's verdict when the target breaks the contract; `request` is the one whose answer broke it, when one did. */
+export class CheckFailed extends Error {
+  override name = 'CheckFailed';
+  readonly request?: SentRequest;
+  constructor(message: string, request?: SentRequest) {
+    super(message);
+    this.request = request;
+  }
+}
+
+/** A request that got no answer (or only part of one): the connection failed, was reset, or timed out. */
+export class NetworkError extends CheckFailed {
+  override name = 'NetworkError';
+}
+
+/** Fails the check; `about` is the exchange whose answer broke the contract, for its reproduction. */
+export function fail(message: string, about?: Exchange): never {
+  throw new CheckFailed(message, about?.request);
 }
 
 export interface Exchange {
@@ -19,6 +36,32 @@ export interface Exchange {
   headers: Headers;
   text: string;
   json: unknown;
+  /** The request as it went out, headers as signed and body as bytes. */
+  request: SentRequest;
+}
+
+/**
+ * What failed under a failed fetch, following `.cause`: "EPIPE write EPIPE". fetch's own
+ * "fetch failed" says nothing, so it is left out when it has a cause.
+ */
+export function describeCause(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  if (current instanceof TypeError && current.message === 'fetch failed' && current.cause !== undefined) current = current.cause;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (!(current instanceof Error)) {
+      parts.push(String(current));
+      break;
+    }
+    const code = (current as { code?: unknown }).code;
+    let message = current.message;
+    // Node's "connect ECONNREFUSED" over several addresses is an AggregateError with no message of its own.
+    if (!message && current instanceof AggregateError) message = current.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; ');
+    if (current.name === 'TimeoutError' || current.name === 'AbortError') parts.push(`${current.name} ${message}`);
+    else parts.push([typeof code === 'string' || typeof code === 'number' ? String(code) : current.name, message].filter(Boolean).join(' '));
+    current = current.cause;
+  }
+  return parts.join(', caused by ') || 'an unknown error';
 }
 
 export interface SendOptions {
@@ -53,6 +96,8 @@ export interface TargetOptions {
    * re-send the same signature on every retry. Only then does auth.replay run.
    */
   expectReplayRefusal?: boolean;
+  /** How long a request may wait for its whole answer before it counts as failed. Default 30 s. */
+  requestTimeoutMs?: number;
 }
 
 /** What a check works with: the contract, the target, and a way to talk to it that checks every answer. */
@@ -62,6 +107,10 @@ export class CheckContext {
   /** What went against the contract in the answers so far (a check fails if any). */
   readonly problems: string[] = [];
   readonly exchanges: Exchange[] = [];
+  /** Requests sent, answered or not (a request that met a network error has no exchange). */
+  requestsSent = 0;
+  /** The request whose answer first broke the contract, for the reproduction of a failure. */
+  blamed?: SentRequest;
   private readonly signer: RequestAuth;
   private state: number;
 
@@ -108,15 +157,31 @@ export class CheckContext {
     const auth = options.auth ?? 'sign';
     if (auth === 'sign') request = await this.sign(request);
     else if (typeof auth === 'function') request = await auth(request);
-    const response = await fetch(request, { redirect: 'manual' });
-    const text = await response.text();
+    // The body is read back from the request as authenticated (an auth function may replace it),
+    // so that what is recorded, and reproduced, is what went out.
+    const bytes = request.body ? new Uint8Array(await request.arrayBuffer()) : undefined;
+    const sent: SentRequest = { operationId: operation?.operationId, method: request.method, url: request.url, headers: [...request.headers], body: bytes };
+    this.requestsSent++;
+    let status: number | undefined;
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(new Request(sent.url, { method: sent.method, headers: sent.headers, body: bytes }), {
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.target.requestTimeoutMs ?? 30_000),
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      throw new NetworkError(networkFailure(sent, path, status, error, this.target.requestTimeoutMs ?? 30_000), sent);
+    }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       json = undefined;
     }
-    const exchange: Exchange = { method, path, status: response.status, headers: response.headers, text, json };
+    const exchange: Exchange = { method, path, status: response.status, headers: response.headers, text, json, request: sent };
     this.exchanges.push(exchange);
     this.checkAnswer(exchange, operation?.operationId);
     return exchange;
@@ -124,6 +189,12 @@ export class CheckContext {
 
   /** Records in `problems` whatever in an answer the spec does not allow. */
   checkAnswer(exchange: Exchange, operationId: string | undefined): void {
+    const before = this.problems.length;
+    this.checkStatusAndBody(exchange, operationId);
+    if (this.problems.length > before) this.blamed ??= exchange.request;
+  }
+
+  private checkStatusAndBody(exchange: Exchange, operationId: string | undefined): void {
     const where = `${exchange.method} ${exchange.path} → ${exchange.status}`;
     if (exchange.status >= 500) this.problems.push(`${where}: a server error (${exchange.text.slice(0, 200)})`);
     const documented = operationId ? this.contract.operation(operationId).statuses : [404, 405];
@@ -170,15 +241,24 @@ export class CheckContext {
         ...overrides,
       },
     });
-    if (exchange.status !== 200) fail(`createCall answered ${exchange.status}, not 200: ${exchange.text.slice(0, 200)}`);
+    if (exchange.status !== 200) fail(`createCall answered ${exchange.status}, not 200: ${exchange.text.slice(0, 200)}`, exchange);
     return (exchange.json as { callLegId: string }).callLegId;
   }
 
   /** Asserts an error answer: the status, and the API's error body. */
   expectError(exchange: Exchange, statuses: number | number[], what: string): void {
     const wanted = Array.isArray(statuses) ? statuses : [statuses];
-    if (!wanted.includes(exchange.status)) fail(`${what}: ${exchange.method} ${exchange.path} answered ${exchange.status}, not ${wanted.join(' or ')} (${exchange.text.slice(0, 160)})`);
+    if (!wanted.includes(exchange.status)) fail(`${what}: ${exchange.method} ${exchange.path} answered ${exchange.status}, not ${wanted.join(' or ')} (${exchange.text.slice(0, 160)})`, exchange);
     const body = exchange.json as { code?: unknown; message?: unknown } | undefined;
-    if (typeof body?.code !== 'string' || typeof body?.message !== 'string') fail(`${what}: the ${exchange.status} answer is not the API's error body: ${exchange.text.slice(0, 160)}`);
+    if (typeof body?.code !== 'string' || typeof body?.message !== 'string') fail(`${what}: the ${exchange.status} answer is not the API's error body: ${exchange.text.slice(0, 160)}`, exchange);
   }
+}
+
+/** "network error on playAudio POST /calls/abc/PlayAudio (application/json, 1048576 bytes sent): EPIPE write EPIPE". */
+function networkFailure(sent: SentRequest, path: string, status: number | undefined, error: unknown, timeoutMs: number): string {
+  const type = sent.headers.find(([name]) => name === 'content-type')?.[1];
+  const what = sent.body ? `${type ?? 'no Content-Type'}, ${sent.body.length} bytes sent` : 'no body';
+  const when = status === undefined ? '' : ` while reading its ${status} answer`;
+  const cause = error instanceof Error && error.name === 'TimeoutError' ? `TimeoutError no complete answer within ${timeoutMs} ms` : describeCause(error);
+  return `network error on ${sent.operationId ? `${sent.operationId} ` : ''}${sent.method} ${path} (${what})${when}: ${cause}`;
 }

@@ -1,8 +1,10 @@
-export { runChecks } from './runner.ts';
+export { commandLineOf, runChecks } from './runner.ts';
 export type { CheckResult, RunOptions } from './runner.ts';
+export { curlCommand, maxInlineBody, shellQuote } from './reproduce.ts';
+export type { Reproduction, SentRequest } from './reproduce.ts';
 export { allChecks } from './checks/index.ts';
 export type { Check } from './checks/index.ts';
-export { CheckContext, CheckFailed, CheckSkipped, fail } from './context.ts';
+export { CheckContext, CheckFailed, CheckSkipped, NetworkError, describeCause, fail } from './context.ts';
 export type { Exchange, SendOptions, TargetOptions } from './context.ts';
 export { Contract } from './contract.ts';
 export { summaryTable, toJUnit } from './report.ts';

@@ -2,6 +2,14 @@ import type { CheckResult } from './runner.ts';
 
 const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
+/** A failure's message and how to reproduce it: what a CI's test view shows under the failed case. */
+function failureText(result: CheckResult): string {
+  const parts = [result.message ?? ''];
+  if (result.reproduce) parts.push(`re-run it:\n  ${result.reproduce.command}`);
+  if (result.reproduce?.curl) parts.push(`the request:\n${result.reproduce.curl}`);
+  return parts.join('\n\n');
+}
+
 /** JUnit XML, one testcase per check; a skip is a <skipped>, never a pass. */
 export function toJUnit(results: CheckResult[], suite = 'call-automation-conformance'): string {
   const failures = results.filter((r) => r.status === 'failed').length;
@@ -10,7 +18,7 @@ export function toJUnit(results: CheckResult[], suite = 'call-automation-conform
   const cases = results.map((r) => {
     const body =
       r.status === 'failed'
-        ? `<failure message="${escapeXml(r.message!.split('\n')[0]!)}">${escapeXml(r.message!)}</failure>`
+        ? `<failure message="${escapeXml(r.message!.split('\n')[0]!)}">${escapeXml(failureText(r))}</failure>`
         : r.status === 'skipped'
           ? `<skipped message="${escapeXml(r.message ?? '')}"/>`
           : '';

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessKey, brokenServers, callbackSecret, serveReplayTarget, serveTarget, type Served } from './fixtures.ts';
 
 const run = promisify(execFile);
+const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const cli = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const tsx = join(import.meta.dirname, '..', '..', 'node_modules', '.bin', 'tsx');
 
@@ -53,7 +54,25 @@ describe('the CLI', () => {
       const { code, stdout } = await conformance(target, join(dir, 'broken'), '--only', 'errors.unknown-call');
       expect(code).toBe(1);
       expect(stdout).toMatch(/✗ errors\.unknown-call/);
-      expect(await readFile(join(dir, 'broken', 'junit.xml'), 'utf8')).toMatch(/<failure message="[^"]*not the API&apos;s error body|<failure message="[^"]*error body/);
+      const junit = await readFile(join(dir, 'broken', 'junit.xml'), 'utf8');
+      expect(junit).toMatch(/<failure message="[^"]*error body/);
+      // Under the failed check: the command that re-runs it, then the request, signed, as curl.
+      const rerun = `call-automation-conformance --base-url ${target.url} --connection-string 'endpoint=${target.url}/;accesskey=<access key>' --callback-secret '<callback secret>' --control-url ${target.controlUrl} --only errors.unknown-call --seed 7`;
+      const block = stdout.slice(stdout.indexOf('✗ errors.unknown-call'));
+      expect(block).toMatch(
+        /^✗ errors\.unknown-call .*\n {4}\w+ on an unknown call: the 404 answer is not the API's error body: Not Found\n(?: {4}.*\n)*? {4}re-run it:\n {6}.+\n {4}the request:\n {6}# signed with x-ms-date .* GMT: valid for the 15-minute signature window from then\n {6}curl -sS -i -X \w+ http:\/\/127\.0\.0\.1:\d+\/calls\/conformance-no-such-call\S* \\\n/,
+      );
+      expect(block).toContain(`re-run it:\n      ${rerun}\n`);
+      expect(block).toMatch(/ {8}-H 'x-ms-date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT' \\\n {8}-H 'x-ms-content-sha256: [A-Za-z0-9+/=]+' \\\n {8}-H 'authorization: HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=[A-Za-z0-9+/=]+'/);
+      const report = JSON.parse(await readFile(join(dir, 'broken', 'conformance.json'), 'utf8')) as { results: Array<{ reproduce?: { command: string; curl?: string } }> };
+      expect(report.results[0]!.reproduce!.command).toBe(rerun);
+      expect(block).toContain(report.results[0]!.reproduce!.curl!.split('\n').join('\n      '));
+      expect(junit).toContain(escapeXml(report.results[0]!.reproduce!.curl!));
+      // The access key and the callback secret stay out of what is printed and written.
+      for (const text of [stdout, junit, JSON.stringify(report)]) {
+        expect(text).not.toContain(accessKey);
+        expect(text).not.toContain(callbackSecret);
+      }
     } finally {
       await target.close();
     }
@@ -71,6 +90,7 @@ describe('the CLI', () => {
       expect(refused.code).toBe(0);
       const accepted = await conformance(accepting, join(dir, 'replay-accepted'), '--only', 'auth.replay', '--expect-replay-refusal');
       expect(accepted.stdout).toMatch(/^✗ auth\.replay .*\n {4}a replayed signature: POST \/calls\/conformance-no-such-call\/Hangup answered 404, not 401/m);
+      expect(accepted.stdout).toMatch(/--expect-replay-refusal --only auth\.replay --seed 7\n/);
       expect(accepted.code).toBe(1);
     } finally {
       await Promise.all([refusing.close(), accepting.close()]);

@@ -15,6 +15,8 @@ export interface BrokenServer {
   caughtBy: string;
   /** What its message must say. */
   says: RegExp;
+  /** The break is in a callback, not in an answer: there is no request to show with it. */
+  inCallback?: true;
   wrap?: (fetch: Fetch) => Fetch;
   /** Alters the simulator's events on their way out. */
   events?: (emitter: CallbackEmitter) => CallbackEmitter;
@@ -98,6 +100,7 @@ export const brokenServers: BrokenServer[] = [
     name: 'malformed callback',
     caughtBy: 'callbacks.call-states',
     says: /CallLegStateChanged event does not match its schema/,
+    inCallback: true,
     events: (emitter) => ({
       register: (id, uri) => emitter.register(id, uri),
       emit: (id, name, data) => emitter.emit(id, name, name === 'CallLegStateChanged' ? ({ ...data, callState: 'ringing' } as never) : data),

@@ -72,6 +72,7 @@ describe('auth.replay', () => {
     const result = await replay(true);
     expect(result).toMatchObject({ id: 'auth.replay', status: 'skipped', requests: 0 });
     expect(result.message).toMatch(/--expect-replay-refusal/);
+    expect(result.reproduce).toBeUndefined();
     expect(summaryTable([result])).toMatch(/^total +0 +0 +1$/m);
   });
 
@@ -91,9 +92,11 @@ describe('auth.replay', () => {
     }
   });
 
-  it('fails with expectReplayRefusal against a server that accepts replays', async () => {
+  it('fails with expectReplayRefusal against a server that accepts replays, showing the replay', async () => {
     const result = await replay(false, true);
     expect(result).toMatchObject({ id: 'auth.replay', status: 'failed', requests: 2 });
     expect(result.message).toMatch(/^a replayed signature: POST \/calls\/conformance-no-such-call\/Hangup answered 404, not 401/);
+    expect(result.reproduce!.command).toMatch(/ --expect-replay-refusal --only auth\.replay --seed 11$/);
+    expect(result.reproduce!.curl).toMatch(/-H 'authorization: HMAC-SHA256 [^']+'/);
   });
 });

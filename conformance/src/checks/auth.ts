@@ -1,4 +1,4 @@
-import type { CheckContext } from '../context.ts';
+import type { CheckContext, Exchange } from '../context.ts';
 import { CheckSkipped, fail } from '../context.ts';
 import type { Check } from './types.ts';
 import { liveCall, paramsFor, validBody } from './shared.ts';
@@ -7,6 +7,7 @@ import { liveCall, paramsFor, validBody } from './shared.ts';
 async function everyOperationRefused(context: CheckContext, what: string, tamper: (request: Request, context: CheckContext) => Request | Promise<Request>) {
   const callLegId = await liveCall(context);
   const refused: string[] = [];
+  let first: Exchange | undefined;
   for (const operation of context.contract.operations) {
     const exchange = await context.send({
       operationId: operation.operationId,
@@ -14,10 +15,12 @@ async function everyOperationRefused(context: CheckContext, what: string, tamper
       body: validBody(context, operation),
       auth: (request) => tamper(request, context),
     });
-    if (exchange.status !== 401) refused.push(`${operation.operationId} answered ${exchange.status}`);
-    else context.expectError(exchange, 401, what);
+    if (exchange.status !== 401) {
+      refused.push(`${operation.operationId} answered ${exchange.status}`);
+      first ??= exchange;
+    } else context.expectError(exchange, 401, what);
   }
-  if (refused.length) fail(`${what} was not refused with 401: ${refused.join('; ')}`);
+  if (refused.length) fail(`${what} was not refused with 401: ${refused.join('; ')}`, first);
 }
 
 const wrongKey = btoa('conformance-wrong-access-key-000');

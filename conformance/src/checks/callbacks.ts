@@ -1,6 +1,6 @@
 import { verifyCallbackSignature } from '@call-automation/client/events';
 import type { CheckContext } from '../context.ts';
-import { CheckSkipped, fail } from '../context.ts';
+import { CheckSkipped, describeCause, fail } from '../context.ts';
 import { describeErrors } from '../contract.ts';
 import type { ReceivedCallback } from '../harness/receiver.ts';
 import type { Check } from './types.ts';
@@ -65,7 +65,12 @@ const state = (name: string) => (event: Event) => event.type === 'Microsoft.Comm
 
 async function control(context: CheckContext, path: string, body?: unknown) {
   if (!context.target.controlUrl) throw new CheckSkipped('needs --control-url: a way to make a participant act (the simulator has one)');
-  const response = await fetch(`${context.target.controlUrl}${path}`, { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body) });
+  let response: Response;
+  try {
+    response = await fetch(`${context.target.controlUrl}${path}`, { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  } catch (error) {
+    fail(`network error on the control surface's POST ${path}: ${describeCause(error)}`);
+  }
   if (!response.ok) fail(`the control surface answered ${response.status} to ${path}`);
 }
 

@@ -25,7 +25,7 @@ export const errorChecks: Check[] = [
         const exchange = await context.send({ method, path: concrete });
         context.expectError(exchange, 405, `${method} ${path}`);
         const allow = exchange.headers.get('allow')?.split(',').map((m) => m.trim().toUpperCase()) ?? [];
-        for (const documented of methods) if (!allow.includes(documented)) fail(`${method} ${path}: Allow "${exchange.headers.get('allow')}" does not list ${documented}`);
+        for (const documented of methods) if (!allow.includes(documented)) fail(`${method} ${path}: Allow "${exchange.headers.get('allow')}" does not list ${documented}`, exchange);
       }
     },
   },

@@ -10,10 +10,10 @@ export const lifecycleChecks: Check[] = [
       const callLegId = await context.createCall();
       for (const operation of context.contract.operations.filter((o) => o.pathParams.includes('callId') && o.operationId !== 'hangupCall' && o.operationId !== 'removeParticipant')) {
         const exchange = await context.send({ operationId: operation.operationId, params: { callId: callLegId }, body: validBody(context, operation) });
-        if (exchange.status !== operation.successStatus) fail(`${operation.operationId} answered ${exchange.status}, not ${operation.successStatus}: ${exchange.text.slice(0, 160)}`);
+        if (exchange.status !== operation.successStatus) fail(`${operation.operationId} answered ${exchange.status}, not ${operation.successStatus}: ${exchange.text.slice(0, 160)}`, exchange);
       }
       const hangup = await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
-      if (hangup.status !== 202) fail(`hangupCall answered ${hangup.status}, not 202`);
+      if (hangup.status !== 202) fail(`hangupCall answered ${hangup.status}, not 202`, hangup);
     },
   },
   {
@@ -22,7 +22,7 @@ export const lifecycleChecks: Check[] = [
     async run(context) {
       const callLegId = await context.createCall();
       const hangup = await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
-      if (hangup.status !== 202) fail(`hangupCall answered ${hangup.status}, not 202`);
+      if (hangup.status !== 202) fail(`hangupCall answered ${hangup.status}, not 202`, hangup);
       for (const operation of context.contract.operations.filter((o) => o.pathParams.includes('callId'))) {
         const exchange = await context.send({ operationId: operation.operationId, params: paramsFor(operation, callLegId), body: validBody(context, operation) });
         context.expectError(exchange, 404, `${operation.operationId} after Hangup`);

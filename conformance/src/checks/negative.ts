@@ -1,4 +1,4 @@
-import type { CheckContext } from '../context.ts';
+import type { CheckContext, Exchange } from '../context.ts';
 import { CheckSkipped, fail } from '../context.ts';
 import type { JsonObject, Operation } from '../contract.ts';
 import type { Check } from './types.ts';
@@ -68,12 +68,15 @@ export function invalidRequests(context: CheckContext, operation: Operation): Ba
 
 async function refuseAll(context: CheckContext, operation: Operation, params: Record<string, string>) {
   const accepted: string[] = [];
+  let first: Exchange | undefined;
   for (const bad of invalidRequests(context, operation)) {
     const exchange = await context.send({ operationId: operation.operationId, params, body: bad.body, contentType: bad.contentType });
-    if (exchange.status !== bad.status) accepted.push(`${bad.name}: ${exchange.status}, not ${bad.status}`);
-    else context.expectError(exchange, bad.status, `${operation.operationId} ${bad.name}`);
+    if (exchange.status !== bad.status) {
+      accepted.push(`${bad.name}: ${exchange.status}, not ${bad.status}`);
+      first ??= exchange;
+    } else context.expectError(exchange, bad.status, `${operation.operationId} ${bad.name}`);
   }
-  if (accepted.length) fail(`${operation.operationId}: ${accepted.join('; ')}`);
+  if (accepted.length) fail(`${operation.operationId}: ${accepted.join('; ')}`, first);
 }
 
 export const negativeChecks: Check[] = [

@@ -38,7 +38,7 @@ export const positiveChecks: Check[] = [
       needsCallbacks(context);
       for (const body of await generatedBodies(context, 'CreateCallRequest', perOperation)) {
         const exchange = await context.send({ operationId: 'createCall', body });
-        if (exchange.status !== 200) fail(`createCall refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`);
+        if (exchange.status !== 200) fail(`createCall refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`, exchange);
         await context.send({ operationId: 'hangupCall', params: { callId: (exchange.json as { callLegId: string }).callLegId } });
       }
     },
@@ -57,7 +57,7 @@ export const positiveChecks: Check[] = [
       for (const [operationId, schema] of operations) {
         for (const body of await generatedBodies(context, schema, perOperation)) {
           const exchange = await context.send({ operationId, params: { callId: callLegId }, body });
-          if (exchange.status !== 202) fail(`${operationId} refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`);
+          if (exchange.status !== 202) fail(`${operationId} refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`, exchange);
         }
       }
       await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
