@@ -89,6 +89,49 @@ export const brokenServers: BrokenServer[] = [
     },
   },
   {
+    name: 'repeats not honoured',
+    caughtBy: 'repeatability.same-request',
+    says: /the call was placed twice/,
+    // Forgets the Repeatability-Request-ID, yet says it honoured it.
+    wrap: (fetch) => async (request) => {
+      const headers = new Headers(request.headers);
+      headers.delete('repeatability-request-id');
+      const response = await fetch(new Request(request, { headers }));
+      const answered = new Headers(response.headers);
+      if (request.headers.has('repeatability-request-id')) answered.set('repeatability-result', 'accepted');
+      return new Response(response.body, { status: response.status, headers: answered });
+    },
+  },
+  {
+    name: 'first result for another request',
+    caughtBy: 'repeatability.other-request',
+    says: /was answered the first request's callLegId/,
+    // Keeps answers by id alone, whatever the request.
+    wrap: (fetch) => {
+      const answers = new Map<string, { status: number; text: string; headers: Headers }>();
+      return async (request) => {
+        const id = request.headers.get('repeatability-request-id');
+        const kept = id ? answers.get(id) : undefined;
+        if (kept) return new Response(kept.text, { status: kept.status, headers: kept.headers });
+        const response = await fetch(request);
+        if (!id) return response;
+        const text = await response.text();
+        answers.set(id, { status: response.status, text, headers: response.headers });
+        return new Response(text, { status: response.status, headers: response.headers });
+      };
+    },
+  },
+  {
+    name: 'no window for Repeatability-First-Sent',
+    caughtBy: 'repeatability.expired',
+    says: /11 minutes old: .* answered 200, not 412/,
+    wrap: (fetch) => async (request) => {
+      const headers = new Headers(request.headers);
+      headers.delete('repeatability-first-sent');
+      return fetch(new Request(request, { headers }));
+    },
+  },
+  {
     name: 'alive after hang-up',
     caughtBy: 'lifecycle.after-hangup',
     says: /after Hangup: .* answered 202, not 404/,
