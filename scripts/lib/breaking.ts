@@ -850,7 +850,8 @@ export function renderVerdict(verdict: Verdict, snapshot: string): string {
       `Release them by updating ${snapshot} in the release commit (\`pnpm check:breaking --accept\`).`,
     );
   } else {
-    lines.push(`Breaking changes against ${released} (${verdict.breaking.length}):`, ...items(verdict.breaking));
+    const count = verdict.breaking.length;
+    lines.push(`${count} breaking change${count === 1 ? '' : 's'} against ${released}:`, ...items(verdict.breaking));
   }
   if (verdict.additive.length) lines.push('', `Additive, for the reviewer (${verdict.additive.length}):`, ...items(verdict.additive));
   if (!verdict.passes) {

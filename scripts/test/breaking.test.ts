@@ -509,7 +509,7 @@ describe('the escape hatch: a new major version', () => {
   it('is what a failure says to do', () => {
     const text = renderVerdict(judge(released, renamed('1.0.0')), 'spec/released/openapi.json');
     expect(text.split('\n')).toEqual([
-      'Breaking changes against the released contract (spec/released/openapi.json, 1.0.0) (1):',
+      '1 breaking change against the released contract (spec/released/openapi.json, 1.0.0):',
       '  createCall 200: response field /callLegId was removed, apparently renamed to /callId (clients read it) [response-field-removed]',
       '',
       'Additive, for the reviewer (1):',
