@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import { createRequire } from 'node:module';
+import { operationTable } from '@call-automation/contract';
+import { createSpecAjv } from '@call-automation/contract/spec-ajv';
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -26,34 +28,27 @@ export class Contract {
   private readonly ajv: Ajv2020;
   private readonly validators = new Map<string, ValidateFunction>();
 
-  constructor(specPath = new URL('../spec/openapi.json', import.meta.url)) {
+  constructor(specPath: string | URL = createRequire(import.meta.url).resolve('@call-automation/contract/openapi.json')) {
     this.spec = JSON.parse(readFileSync(specPath, 'utf8')) as JsonObject;
-    this.ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
-    addFormats.default(this.ajv);
-    this.ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
-    for (const keyword of ['openapi', 'info', 'servers', 'tags', 'security', 'paths', 'webhooks', 'components', 'discriminator', 'example']) this.ajv.addKeyword(keyword);
-    this.ajv.addSchema(this.spec as object, 'openapi.json');
-    this.operations = [];
-    for (const [path, item] of Object.entries(this.spec.paths as JsonObject)) {
-      for (const method of ['get', 'put', 'post', 'delete', 'patch']) {
-        const operation = (this.resolve(item) as JsonObject)[method] as JsonObject | undefined;
-        if (!operation) continue;
-        const statuses = Object.keys(operation.responses as JsonObject).map(Number);
-        const body = operation.requestBody ? (this.resolve(operation.requestBody) as JsonObject) : undefined;
-        const media = (body?.content as JsonObject | undefined)?.['application/json'] as JsonObject | undefined;
-        const example = Object.values((media?.examples ?? {}) as JsonObject)[0] as JsonObject | undefined;
-        this.operations.push({
-          operationId: operation.operationId as string,
-          method: method.toUpperCase(),
-          path,
-          pathParams: [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!),
-          hasBody: body !== undefined,
-          statuses,
-          successStatus: statuses.find((s) => s < 300)!,
-          exampleBody: example ? ((this.resolve(example) as JsonObject).value as JsonObject) : undefined,
-        });
-      }
-    }
+    this.ajv = createSpecAjv(this.spec);
+    // The operations as the spec's table gives them, with each one's first example body.
+    this.operations = Object.values(operationTable).map((entry) => {
+      const item = this.resolve((this.spec.paths as JsonObject)[entry.path]) as JsonObject;
+      const operation = item[entry.method.toLowerCase()] as JsonObject;
+      const body = operation.requestBody ? (this.resolve(operation.requestBody) as JsonObject) : undefined;
+      const media = (body?.content as JsonObject | undefined)?.['application/json'] as JsonObject | undefined;
+      const example = Object.values((media?.examples ?? {}) as JsonObject)[0] as JsonObject | undefined;
+      return {
+        operationId: entry.operationId,
+        method: entry.method,
+        path: entry.path,
+        pathParams: [...entry.pathParams],
+        hasBody: entry.body !== null,
+        statuses: [...entry.statuses],
+        successStatus: entry.successStatus,
+        exampleBody: example ? ((this.resolve(example) as JsonObject).value as JsonObject) : undefined,
+      };
+    });
   }
 
   /** Follows `$ref`s within the spec. */

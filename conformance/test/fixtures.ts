@@ -166,7 +166,8 @@ export async function serveTarget(broken?: BrokenServer, options: { signedHost?:
     const altered = broken.events({ register: service.delivery.register.bind(service.delivery), emit: service.delivery.emit.bind(service.delivery) });
     service.delivery.emit = altered.emit;
   }
-  const base: Fetch = async (request) => service.api.fetch(request);
+  const app = createCallAutomationApp(service.api);
+  const base: Fetch = async (request) => app.fetch(request);
   const api: RunningServer = await serveApp({ fetch: broken?.wrap ? broken.wrap(base) : base });
   const control = await serveApp(service.control);
   return {

@@ -1,10 +1,10 @@
 import { createCallAutomationClient, type CallAutomationClient } from '@call-automation/client';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startCallbackReceiver, startPrism, type CallbackReceiver, type RunningPrism } from '../src/harness/index.ts';
 import { accessKey, brokenServers, serveTarget, type Served } from './fixtures.ts';
 
-const spec = fileURLToPath(new URL('../spec/openapi.json', import.meta.url));
+const spec = createRequire(import.meta.url).resolve('@call-automation/contract/openapi.json');
 
 /**
  * The simulator behind Prism's validating proxy (`--errors`): Prism turns any answer that breaks

@@ -2,11 +2,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { OpenAPI3 } from 'openapi-typescript';
 import { bundleSpec } from './bundle.ts';
+import { generateClientMethods } from './client-package.ts';
+import { generateContract } from './contract-package.ts';
 import { generateTypes } from './types.ts';
-import { generateValidators } from './validators.ts';
-import { generateServer } from './server.ts';
-
-const events = ['CallLegStateChanged', 'ParticipantsUpdated', 'DtmfReceived', 'PlayAudioResult', 'InviteParticipantResult'];
 
 /** Every file `pnpm generate` writes, by path relative to the repository root. */
 export type GeneratedFiles = Map<string, string>;
@@ -18,22 +16,17 @@ export async function generateAll(root: string, log: (line: string) => void = ()
   const bundle = await bundleSpec(root);
   files.set('spec/dist/openapi.yaml', bundle.yaml);
   files.set('spec/dist/openapi.json', bundle.json);
-  // The conformance suite ships the contract it checks.
-  files.set('conformance/spec/openapi.json', bundle.json);
+  // The contract package ships the spec it was made from (the conformance suite checks against it).
+  files.set('packages/contract/src/generated/openapi.json', bundle.json);
   log(`bundled spec/openapi.yaml (${Math.round(performance.now() - started)} ms)`);
   const spec = JSON.parse(bundle.json) as OpenAPI3;
 
-  const types = await generateTypes(spec);
-  files.set('packages/client/src/generated/openapi.gen.ts', types);
-  files.set(
-    'packages/client/src/generated/events.gen.ts',
-    generateValidators(spec, Object.fromEntries(events.map((name) => [`validate${name}Event`, `#/components/schemas/${name}Event`]))),
-  );
-  log(`generated the client's types and event validators (${Math.round(performance.now() - started)} ms)`);
+  files.set('packages/contract/src/generated/openapi.gen.ts', await generateTypes(spec));
+  for (const [name, content] of Object.entries(generateContract(spec))) files.set(`packages/contract/src/generated/${name}`, content);
+  log(`generated the contract: types, the table of operations and events, validators (${Math.round(performance.now() - started)} ms)`);
 
-  files.set('packages/server/src/generated/openapi.gen.ts', types);
-  for (const [name, content] of Object.entries(generateServer(spec))) files.set(`packages/server/src/generated/${name}`, content);
-  log(`generated the server stub's types, routes and validators (${Math.round(performance.now() - started)} ms)`);
+  files.set('packages/client/src/generated/operations.gen.ts', generateClientMethods(spec));
+  log(`generated the client's methods (${Math.round(performance.now() - started)} ms)`);
   return files;
 }
 

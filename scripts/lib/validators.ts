@@ -1,3 +1,4 @@
+import { transformSync } from 'esbuild';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { createSpecAjv, specId } from './ajv.ts';
 import { generatedHeader } from './generated.ts';
@@ -11,7 +12,7 @@ function stripAnnotations(node: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node)) {
     // Property names are data, not keywords: keep a property called "description".
-    if (annotations.has(key) && typeof value !== 'object') continue;
+    if ((annotations.has(key) || key.startsWith('x-')) && typeof value !== 'object') continue;
     if (key === 'examples' || key === 'example') continue;
     out[key] = stripAnnotations(value);
   }
@@ -48,5 +49,8 @@ export function generateValidators(spec: object, exports: Record<string, string 
         `import * as ${name}Module from '${specifier}.js';\nconst ${name} = ${name}Module.default?.__esModule ? ${name}Module.default : ${name}Module;`,
     )
     .join('\n');
-  return `${generatedHeader('//', 'spec/dist/openapi.json')}// @ts-nocheck\n${imports}\n${code.replace(/^"use strict";/, '')}\n`;
+  // Printed one statement a line (esbuild's printer, nothing renamed or dropped), so that a
+  // change of the spec reads as a change of a few lines in review.
+  const printed = transformSync(`${imports}\n${code.replace(/^"use strict";/, '')}`, { loader: 'js', format: 'esm', legalComments: 'none' }).code;
+  return `${generatedHeader('//', 'spec/dist/openapi.json')}// @ts-nocheck\n${printed}`;
 }

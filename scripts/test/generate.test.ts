@@ -41,15 +41,15 @@ describe('the generated files', () => {
 
   it('are reported missing when deleted', async () => {
     await rm(join(copy, 'spec', 'dist', 'openapi.json'));
-    await rm(join(copy, 'packages', 'client', 'src', 'generated', 'openapi.gen.ts'));
+    await rm(join(copy, 'packages', 'contract', 'src', 'generated', 'openapi.gen.ts'));
     expect(await findStale(copy, await generateAll(copy))).toEqual([
       { path: 'spec/dist/openapi.json', reason: 'missing' },
-      { path: 'packages/client/src/generated/openapi.gen.ts', reason: 'missing' },
+      { path: 'packages/contract/src/generated/openapi.gen.ts', reason: 'missing' },
     ]);
   });
 
   it('include the packages\' generated code, each file with its do-not-edit header', async () => {
-    expect(generated).toEqual(expect.arrayContaining(['packages/client/src/generated/openapi.gen.ts', 'packages/client/src/generated/events.gen.ts']));
+    expect(generated).toEqual(expect.arrayContaining(['packages/contract/src/generated/openapi.gen.ts', 'packages/contract/src/generated/event-validators.gen.ts']));
     const files = await generateAll(copy);
     for (const [path, content] of files) {
       if (path.endsWith('.json')) continue;

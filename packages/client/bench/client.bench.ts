@@ -12,7 +12,7 @@ import { createHttpHeaders, type HttpClient } from '@azure/core-rest-pipeline';
 import { build } from 'esbuild';
 import createClient from 'openapi-fetch';
 import { createCallAutomationClient } from '../src/index.ts';
-import type { paths } from '../src/generated/openapi.gen.ts';
+import type { paths } from '@call-automation/contract';
 
 const endpoint = 'https://contoso.communication.azure.com';
 const accessKey = 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=';
@@ -132,4 +132,4 @@ const bundled = await build({
   write: false,
 });
 const gzipped = gzipSync(bundled.outputFiles[0]!.contents, { level: 9 }).length;
-console.log(`main entry for browsers, minified + gzip: ${(gzipped / 1024).toFixed(2)} kB (budget 4.00 kB: ${gzipped <= 4096 ? 'within' : 'OVER'})`);
+console.log(`main entry for browsers, minified + gzip: ${(gzipped / 1024).toFixed(2)} kB (budget 4.50 kB: ${gzipped <= 4608 ? 'within' : 'OVER'})`);

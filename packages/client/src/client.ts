@@ -1,11 +1,11 @@
 import type { MergedOptions, Middleware } from 'openapi-fetch';
 import { normalizeEndpoint, parseConnectionString } from './connection-string.ts';
-import type { components } from './generated/openapi.gen.ts';
+import { operationTable, type OperationEntry } from '@call-automation/contract';
+import type { CallAutomationOperations } from './generated/operations.gen.ts';
 import { createBearerSigner, createHmacSigner, type Signer, type TokenCredential } from './hmac.ts';
-import { toCommunicationError, type CallResult, type OperationId } from './result.ts';
-import { attemptSignal, isIdempotent, retrySettings, sendWithRetries, type CallSettings, type RetryOptions } from './retry.ts';
-
-type Schemas = components['schemas'];
+import type { OperationOptions } from './options.ts';
+import { toCommunicationError, type OperationResult, type OperationId } from './result.ts';
+import { attemptSignal, isIdempotent, retrySettings, sendWithRetries, type AttemptSettings, type RetryOptions } from './retry.ts';
 
 /** An access key (base64), as a string or as Azure's `{ key }` credential, or a token credential. */
 export type Credential = string | { key: string } | TokenCredential;
@@ -30,35 +30,10 @@ export interface ClientOptions {
   middleware?: Middleware[];
 }
 
-export interface CallOptions {
-  /** Aborting it stops the call and any retries at once. */
-  signal?: AbortSignal;
-  /**
-   * Extra headers for this call. They override the client's, including the repeatability
-   * headers; a value of null removes one, undefined is skipped.
-   */
-  headers?: Record<string, string | null | undefined>;
-  /** Retry settings for this call, or false for none. */
-  retry?: RetryOptions | false;
-  /** This call's per-attempt time limit. */
-  timeoutMs?: number;
-}
-
-export interface CallAutomationClient {
+/** A client of the API: one method per operation of the spec (see `CallAutomationOperations`). */
+export interface CallAutomationClient extends CallAutomationOperations {
   /** The service's base URL. */
   readonly endpoint: string;
-  /** Places a call; answers its callLegId. Sends repeatability headers, so that retries never call twice. */
-  createCall(body: Schemas['CreateCallRequest'], options?: CallOptions): Promise<CallResult<'createCall'>>;
-  /** Ends a call for everyone. */
-  hangupCall(callId: string, options?: CallOptions): Promise<CallResult<'hangupCall'>>;
-  /** Plays an audio file into the call; a PlayAudioResult event reports how it ended. */
-  playAudio(callId: string, body: Schemas['PlayAudioRequest'], options?: CallOptions): Promise<CallResult<'playAudio'>>;
-  /** Stops the media operations running in the call. */
-  cancelMediaProcessing(callId: string, body: Schemas['CancelMediaProcessingRequest'], options?: CallOptions): Promise<CallResult<'cancelMediaProcessing'>>;
-  /** Invites participants into the call; an InviteParticipantResult event reports the outcome. */
-  inviteParticipants(callId: string, body: Schemas['InviteParticipantsRequest'], options?: CallOptions): Promise<CallResult<'inviteParticipants'>>;
-  /** Removes a participant from the call. */
-  removeParticipant(callId: string, participantId: string, options?: CallOptions): Promise<CallResult<'removeParticipant'>>;
 }
 
 export const packageVersion = '0.1.0';
@@ -114,15 +89,13 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
   const clientRetry = options.retry || undefined;
   const retryDefaults = options.retry === false ? undefined : retrySettings(clientRetry);
 
-  async function call<Op extends OperationId>(
-    operation: Op,
-    method: 'POST' | 'DELETE',
-    schemaPath: string,
-    path: Record<string, string>,
-    body: unknown,
-    options: CallOptions | undefined,
-    extra?: Record<string, string>,
-  ): Promise<CallResult<Op>> {
+  async function send<Op extends OperationId>(operation: OperationEntry & { operationId: Op }, path: Record<string, string>, body: unknown, options: OperationOptions | undefined): Promise<OperationResult<Op>> {
+    let method = operation.method as string;
+    const schemaPath = operation.path;
+    // A repeatable operation carries a new id and date, the same on every retry: a repeat answers the first result.
+    const extra: Record<string, string> | undefined = operation.repeatable
+      ? { 'repeatability-request-id': crypto.randomUUID(), 'repeatability-first-sent': new Date().toUTCString() }
+      : undefined;
     let url = endpoint + fillPath(schemaPath, path);
     let sent: string | Uint8Array | undefined = body === undefined ? undefined : JSON.stringify(body);
     let headers: Record<string, string> = { 'user-agent': userAgent, ...extra };
@@ -137,7 +110,7 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
       // A header that fetch would refuse is refused here, before any attempt, not retried.
       new Headers(headers);
     }
-    const settings: CallSettings = { signal: options?.signal, timeoutMs: options?.timeoutMs ?? timeoutMs };
+    const settings: AttemptSettings = { signal: options?.signal, timeoutMs: options?.timeoutMs ?? timeoutMs };
     const retry = options?.retry === false ? undefined : options?.retry ? retrySettings(clientRetry, options.retry) : retryDefaults;
     /** What the attempts share beyond the method, headers and body: a replaced Request's settings. */
     let shared: RequestInit = {};
@@ -154,9 +127,9 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
       };
       return auth instanceof Promise ? auth.then(init) : init(auth);
     };
-    const send = () => sendWithRetries(prepare, (init) => fetchImpl(url, init), isIdempotent(method, schemaPath, 'repeatability-request-id' in headers), retry, settings.signal);
+    const attempts = () => sendWithRetries(prepare, (init) => fetchImpl(url, init), isIdempotent(operation, 'repeatability-request-id' in headers), retry, settings.signal);
 
-    if (!middleware.length) return settle(operation, await send());
+    if (!middleware.length) return settle(operation.operationId, await attempts());
 
     // The user's middleware, as openapi-fetch runs it: onRequest in order (a Response answers at
     // once), then signing, sending and retries, then onError or onResponse in reverse order.
@@ -165,11 +138,11 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
     let request = original;
     for (const m of middleware) {
       const result: unknown = await m.onRequest?.({ ...context, request });
-      if (result instanceof Response) return settle(operation, result);
+      if (result instanceof Response) return settle(operation.operationId, result);
       if (result instanceof Request) request = result;
       else if (result) throw misuse('onRequest', 'a Request or a Response');
     }
-    method = request.method as 'POST';
+    method = request.method;
     url = request.url;
     headers = Object.fromEntries(request.headers);
     if (request !== original) {
@@ -181,7 +154,7 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
     }
     let response: Response | undefined;
     try {
-      response = await send();
+      response = await attempts();
     } catch (error) {
       if (!signed) throw error;
       let failure: unknown = error;
@@ -198,23 +171,23 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
       if (result instanceof Response) response = result;
       else if (result) throw misuse('onResponse', 'a Response');
     }
-    return settle(operation, response!);
+    return settle(operation.operationId, response!);
   }
 
-  return {
-    endpoint,
-    createCall: (body, options) =>
-      call('createCall', 'POST', '/calls', {}, body, options, {
-        'repeatability-request-id': crypto.randomUUID(),
-        'repeatability-first-sent': new Date().toUTCString(),
-      }),
-    hangupCall: (callId, options) => call('hangupCall', 'POST', '/calls/{callId}/Hangup', { callId }, undefined, options),
-    playAudio: (callId, body, options) => call('playAudio', 'POST', '/calls/{callId}/PlayAudio', { callId }, body, options),
-    cancelMediaProcessing: (callId, body, options) => call('cancelMediaProcessing', 'POST', '/calls/{callId}/CancelMediaProcessing', { callId }, body, options),
-    inviteParticipants: (callId, body, options) => call('inviteParticipants', 'POST', '/calls/{callId}/participants', { callId }, body, options),
-    removeParticipant: (callId, participantId, options) =>
-      call('removeParticipant', 'DELETE', '/calls/{callId}/participants/{participantId}', { callId, participantId }, undefined, options),
-  };
+  // One method per operation of the spec: its path parameters in order, then its body if it
+  // takes one, then the options (the signature `CallAutomationOperations` declares).
+  const client: Record<string, unknown> = { endpoint };
+  for (const operation of Object.values(operationTable) as OperationEntry[]) {
+    const { pathParams } = operation;
+    const hasBody = operation.body !== null;
+    client[operation.operationId] = (...args: unknown[]) => {
+      const path: Record<string, string> = {};
+      for (let i = 0; i < pathParams.length; i++) path[pathParams[i]!] = args[i] as string;
+      const body = hasBody ? args[pathParams.length] : undefined;
+      return send(operation, path, body, args[pathParams.length + (hasBody ? 1 : 0)] as OperationOptions | undefined);
+    };
+  }
+  return client as unknown as CallAutomationClient;
 }
 
 /** A middleware hook that answered what it may not. */
@@ -224,7 +197,7 @@ const misuse = (hook: string, allowed: string) => new TypeError(`Middleware ${ho
  * A result as openapi-fetch makes it: no body for 204 or an empty answer; JSON data on success;
  * on failure the error body (JSON when it parses), as a CommunicationError.
  */
-async function settle<Op extends OperationId>(operation: Op, response: Response): Promise<CallResult<Op>> {
+async function settle<Op extends OperationId>(operation: Op, response: Response): Promise<OperationResult<Op>> {
   let body: unknown;
   if (response.status !== 204 && (response.headers.get('content-length') !== '0' || response.headers.get('transfer-encoding')?.includes('chunked'))) {
     const text = await response.text();
@@ -237,5 +210,5 @@ async function settle<Op extends OperationId>(operation: Op, response: Response)
       }
     }
   }
-  return (response.ok ? { data: body, response, operation } : { error: toCommunicationError(body, response), response, operation }) as CallResult<Op>;
+  return (response.ok ? { data: body, response, operation } : { error: toCommunicationError(body, response), response, operation }) as OperationResult<Op>;
 }

@@ -1,5 +1,7 @@
 export { createCallAutomationClient, packageVersion } from './client.ts';
-export type { CallAutomationClient, CallOptions, ClientOptions, ClientTarget, Credential } from './client.ts';
+export type { CallAutomationClient, ClientOptions, ClientTarget, Credential } from './client.ts';
+export type { CallAutomationOperations } from './generated/operations.gen.ts';
+export type { OperationOptions } from './options.ts';
 export { parseConnectionString } from './connection-string.ts';
 export type { ConnectionString } from './connection-string.ts';
 export { createBearerSigner, createHmacSigner, EMPTY_CONTENT_HASH } from './hmac.ts';
@@ -7,5 +9,5 @@ export type { AuthHeaders, HmacAuthOptions, Signer, TokenCredential } from './hm
 export { defaultRetry } from './retry.ts';
 export type { RetryOptions } from './retry.ts';
 export { hasStatus } from './result.ts';
-export type { BodyOf, CallResult, CommunicationError, DataOf, OperationId, ResultWithStatus, StatusOf } from './result.ts';
-export type * from './generated/openapi.gen.ts';
+export type { BodyOf, CommunicationError, DataOf, OperationId, OperationResult, ResultWithStatus, StatusOf } from './result.ts';
+export type * from '@call-automation/contract';

@@ -1,9 +1,7 @@
-import type { components, operations } from './generated/openapi.gen.ts';
+import type { components, OperationId, operations } from '@call-automation/contract';
 
 export type CommunicationError = components['schemas']['CommunicationError'];
-
-/** The operations of the API, by operationId. */
-export type OperationId = 'createCall' | 'hangupCall' | 'playAudio' | 'cancelMediaProcessing' | 'inviteParticipants' | 'removeParticipant';
+export type { OperationId };
 
 type Responses<Op extends OperationId> = operations[Op]['responses'];
 type JsonBody<R> = R extends { content: { 'application/json': infer Body } } ? Body : undefined;
@@ -19,11 +17,11 @@ export type BodyOf<Op extends OperationId, S extends StatusOf<Op>> = JsonBody<Re
 export type DataOf<Op extends OperationId> = { [S in StatusOf<Op>]: S extends SuccessStatus ? BodyOf<Op, S> : never }[StatusOf<Op>];
 
 /**
- * The result of a call, as openapi-fetch gives it: `data` on success, `error` (the spec's error
+ * The result of an operation, as openapi-fetch gives it: `data` on success, `error` (the spec's error
  * body) otherwise, never both, and the `response`. An HTTP error is a result, not an exception;
  * a network error or an abort throws.
  */
-export type CallResult<Op extends OperationId> = Op extends OperationId
+export type OperationResult<Op extends OperationId> = Op extends OperationId
   ? (
       | { data: DataOf<Op>; error?: never }
       | { data?: never; error: CommunicationError }
@@ -35,14 +33,14 @@ export type CallResult<Op extends OperationId> = Op extends OperationId
   : never;
 
 /** A result narrowed to one documented status. */
-export type ResultWithStatus<Op extends OperationId, S extends StatusOf<Op>> = CallResult<Op> &
+export type ResultWithStatus<Op extends OperationId, S extends StatusOf<Op>> = OperationResult<Op> &
   (S extends SuccessStatus ? { data: BodyOf<Op, S>; error?: never } : { data?: never; error: BodyOf<Op, S> }) & { response: { status: S } };
 
 /**
  * Narrows a result by its status code, to one the spec documents for its operation:
  * `if (hasStatus(result, 404)) result.error.code`.
  */
-export function hasStatus<Op extends OperationId, S extends StatusOf<Op>>(result: CallResult<Op>, status: S): result is ResultWithStatus<Op, S> {
+export function hasStatus<Op extends OperationId, S extends StatusOf<Op>>(result: OperationResult<Op>, status: S): result is ResultWithStatus<Op, S> {
   return result.response.status === status;
 }
 

@@ -28,8 +28,8 @@ export function retrySettings(...layers: Array<RetryOptions | undefined>): Requi
   return merged;
 }
 
-/** What a call asks of its attempts. */
-export interface CallSettings {
+/** What an operation asks of its attempts. */
+export interface AttemptSettings {
   /** The caller's own signal: aborting it stops the call and its retries at once. */
   signal?: AbortSignal;
   /** Each attempt's time limit. */
@@ -37,7 +37,7 @@ export interface CallSettings {
 }
 
 /** An attempt's signal: the caller's, limited to `timeoutMs` when set. */
-export function attemptSignal(call: CallSettings | undefined): AbortSignal | undefined {
+export function attemptSignal(call: AttemptSettings | undefined): AbortSignal | undefined {
   const timeout = call?.timeoutMs ? AbortSignal.timeout(call.timeoutMs) : undefined;
   if (timeout && call?.signal) return AbortSignal.any([call.signal, timeout]);
   return timeout ?? call?.signal;
@@ -56,20 +56,15 @@ const notProcessedStatuses = new Set([408, 429, 503]);
 /** Network errors raised before a request left (undici's codes): nothing reached the service. */
 const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
-// POST operations that end in the same state however often they are sent. PlayAudio and
-// inviteParticipants are not among them: sent twice, they play twice and invite twice.
-const idempotentPosts = new Set(['/calls/{callId}/Hangup', '/calls/{callId}/CancelMediaProcessing']);
-const idempotentMethods = /^(GET|HEAD|OPTIONS|PUT|DELETE)$/;
-
 /**
- * Whether a request may be sent again when it is not known whether the service acted on it.
- * `repeatable` says whether it carries a Repeatability-Request-ID, with which the service answers
- * a repeated createCall with the first result.
+ * Whether a request may be sent again when it is not known whether the service acted on it: the
+ * spec says so of each operation (`x-idempotent`, or an idempotent method), and a repeatable one
+ * (createCall) is when it carries a Repeatability-Request-ID, with which the service answers a
+ * repeat with the first result. PlayAudio and inviteParticipants are neither: sent twice, they
+ * play twice and invite twice.
  */
-export function isIdempotent(method: string, schemaPath: string, repeatable: boolean): boolean {
-  method = method.toUpperCase();
-  if (method === 'POST' && schemaPath === '/calls') return repeatable;
-  return idempotentMethods.test(method) || (method === 'POST' && idempotentPosts.has(schemaPath));
+export function isIdempotent(operation: { idempotent: boolean; repeatable: boolean }, carriesRepeatabilityId: boolean): boolean {
+  return operation.idempotent || (operation.repeatable && carriesRepeatabilityId);
 }
 
 /** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if it is valid. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,9 +14,10 @@ const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
 
 /**
  * The main entry's budget, bundled for browsers, minified, gzipped: everything it exports, with
- * its signing and retries (`pnpm bench` prints the figure).
+ * its signing and retries and the spec's table of operations its methods are made from (about
+ * 0.3 kB of it), as `pnpm bench` prints it.
  */
-const sizeCeiling = 4096;
+const sizeCeiling = 4608;
 
 describe('the published package', () => {
   let dir: string;
@@ -26,8 +27,26 @@ describe('the published package', () => {
     dir = await mkdtemp(join(tmpdir(), 'call-automation-client-pack-'));
     await run(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: packageDir });
     await run('pnpm', ['pack', '--pack-destination', dir], { cwd: packageDir });
-    tarball = join(dir, (await readdir(dir)).find((f) => f.endsWith('.tgz'))!);
+    tarball = join(dir, (await readdir(dir)).find((f) => f.startsWith('call-automation-client-'))!);
     await run('tar', ['-xzf', tarball, '-C', dir]);
+    // The contract the client depends on, packed and unpacked where an install would put it, and
+    // the third-party dependencies of both linked from the workspace: the client's dist then runs
+    // on plain Node as it would installed.
+    const contractDir = join(packageDir, '..', 'contract');
+    await run('pnpm', ['run', 'build'], { cwd: contractDir });
+    const packs = join(dir, 'packs');
+    await run('pnpm', ['pack', '--pack-destination', packs], { cwd: contractDir });
+    const modules = join(dir, 'package', 'node_modules');
+    await mkdir(join(modules, '@call-automation', 'contract'), { recursive: true });
+    await run('tar', ['-xzf', join(packs, (await readdir(packs))[0]!), '-C', join(modules, '@call-automation', 'contract'), '--strip-components=1']);
+    for (const from of [packageDir, contractDir]) {
+      const { dependencies } = JSON.parse(await readFile(join(from, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+      for (const name of Object.keys(dependencies).filter((n) => !n.startsWith('@call-automation/'))) {
+        await symlink(join(from, 'node_modules', name), join(modules, name)).catch((error: { code?: string }) => {
+          if (error.code !== 'EEXIST') throw error;
+        });
+      }
+    }
   }, 120_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -75,7 +94,7 @@ describe('the published package', () => {
     expect(Object.keys(result.metafile.inputs).filter((input) => input.startsWith('node:'))).toEqual([]);
   });
 
-  it('bundles the main entry for browsers within its 4 kB budget, without openapi-fetch', async () => {
+  it('bundles the main entry for browsers within its 4.5 kB budget, without openapi-fetch', async () => {
     const result = await build({
       entryPoints: [join(dir, 'package', 'dist', 'index.js')],
       bundle: true,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The harness lives with the conformance suite (which depends on this package, so it is imported by path).
 import { startPrism, type RunningPrism } from '../../../conformance/src/harness/index.ts';
-import { createCallAutomationClient, type CallAutomationClient, type CallOptions, type CallResult, type OperationId } from '../src/index.ts';
+import { createCallAutomationClient, type CallAutomationClient, type OperationOptions, type OperationResult, type OperationId } from '../src/index.ts';
 import { createRawClient } from '../src/raw/index.ts';
 import { parseCallbackEvent } from '../src/events/index.ts';
 
@@ -37,7 +37,7 @@ const call = {
 };
 const leg = '4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d';
 
-function invoke(client: CallAutomationClient, operationId: OperationId, options?: CallOptions, callbackUri = call.callbackUri): Promise<CallResult<OperationId>> {
+function invoke(client: CallAutomationClient, operationId: OperationId, options?: OperationOptions, callbackUri = call.callbackUri): Promise<OperationResult<OperationId>> {
   switch (operationId) {
     case 'createCall':
       return client.createCall({ ...call, callbackUri }, options);

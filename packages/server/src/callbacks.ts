@@ -1,3 +1,4 @@
+import { eventTable } from '@call-automation/contract';
 import { Webhook } from 'standardwebhooks';
 import { createPinnedFetch } from '#pinned-fetch';
 import { ApiError } from './errors.ts';
@@ -281,7 +282,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         specversion: '1.0',
         id,
         source: `calls/${callLegId}`,
-        type: `Microsoft.Communication.${name}`,
+        type: eventTable[name].type,
         time: new Date(time).toISOString(),
         datacontenttype: 'application/json',
         data,

@@ -1,4 +1,4 @@
-import type { components } from './generated/openapi.gen.ts';
+import type { components, ValidationIssue } from '@call-automation/contract';
 
 export type CommunicationError = components['schemas']['CommunicationError'];
 
@@ -28,14 +28,7 @@ export class ApiError extends Error {
   }
 }
 
-/** What Ajv reports of one violated rule (its standalone validators' error objects). */
-export interface ValidationIssue {
-  instancePath: string;
-  schemaPath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-}
+export type { ValidationIssue };
 
 const codes: Record<string, string> = {
   required: 'Required',

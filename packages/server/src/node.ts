@@ -1,7 +1,12 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { directRoutes, incompleteBody, payloadTooLarge, type Answer, type ApiRequest, type DirectRoutes } from './app.ts';
+import { incompleteBody, isCallAutomationService, payloadTooLarge, type Answer, type ApiRequest, type CallAutomationService } from './service.ts';
+
+/** Anything with a Fetch handler: a Hono app, or your own. */
+export interface FetchApp {
+  fetch: (request: Request) => Response | Promise<Response>;
+}
 
 export interface ServeOptions {
   /** Default 127.0.0.1: loopback only. */
@@ -14,6 +19,8 @@ export interface ServeOptions {
   requestTimeoutMs?: number;
   /** How long an idle keep-alive connection stays open. Default 5 s. */
   keepAliveTimeoutMs?: number;
+  /** With a service: what answers the paths the API does not have (a Hono app's `fetch`); else the API's 404. */
+  fallback?: FetchApp['fetch'];
   /**
    * After answering a request before its body arrived (413), how much more of the upload is read
    * and discarded, so that the client, still sending, reads the answer rather than a reset
@@ -31,25 +38,18 @@ export interface RunningServer {
 }
 
 /**
- * Serves a Hono app with Node, hardened: bounded times for headers and bodies (slow-loris), a
- * keep-alive shorter than common load balancers', and at most 16 KiB of headers.
+ * Serves on Node, hardened: bounded times for headers and bodies (slow-loris), a keep-alive
+ * shorter than common load balancers', and at most 16 KiB of headers.
  *
- * An app made by `createCallAutomationApp` has its API requests answered straight from node:http
- * when nothing else in the app would see them: no middleware and no other route matches. That
- * skips building a Fetch Request, a Hono Context and a Response for each call. Requests that
- * anything else would see (middleware you add, your own routes) go through Hono as usual, as do
- * targets and Hosts that @hono/node-server would normalise or refuse: both paths answer alike.
+ * Given a service (`createCallAutomationService`), it answers the API with the Node adapter,
+ * straight from node:http (routed by the spec's table, no Fetch Request or Response per call);
+ * `fallback` answers the paths the API does not have (your own routes, as a Hono app's fetch).
+ * Given a Hono app (`createCallAutomationApp`, perhaps mounted in yours with middleware), it
+ * serves it through @hono/node-server.
  */
-export async function serveApp(app: { fetch: (request: Request) => Response | Promise<Response> }, options: ServeOptions = {}): Promise<RunningServer> {
+export async function serveApp(target: CallAutomationService | FetchApp, options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
-  const throughHono = getRequestListener(app.fetch);
-  const direct = (app as { [directRoutes]?: DirectRoutes })[directRoutes];
-  const discard = { ms: options.discardUpload?.ms ?? 30_000, bytes: options.discardUpload?.bytes ?? 64 * 1024 * 1024 };
-  const listener = direct
-    ? (req: IncomingMessage, res: ServerResponse) => {
-        if (!serveDirect(direct, req, res, discard)) void throughHono(req, res);
-      }
-    : throughHono;
+  const listener = isCallAutomationService(target) ? createNodeListener(target, options) : getRequestListener(target.fetch);
   const headersTimeout = options.headersTimeoutMs ?? 10_000;
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   const http = createServer(
@@ -84,47 +84,49 @@ export async function serveApp(app: { fetch: (request: Request) => Response | Pr
   };
 }
 
-// The request targets and hosts that @hono/node-server takes as they are (its own fast-path
-// checks): the direct path serves only those, so that what is signed and routed is the same on
-// both paths. Others (percent-escapes, dot segments, odd hosts) go through Hono.
-const plainTarget = /^\/[!#$&-;=?-[\]_a-z~]*$/;
-const dotSegment = /\/\.\.?(?:[/?#]|$)/;
-const plainHost = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
-
-/** Answers an API request without Hono, if the app would run only the stub's handler for it. */
-function serveDirect(direct: DirectRoutes, req: IncomingMessage, res: ServerResponse, discard: Discard): boolean {
-  const url = req.url ?? '';
-  const host = req.headers.host;
-  if (!plainTarget.test(url) || dotSegment.test(url) || host === undefined || !plainHost.test(host)) return false;
-  const end = url.search(/[?#]/);
-  const path = end === -1 ? url : url.slice(0, end);
-  const found = direct.match(req.method ?? '', path);
-  if (!found) return false;
-  const headers = req.headers;
-  const request: ApiRequest = {
-    method: req.method!,
-    pathAndQuery: url,
-    host,
-    header: (name) => {
-      const value = headers[name];
-      return typeof value === 'object' ? value.join(', ') : value;
-    },
-    params: found.params,
-    body: (limit) => readBody(req, limit),
+/**
+ * The Node adapter: a node:http listener that answers the service's API, and hands the paths
+ * the API does not have to `fallback` (through @hono/node-server), or answers them 404.
+ */
+export function createNodeListener(service: CallAutomationService, options: Pick<ServeOptions, 'fallback' | 'discardUpload'> = {}) {
+  const fallback = options.fallback && getRequestListener(options.fallback);
+  const discard = { ms: options.discardUpload?.ms ?? 30_000, bytes: options.discardUpload?.bytes ?? 64 * 1024 * 1024 };
+  return (req: IncomingMessage, res: ServerResponse) => {
+    // The path as sent, without its query: what the client signed and what the spec's paths name.
+    const url = req.url ?? '/';
+    const end = url.search(/[?#]/);
+    const path = end === -1 ? url : url.slice(0, end);
+    const method = req.method ?? 'GET';
+    const found = service.route(method, path);
+    if (found.kind === 'operation') {
+      const headers = req.headers;
+      const request: ApiRequest = {
+        method,
+        pathAndQuery: url,
+        host: headers.host,
+        header: (name) => {
+          const value = headers[name];
+          return typeof value === 'object' ? value.join(', ') : value;
+        },
+        params: found.params,
+        body: (limit) => readBody(req, limit),
+      };
+      const fail = (error: unknown) => {
+        if (res.headersSent) res.destroy();
+        else write(req, res, service.failed(error), discard);
+      };
+      service.respond(found.operation, request).then((answer) => {
+        try {
+          write(req, res, answer, discard);
+        } catch (error) {
+          // Whatever Node refuses to write is answered as any other unexpected error.
+          fail(error);
+        }
+      }, fail);
+    } else if (found.kind === 'method-not-allowed') write(req, res, service.methodNotAllowed(method, found.allow), discard);
+    else if (fallback) void fallback(req, res);
+    else write(req, res, service.notFound(method, path), discard);
   };
-  const fail = (error: unknown) => {
-    if (res.headersSent) res.destroy();
-    else write(req, res, direct.failed(error), discard);
-  };
-  direct.respond(found.route, request).then((answer) => {
-    try {
-      write(req, res, answer, discard);
-    } catch (error) {
-      // Whatever Node refuses to write is answered as any other unexpected error.
-      fail(error);
-    }
-  }, fail);
-  return true;
 }
 
 interface Discard {

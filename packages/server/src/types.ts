@@ -1,6 +1,5 @@
 import type { Caller } from './auth.ts';
-import type { components, operations } from './generated/openapi.gen.ts';
-import type { OperationId } from './generated/routes.gen.ts';
+import type { EventName, EventSchemas, OperationId, operations } from '@call-automation/contract';
 
 type Responses<Op extends OperationId> = operations[Op]['responses'];
 type JsonBody<R> = R extends { content: { 'application/json': infer Body } } ? Body : undefined;
@@ -27,15 +26,15 @@ export interface HandlerInput<Op extends OperationId> {
   headers: { [K in keyof HeadersOf<Op> as Lowercase<K & string>]?: HeadersOf<Op>[K] };
 }
 
-/** The callback events, by name. */
-export type EventName = 'CallLegStateChanged' | 'ParticipantsUpdated' | 'DtmfReceived' | 'PlayAudioResult' | 'InviteParticipantResult';
-export type EventData<Name extends EventName> = components['schemas'][`${Name}EventData`];
+export type { EventName };
+/** The `data` of the event named `Name`, as the spec's webhook types it. */
+export type EventData<Name extends EventName> = EventSchemas[Name]['data'];
 
 /** Sends a call's callback events to its callbackUri. */
 export interface CallbackEmitter {
   /**
    * Queues an event for the call's callbackUri (registered with `register`): a CloudEvent of
-   * type `Microsoft.Communication.<name>`, signed, delivered in order per URI, retried.
+   * the webhook's type (`Microsoft.Communication.<name>`), signed, delivered in order, retried.
    */
   emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>): void;
   /**

@@ -1,5 +1,5 @@
 import { createCallAutomationClient } from '@call-automation/client';
-import { ApiError, createCallAutomationApp, type CallAutomationAppOptions, type CallAutomationHandlers } from '../src/index.ts';
+import { ApiError, createCallAutomationApp, createCallAutomationService, type CallAutomationHandlers, type CallAutomationServiceOptions } from '../src/index.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 
 export const accessKey = 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=';
@@ -66,19 +66,18 @@ export interface Served {
 let throughHono = false;
 
 /**
- * Serve every request through Hono's own request path from now on. By default `serveApp` answers
- * the API's requests straight from node:http; test files that call this run the same tests on
- * the path that middleware and other runtimes take.
+ * Serve through the Hono adapter from now on. By default the tests serve the service with the
+ * Node adapter; test files that call this run the same tests on the Hono adapter, which
+ * middleware and other runtimes use.
  */
 export function serveThroughHono() {
   throughHono = true;
 }
 
-export async function serveMemory(options: Partial<CallAutomationAppOptions> = {}): Promise<Served> {
+export async function serveMemory(options: Partial<CallAutomationServiceOptions> = {}): Promise<Served> {
   const state = memoryHandlers();
-  const app = createCallAutomationApp({ handlers: state.handlers, auth: { accessKeys: [accessKey, rotatedKey] }, ...options });
-  // A plain { fetch } hides the stub's own routes from serveApp, as an app wrapped in another would.
-  const server = await serveApp(throughHono ? { fetch: app.fetch } : app);
+  const service = createCallAutomationService({ handlers: state.handlers, auth: { accessKeys: [accessKey, rotatedKey] }, ...options });
+  const server = await serveApp(throughHono ? createCallAutomationApp(service) : service);
   const client = createCallAutomationClient(`endpoint=${server.url}/;accesskey=${accessKey}`, { retry: false });
   return { url: server.url, server, client, state };
 }

@@ -4,12 +4,12 @@
  * a byte of it, which hides how the server answers an upload it refuses part-way.
  * Prints the URL on its first line; stops on SIGTERM.
  */
-import { createCallAutomationApp } from '../src/index.ts';
+import { createCallAutomationApp, createCallAutomationService } from '../src/index.ts';
 import { serveApp } from '../src/node.ts';
 import { accessKey, memoryHandlers } from './fixture.ts';
 
-const app = createCallAutomationApp({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] } });
+const service = createCallAutomationService({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] } });
 const discardMs = Number(process.env.DISCARD_MS) || undefined;
-const server = await serveApp(process.env.THROUGH_HONO ? { fetch: app.fetch } : app, { discardUpload: { ms: discardMs } });
+const server = await serveApp(process.env.THROUGH_HONO ? createCallAutomationApp(service) : service, { discardUpload: { ms: discardMs } });
 console.log(server.url);
 process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));

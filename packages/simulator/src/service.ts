@@ -1,6 +1,6 @@
 import {
   ApiError,
-  createCallAutomationApp,
+  createCallAutomationService,
   createCallbackDelivery,
   createUriGuard,
   type CallbackDeliveryOptions,
@@ -35,7 +35,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   const simulator = createSimulator(options);
   const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
   const delivery = createCallbackDelivery({ ...options.delivery, secret: options.callbackSecret, guard });
-  const api = createCallAutomationApp({
+  const api = createCallAutomationService({
     handlers: simulator.handlers,
     auth: { accessKeys: options.accessKeys, host: options.signedHost },
     callbacks: delivery,

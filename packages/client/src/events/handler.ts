@@ -1,6 +1,6 @@
 import { parseCallbackEvent, CallbackEventError, UnknownEventTypeError } from './parse.ts';
 import { CallbackVerificationError, verifyCallbackSignature } from './verify.ts';
-import { eventTypePrefix, type CallAutomationEvent, type EventName, type EventOf } from './names.ts';
+import { eventNameOfType, type CallAutomationEvent, type EventName, type EventOf } from './names.ts';
 
 /** One function per event you want; the others are acknowledged and ignored. */
 export type CallbackEventHandlers = { [Name in EventName]?: (event: EventOf<Name>) => void | Promise<void> };
@@ -55,7 +55,7 @@ export function createCallbackHandler(options: CallbackHandlerOptions): (request
       if (error instanceof CallbackEventError) return answer(400, 'InvalidEvent', error.message, error.details);
       throw error;
     }
-    const name = event.type.slice(eventTypePrefix.length) as EventName;
+    const name = eventNameOfType.get(event.type)!;
     const handler = options.on[name] as ((e: CallAutomationEvent) => void | Promise<void>) | undefined;
     try {
       await handler?.(event);

@@ -4,12 +4,6 @@ export { parseCallbackEvent, CallbackEventError, UnknownEventTypeError } from '.
 export type { EventProblem } from './parse.ts';
 export { createCallbackHandler } from './handler.ts';
 export type { CallbackEventHandlers, CallbackHandlerOptions } from './handler.ts';
-export { eventNames } from './names.ts';
+export { eventNameOfType, eventNames } from './names.ts';
 export type { CallAutomationEvent, EventName, EventOf, EventType } from './names.ts';
-export type {
-  CallLegStateChangedEvent,
-  ParticipantsUpdatedEvent,
-  DtmfReceivedEvent,
-  PlayAudioResultEvent,
-  InviteParticipantResultEvent,
-} from '../generated/openapi.gen.ts';
+export type { EventSchemas } from '@call-automation/contract';

@@ -1,16 +1,18 @@
-import type { components } from '../generated/openapi.gen.ts';
+import { eventTable, type EventName, type EventSchemas } from '@call-automation/contract';
+
+export type { EventName };
 
 /** Every callback event, told apart by `type`. */
-export type CallAutomationEvent = components['schemas']['CallAutomationEvent'];
+export type CallAutomationEvent = EventSchemas[EventName];
 
-/** The events' names, as in `Microsoft.Communication.<Name>`. */
-export const eventNames = ['CallLegStateChanged', 'ParticipantsUpdated', 'DtmfReceived', 'PlayAudioResult', 'InviteParticipantResult'] as const;
-export type EventName = (typeof eventNames)[number];
+/** The events' names, as the spec's webhooks name them. */
+export const eventNames = Object.keys(eventTable) as EventName[];
 
 /** The CloudEvent `type` of each event. */
 export type EventType = CallAutomationEvent['type'];
 
 /** The event with a given name, e.g. `EventOf<'DtmfReceived'>`. */
-export type EventOf<Name extends EventName> = Extract<CallAutomationEvent, { type: `Microsoft.Communication.${Name}` }>;
+export type EventOf<Name extends EventName> = EventSchemas[Name];
 
-export const eventTypePrefix = 'Microsoft.Communication.';
+/** The name of the event sent with a CloudEvent `type`. */
+export const eventNameOfType: ReadonlyMap<string, EventName> = new Map(Object.values(eventTable).map((event) => [event.type, event.name as EventName]));

@@ -1,5 +1,6 @@
-import * as validators from '../generated/events.gen.ts';
-import { eventNames, eventTypePrefix, type CallAutomationEvent, type EventName } from './names.ts';
+import { eventTable, type Validator } from '@call-automation/contract';
+import * as validators from '@call-automation/contract/event-validators';
+import { eventNameOfType, type CallAutomationEvent } from './names.ts';
 
 export interface EventProblem {
   /** A JSON pointer into the event. */
@@ -22,12 +23,11 @@ export class CallbackEventError extends Error {
 export class UnknownEventTypeError extends CallbackEventError {
   override readonly name = 'UnknownEventTypeError';
   constructor(readonly type: string) {
-    super(`Unknown event type "${type}"; this client knows ${eventNames.map((n) => eventTypePrefix + n).join(', ')}.`);
+    super(`Unknown event type "${type}"; this client knows ${[...eventNameOfType.keys()].join(', ')}.`);
   }
 }
 
-type Validator = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string; params: Record<string, unknown> }> | null };
-const validatorOf = validators as unknown as Record<`validate${EventName}Event`, Validator>;
+const validatorNamed = validators as unknown as Record<string, Validator>;
 
 /**
  * Parses a callback delivery's body (the raw text, or JSON already parsed) into one of the API's
@@ -46,9 +46,9 @@ export function parseCallbackEvent(body: string | unknown): CallAutomationEvent 
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new CallbackEventError('The event is not a JSON object');
   const type = (value as { type?: unknown }).type;
   if (typeof type !== 'string') throw new CallbackEventError('The event has no type', [{ target: '/type', message: 'must be a string' }]);
-  const name = type.startsWith(eventTypePrefix) ? (type.slice(eventTypePrefix.length) as EventName) : undefined;
-  if (!name || !eventNames.includes(name)) throw new UnknownEventTypeError(type);
-  const validate = validatorOf[`validate${name}Event`];
+  const name = eventNameOfType.get(type);
+  if (!name) throw new UnknownEventTypeError(type);
+  const validate = validatorNamed[eventTable[name].validator]!;
   if (!validate(value)) {
     const details = (validate.errors ?? []).map((e) => {
       const property = (e.params.missingProperty ?? e.params.additionalProperty) as string | undefined;

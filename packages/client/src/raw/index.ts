@@ -5,7 +5,7 @@
  */
 import createClient, { type Client } from 'openapi-fetch';
 import { resolveTarget, userAgentOf, type ClientOptions, type ClientTarget } from '../client.ts';
-import type { paths } from '../generated/openapi.gen.ts';
+import type { paths } from '@call-automation/contract';
 import { requestAuth } from './auth.ts';
 import { CallRequest } from './request.ts';
 import { createRetryMiddleware } from './retry.ts';

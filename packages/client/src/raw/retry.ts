@@ -1,4 +1,5 @@
 import type { Middleware } from 'openapi-fetch';
+import { operationTable } from '@call-automation/contract';
 import { isIdempotent, retryableStatuses, retryDelay, retrySettings, sleep, type Outcome, type RetryOptions } from '../retry.ts';
 import { CallRequest } from './request.ts';
 
@@ -18,7 +19,8 @@ export function createRetryMiddleware(sign: (request: Request) => Request | Prom
     const { signal } = request;
     // Only a body known as text can be sent again. (Reading `request.body` would build a stream.)
     const replayable = (request instanceof CallRequest && request.bodyText !== undefined) || request.body === null;
-    const idempotent = isIdempotent(request.method, schemaPath, request.headers.has('Repeatability-Request-ID'));
+    const operation = Object.values(operationTable).find((entry) => entry.path === schemaPath && entry.method === request.method.toUpperCase());
+    const idempotent = operation ? isIdempotent(operation, request.headers.has('Repeatability-Request-ID')) : false;
     let outcome = first;
     for (let attempt = 0; replayable && !signal.aborted; attempt++) {
       const delay = retryDelay(outcome, attempt, idempotent, options);

@@ -1,4 +1,4 @@
-import { createCallAutomationApp, createUriGuard, type CallbackEmitter } from '@call-automation/server';
+import { createCallAutomationService, createUriGuard, type CallbackEmitter } from '@call-automation/server';
 import { serveApp } from '@call-automation/server/node';
 import { announce } from './hmac-check.ts';
 
@@ -7,7 +7,7 @@ import { announce } from './hmac-check.ts';
 const events: CallbackEmitter = { emit() {}, register() {} };
 const guard = createUriGuard();
 const accepted = () => ({ status: 202 as const });
-const app = createCallAutomationApp({
+const service = createCallAutomationService({
   handlers: {
     createCall: () => ({ status: 200, body: { callLegId: crypto.randomUUID() } }),
     hangupCall: accepted,
@@ -21,5 +21,5 @@ const app = createCallAutomationApp({
   checkUri: async (uri, field) => void (await guard.check(uri, field)),
   idempotency: false,
 });
-const running = await serveApp(app);
+const running = await serveApp(service);
 announce(Number(new URL(running.url).port));

@@ -1,0 +1,348 @@
+import { valueAt, type OperationId, type Validator } from '@call-automation/contract';
+import * as validators from '@call-automation/contract/request-validators';
+import { createAuthenticator, sha256Base64, type AuthOptions, type Caller } from './auth.ts';
+import { ApiError, toDetails } from './errors.ts';
+import { createMemoryIdempotencyStore, type IdempotencyStore, type StoredReply } from './idempotency.ts';
+import { createRouter, type Operation, type RouteMatch } from './router.ts';
+import type { CallAutomationHandlers, CallbackEmitter, HandlerContext } from './types.ts';
+
+const validatorNamed = validators as unknown as Record<string, Validator>;
+
+export interface CallAutomationServiceOptions {
+  /** The business logic, one handler per operation. */
+  handlers: CallAutomationHandlers;
+  /** Access keys and the bearer-token hook. */
+  auth: AuthOptions;
+  /** Where handlers' events go: `createCallbackDelivery(…)`, or your own emitter. */
+  callbacks?: CallbackEmitter;
+  /** The store behind Repeatability-Request-ID; false turns idempotent create off. Default in memory (one instance). */
+  idempotency?: IdempotencyStore | false;
+  limits?: {
+    /** The largest request body accepted, in bytes. Default 64 KiB. */
+    maxBodyBytes?: number;
+  };
+  /**
+   * Checks a URI the service would contact (the request fields the spec marks `x-contacted-uri`:
+   * callbackUri, audioFileUri) when a request names it; throw an ApiError (400 UriNotAllowed) to
+   * refuse it. See `createUriGuard`.
+   */
+  checkUri?: (uri: string, field: string) => Promise<void> | void;
+  /** Sees every unexpected error (a handler that throws), with the id its 500 answer carries. */
+  onError?: (error: unknown, info: { requestId: string; operationId?: string }) => void;
+}
+
+// Strict: invalid UTF-8 is an error, and a byte-order mark stays (JSON text must not start with one).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const noEmitter: CallbackEmitter = {
+  emit() {
+    throw new Error('This service has no callback delivery: pass `callbacks: createCallbackDelivery(…)` to it.');
+  },
+  register() {},
+};
+
+/** An answer, ready for any server to write: headers as a plain object, the body as JSON text. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+/** A request as the stub reads it, whichever server received it. */
+export interface ApiRequest {
+  method: string;
+  /** The path and query exactly as sent. */
+  pathAndQuery: string;
+  /** The Host header as sent. */
+  host: string | undefined;
+  /** A header by its lower-case name. */
+  header(name: string): string | undefined;
+  /** The path parameters, as routed. */
+  params: Record<string, string>;
+  /** The body, read once as bytes; throws ApiError 413 once it passes `limit`, 400 if the client leaves before its end. */
+  body(limit: number): Promise<Uint8Array<ArrayBuffer>>;
+}
+
+// RFC 9110's token for names; visible characters, spaces and tabs for values (no CR or LF).
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+const framing = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive']);
+
+/** Every answer says no sniffing of the JSON and no caching of a call's state, and carries its request id. */
+function answer(status: number, body: unknown, requestId: string, extra?: Record<string, string>): Answer {
+  const headers: Record<string, string> =
+    body === undefined
+      ? { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', 'x-ms-request-id': requestId }
+      : { 'content-type': 'application/json', 'x-content-type-options': 'nosniff', 'cache-control': 'no-store', 'x-ms-request-id': requestId };
+  // Names in lower case, so that an extra header replaces a default one rather than doubling it.
+  for (const name in extra) {
+    const value = extra[name];
+    if (!headerName.test(name) || typeof value !== 'string' || !headerValue.test(value)) {
+      throw new Error(`The answer has a header HTTP cannot carry: ${JSON.stringify(name)}.`);
+    }
+    const lower = name.toLowerCase();
+    // The server frames the answer: a length or connection header of a handler's would contradict it.
+    if (framing.has(lower)) continue;
+    headers[lower] = value;
+  }
+  return { status, headers, body: body === undefined ? null : JSON.stringify(body) };
+}
+
+function problem(error: ApiError, requestId: string): Answer {
+  return answer(error.status, error.body, requestId, error.options.headers);
+}
+
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as { then?: unknown } | undefined)?.then === 'function';
+
+export function incompleteBody(): ApiError {
+  return new ApiError(400, 'IncompleteBody', 'The request body ended before its declared length.');
+}
+
+export function payloadTooLarge(limit: number): ApiError {
+  return new ApiError(413, 'PayloadTooLarge', `The request body exceeds the limit of ${limit} bytes.`);
+}
+
+/** The API, independent of any server: route a request, then answer it. Adapters put it on a server. */
+export interface CallAutomationService {
+  /** What a method and path (without query, as sent) come to: an operation, a 405 or nothing. */
+  route(method: string, path: string): RouteMatch;
+  /** Answers a routed request; never throws. */
+  respond(operation: Operation, request: ApiRequest): Promise<Answer>;
+  /** The 405 answer for a path the API has, asked with a method it lacks. */
+  methodNotAllowed(method: string, allow: readonly string[]): Answer;
+  /** The 404 answer for a path the API does not have. */
+  notFound(method: string, path: string): Answer;
+  /** The 500 answer for an error met outside `respond` (writing an answer); reports it to `onError`. */
+  failed(error: unknown): Answer;
+}
+
+const serviceBrand = Symbol.for('@call-automation/server.service');
+
+/** Whether a value is a service made by `createCallAutomationService`. */
+export function isCallAutomationService(value: unknown): value is CallAutomationService {
+  return typeof value === 'object' && value !== null && serviceBrand in value;
+}
+
+/**
+ * The Call Automation API from the spec's operation table: authentication, validation of ids,
+ * headers and bodies, idempotent create, the URI check and the error bodies are done here;
+ * `handlers` hold the business logic and can answer only what the spec allows. Serve it with an
+ * adapter: `createCallAutomationApp` (Hono, any runtime) or `serveApp` (Node).
+ */
+export function createCallAutomationService(options: CallAutomationServiceOptions): CallAutomationService {
+  const router = createRouter();
+  const missing = router.operations.filter((route) => typeof options.handlers?.[route.operationId] !== 'function').map((route) => route.operationId);
+  if (missing.length) throw new TypeError(`No handler for ${missing.join(', ')}: every operation of the spec needs one.`);
+  const authenticate = createAuthenticator(options.auth);
+  const maxBodyBytes = options.limits?.maxBodyBytes ?? 64 * 1024;
+  const idempotency = options.idempotency === false ? undefined : (options.idempotency ?? createMemoryIdempotencyStore());
+  const clockSkewMs = options.auth.clockSkewMs ?? 15 * 60_000;
+  const events = options.callbacks ?? noEmitter;
+  // Header validators that accept no headers at all: a request without any of them skips the check.
+  const acceptsNoHeaders = new Set(router.operations.flatMap((route) => (route.validators.headers && validatorNamed[route.validators.headers]!({}) ? [route.validators.headers] : [])));
+
+  /** Handles one request of `route` to its answer; never throws. */
+  async function respond(route: Operation, request: ApiRequest): Promise<Answer> {
+    const requestId = crypto.randomUUID();
+    try {
+      return await handle(route, request, requestId);
+    } catch (error) {
+      // An ApiError of a status the operation does not document is an unexpected error, as is one
+      // that cannot be written (its details do not serialise, a header HTTP cannot carry).
+      if (error instanceof ApiError && route.statusSet.has(error.status)) {
+        try {
+          return problem(error, requestId);
+        } catch (failure) {
+          return internalError(failure, requestId, route.operationId);
+        }
+      }
+      return internalError(error, requestId, route.operationId);
+    }
+  }
+
+  async function handle(route: Operation, request: ApiRequest, requestId: string): Promise<Answer> {
+    // The body is read once, as bytes: the content hash covers exactly what arrived.
+    const bytes = await request.body(maxBodyBytes);
+    const authenticated = authenticate({ method: request.method, pathAndQuery: request.pathAndQuery, host: request.host ?? '', headers: { get: request.header }, body: bytes });
+    const caller = isPromise(authenticated) ? await authenticated : authenticated;
+    let body: string;
+    try {
+      body = utf8.decode(bytes);
+    } catch {
+      throw new ApiError(400, 'InvalidJson', 'The request body is not valid UTF-8.');
+    }
+
+    const params = request.params;
+    validate(route.validators.params, params, 'path');
+    const headers: Record<string, string> = {};
+    let headerCount = 0;
+    for (const name of route.headerNames) {
+      const value = request.header(name);
+      if (value !== undefined) {
+        headers[name] = value;
+        headerCount++;
+      }
+    }
+    if (headerCount > 0 || !acceptsNoHeaders.has(route.validators.headers!)) validate(route.validators.headers, headers, 'header');
+
+    let parsed: unknown;
+    if (route.body !== null) {
+      const type = request.header('content-type');
+      if (!type || !/^application\/json\s*(;|$)/i.test(type)) {
+        throw new ApiError(400, 'InvalidContentType', 'The request body must be sent as application/json.', { target: 'Content-Type' });
+      }
+      if (body.trim() === '') throw new ApiError(400, 'InvalidJson', 'The request body is empty; this operation takes a JSON object.');
+      try {
+        parsed = JSON.parse(body);
+      } catch (error) {
+        throw new ApiError(400, 'InvalidJson', `The request body is not valid JSON: ${(error as Error).message}.`);
+      }
+      validate(route.validators.body, parsed, 'body');
+      if (options.checkUri) {
+        for (const pointer of route.contactedUris) {
+          const value = valueAt(parsed, pointer);
+          if (typeof value !== 'string') continue;
+          const checked = options.checkUri(value, pointer.slice(1));
+          if (isPromise(checked)) await checked;
+        }
+      }
+    } else if (body !== '') {
+      throw new ApiError(400, 'ValidationFailed', 'This operation takes no request body.', { target: '/' });
+    }
+
+    const context: HandlerContext = { caller, requestId, events };
+    const input = { params, body: parsed, headers };
+    const repeatId = headers['repeatability-request-id'];
+    if (!idempotency || repeatId === undefined) {
+      const result = runHandler(route, input, context, parsed);
+      return reply(isPromise(result) ? await result : result, requestId);
+    }
+    const fingerprint = `${request.method.toUpperCase()} ${request.pathAndQuery} ${await sha256Base64(bytes)}`;
+    const result = await repeatably(idempotency, `${callerKey(caller)}:${repeatId.toLowerCase()}`, fingerprint, headers['repeatability-first-sent'], () =>
+      runHandler(route, input, context, parsed),
+    );
+    return reply(result, requestId, 'accepted');
+  }
+
+  /**
+   * Runs a request that carries Repeatability-Request-ID once: a repeat of the same request
+   * answers the stored reply, a repeat while the first runs answers 409, the same id with another
+   * request 422, a Repeatability-First-Sent outside the window 412 (the IETF Idempotency-Key
+   * draft's rules, and ACS's statuses).
+   */
+  async function repeatably(
+    store: IdempotencyStore,
+    key: string,
+    fingerprint: string,
+    firstSentHeader: string | undefined,
+    run: () => StoredReply | Promise<StoredReply>,
+  ): Promise<StoredReply> {
+    const now = Date.now();
+    const rejected = (status: 412 | 422, code: string, message: string, target: string) =>
+      new ApiError(status, code, message, { target, headers: { 'Repeatability-Result': 'rejected' } });
+    // Without Repeatability-First-Sent, the first request's arrival starts the lifetime.
+    const firstSent = firstSentHeader === undefined ? now : Date.parse(firstSentHeader);
+    const lifetimeMinutes = store.lifetimeMs / 60_000;
+    if (firstSent < now - store.lifetimeMs) {
+      throw rejected(412, 'RepeatabilityExpired', `Repeatability-First-Sent is more than ${lifetimeMinutes} minutes in the past; the first result may be forgotten.`, 'Repeatability-First-Sent');
+    }
+    if (firstSent > now + clockSkewMs) {
+      throw rejected(412, 'RepeatabilityExpired', `Repeatability-First-Sent is more than ${clockSkewMs / 60_000} minutes in the future: check the client's clock.`, 'Repeatability-First-Sent');
+    }
+    const claim = await store.claim(key, fingerprint, firstSent + store.lifetimeMs);
+    if (claim.state === 'full') {
+      const seconds = Math.max(1, Math.ceil(claim.retryAfterMs / 1000));
+      throw new ApiError(503, 'ServiceUnavailable', `The service cannot record repeatable requests now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
+    }
+    if (claim.state !== 'claimed' && claim.fingerprint !== fingerprint) {
+      throw rejected(422, 'RepeatabilityMismatch', 'This Repeatability-Request-ID was used for a different request; use a new id for a new request.', 'Repeatability-Request-ID');
+    }
+    if (claim.state === 'pending') {
+      throw new ApiError(409, 'RequestInProgress', 'The request with this Repeatability-Request-ID is still being processed; retry after 1 second.', {
+        target: 'Repeatability-Request-ID',
+        headers: { 'Retry-After': '1', 'Repeatability-Result': 'accepted' },
+      });
+    }
+    if (claim.state === 'done') return claim.reply;
+    try {
+      const result = await run();
+      // A server error is not an answer to keep: the retry runs the request again.
+      if (result.status < 500) await store.complete(key, result);
+      else await store.release(key);
+      return result;
+    } catch (error) {
+      await store.release(key);
+      throw error;
+    }
+  }
+
+  /** The handler's reply, checked against the statuses the spec documents; synchronous when the handler is. */
+  function runHandler(route: Operation, input: unknown, context: HandlerContext, parsed: unknown): StoredReply | Promise<StoredReply> {
+    const handler = options.handlers[route.operationId] as (input: unknown, context: HandlerContext) => Promise<StoredReply> | StoredReply;
+    const refused = (error: unknown): StoredReply => {
+      if (error instanceof ApiError && route.statusSet.has(error.status)) return { status: error.status, body: error.body, headers: error.options.headers };
+      throw error;
+    };
+    const accepted = (result: StoredReply): StoredReply => {
+      if (!route.statusSet.has(result?.status)) {
+        throw new Error(`The ${route.operationId} handler answered ${result?.status}, which the spec does not document for it.`);
+      }
+      // A created call's events go to the URI its request named (the spec's `callbacks`), under the
+      // id its answer gives (the spec's `links`).
+      if (route.callbackUri && route.createdId && result.status === route.successStatus) {
+        const id = valueAt(result.body, route.createdId);
+        if (typeof id !== 'string') throw new Error(`The ${route.operationId} handler answered no string at ${route.createdId}, the id its callbacks are about.`);
+        events.register(id, valueAt(parsed, route.callbackUri) as string);
+      }
+      return result;
+    };
+    let result: StoredReply | Promise<StoredReply>;
+    try {
+      result = handler(input, context);
+    } catch (error) {
+      return refused(error);
+    }
+    return isPromise(result) ? result.then(accepted, refused) : accepted(result);
+  }
+
+  function reply(result: StoredReply, requestId: string, repeatability?: string): Answer {
+    const extra = repeatability ? { 'Repeatability-Result': repeatability, ...result.headers } : result.headers;
+    return answer(result.status, result.body, requestId, extra);
+  }
+
+  function validate(name: string | null, value: unknown, place: 'path' | 'header' | 'body') {
+    if (!name) return;
+    const validator = validatorNamed[name]!;
+    if (validator(value)) return;
+    const details = toDetails(validator.errors ?? []);
+    if (place !== 'body') {
+      // Parameters are named by their name, not by a pointer.
+      for (const detail of details) detail.target = detail.target?.replace(/^\//, '');
+    }
+    const what = place === 'body' ? 'The request body does not match the schema.' : `A ${place} parameter is invalid.`;
+    throw new ApiError(400, 'ValidationFailed', what, { details });
+  }
+
+  function internalError(error: unknown, requestId: string, operationId?: string): Answer {
+    try {
+      options.onError?.(error, { requestId, operationId });
+    } catch {
+      // A failing report must not cost the caller their answer.
+    }
+    return problem(new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
+  }
+
+  return {
+    [serviceBrand]: true,
+    route: router.match,
+    respond,
+    methodNotAllowed: (method, allow) =>
+      problem(new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on this path; use ${allow.join(', ')}.`, { headers: { Allow: allow.join(', ') } }), crypto.randomUUID()),
+    notFound: (method, path) => problem(new ApiError(404, 'NotFound', `No operation at ${method} ${path}.`), crypto.randomUUID()),
+    failed: (error) => internalError(error, crypto.randomUUID()),
+  } as CallAutomationService;
+}
+
+function callerKey(caller: Caller): string {
+  return caller.kind === 'hmac' ? 'hmac' : `bearer:${caller.subject}`;
+}
