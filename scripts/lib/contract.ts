@@ -30,6 +30,8 @@ export interface OperationFacts {
   createdId: string | null;
   /** The path parameter the created id fills in the linked operations, or null. */
   linkedParam: string | null;
+  /** Ends the call it acts on (`x-ends-call`): every operation on it answers 404 afterwards. */
+  endsCall: boolean;
   /** The names of its generated validators. */
   validators: { body: string | null; params: string | null; headers: string | null };
 }
@@ -162,6 +164,7 @@ export function operationsOf(spec: OpenAPI3): Array<{ facts: OperationFacts; doc
           callbackUri: callbackPointers[0] ?? null,
           createdId,
           linkedParam: [...linkedParams][0] ?? null,
+          endsCall: operation['x-ends-call'] === true,
           validators: {
             body: body ? `${operationId}Body` : null,
             params: parameters.some((p) => p.in === 'path') ? `${operationId}Params` : null,

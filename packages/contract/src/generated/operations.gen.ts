@@ -41,6 +41,7 @@ export const operationTable = {
     "callbackUri": "/callbackUri",
     "createdId": "/callLegId",
     "linkedParam": "callId",
+    "endsCall": false,
     "validators": {
       "body": "createCallBody",
       "params": null,
@@ -77,6 +78,7 @@ export const operationTable = {
     "callbackUri": null,
     "createdId": null,
     "linkedParam": null,
+    "endsCall": true,
     "validators": {
       "body": null,
       "params": "hangupCallParams",
@@ -115,6 +117,7 @@ export const operationTable = {
     "callbackUri": null,
     "createdId": null,
     "linkedParam": null,
+    "endsCall": false,
     "validators": {
       "body": "playAudioBody",
       "params": "playAudioParams",
@@ -151,6 +154,7 @@ export const operationTable = {
     "callbackUri": null,
     "createdId": null,
     "linkedParam": null,
+    "endsCall": false,
     "validators": {
       "body": "cancelMediaProcessingBody",
       "params": "cancelMediaProcessingParams",
@@ -187,6 +191,7 @@ export const operationTable = {
     "callbackUri": null,
     "createdId": null,
     "linkedParam": null,
+    "endsCall": false,
     "validators": {
       "body": "inviteParticipantsBody",
       "params": "inviteParticipantsParams",
@@ -224,6 +229,7 @@ export const operationTable = {
     "callbackUri": null,
     "createdId": null,
     "linkedParam": null,
+    "endsCall": false,
     "validators": {
       "body": null,
       "params": "removeParticipantParams",
