@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { OpenAPI3 } from 'openapi-typescript';
 import { bundleSpec } from './bundle.ts';
@@ -32,10 +32,14 @@ export async function generateAll(root: string, log: (line: string) => void = ()
 
 export interface StaleFile {
   path: string;
-  reason: 'missing' | 'differs';
+  /** `orphaned`: a file in a folder of generated code that the spec no longer generates. */
+  reason: 'missing' | 'differs' | 'orphaned';
 }
 
-/** Lists the generated files under `root` that are missing or differ from `files`. */
+/**
+ * Lists the generated files under `root` that are missing or differ from `files`, and the files
+ * left in a `generated/` folder that nothing generates any more (an operation or event removed).
+ */
 export async function findStale(root: string, files: GeneratedFiles): Promise<StaleFile[]> {
   const stale: StaleFile[] = [];
   for (const [path, content] of files) {
@@ -43,16 +47,26 @@ export async function findStale(root: string, files: GeneratedFiles): Promise<St
     if (current === undefined) stale.push({ path, reason: 'missing' });
     else if (current !== content) stale.push({ path, reason: 'differs' });
   }
+  const folders = new Set([...files.keys()].map((path) => dirname(path)).filter((folder) => folder.endsWith('/generated')));
+  for (const folder of folders) {
+    for (const name of await readdir(join(root, folder)).catch(() => [] as string[])) {
+      const path = `${folder}/${name}`;
+      if (!files.has(path)) stale.push({ path, reason: 'orphaned' });
+    }
+  }
   return stale;
 }
 
 /** Writes `files` under `root`, leaving files whose content is unchanged untouched. */
 export async function writeGenerated(root: string, files: GeneratedFiles): Promise<string[]> {
   const written: string[] = [];
-  for (const { path } of await findStale(root, files)) {
+  for (const { path, reason } of await findStale(root, files)) {
     const target = join(root, path);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, files.get(path)!);
+    if (reason === 'orphaned') await rm(target);
+    else {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, files.get(path)!);
+    }
     written.push(path);
   }
   return written;

@@ -1,6 +1,6 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiError } from '../src/index.ts';
+import { ApiError, createCallAutomationService } from '../src/index.ts';
 import { accessKey, memoryHandlers, phoneCall, rotatedKey, serveMemory, type Served } from './fixture.ts';
 
 let served: Served;
@@ -185,5 +185,15 @@ describe('a handler that throttles', () => {
     } finally {
       await throttled.server.close();
     }
+  });
+});
+
+describe('a service', () => {
+  it('cannot be made without a handler for every operation of the spec', () => {
+    const { handlers } = memoryHandlers();
+    const { playAudio: _playAudio, removeParticipant: _removeParticipant, ...incomplete } = handlers;
+    expect(() => createCallAutomationService({ handlers: incomplete as typeof handlers, auth: { accessKeys: [accessKey] } })).toThrow(
+      'No handler for playAudio, removeParticipant: every operation of the spec needs one.',
+    );
   });
 });
