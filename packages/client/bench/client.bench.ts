@@ -1,8 +1,8 @@
 /**
  * `pnpm bench` (client): the cost of one call against a stubbed fetch, in one run, for raw fetch
  * with the HMAC inline, plain openapi-fetch, this client (signing on, retries configured; also
- * with one user middleware), and Azure's CallAutomationClient; then the main entry's browser
- * bundle against its budget.
+ * with one user middleware, and its raw openapi-fetch client), and Azure's CallAutomationClient;
+ * then the main entry's browser bundle against its budget.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { createHttpHeaders, type HttpClient } from '@azure/core-rest-pipeline';
 import { build } from 'esbuild';
 import createClient from 'openapi-fetch';
 import { createCallAutomationClient } from '../src/index.ts';
+import { createRawClient } from '../src/raw/index.ts';
 import type { paths } from '@call-automation/contract';
 
 const endpoint = 'https://contoso.communication.azure.com';
@@ -78,6 +79,9 @@ const withMiddleware = createCallAutomationClient(`endpoint=${endpoint}/;accessk
   middleware: [{ onRequest: ({ request }) => (request.headers.set('x-trace-id', 't'), request) }],
 });
 
+// The raw openapi-fetch client, on the same request path.
+const rawClient = createRawClient(`endpoint=${endpoint}/;accesskey=${accessKey}`, { fetch: stubFetch, retry: { maxRetries: 3 } });
+
 // Azure's client answers the GA API's createCall; its transport is stubbed the same way.
 const azureAnswer = JSON.stringify({ callConnectionId: '4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d', serverCallId: 'x', callConnectionState: 'connecting', callbackUri: body.callbackUri, targets: [] });
 const httpClient: HttpClient = {
@@ -91,6 +95,7 @@ const variants: Array<[string, () => Promise<unknown>]> = [
   ['openapi-fetch, no auth', () => plain.POST('/calls', { body })],
   ['@call-automation/client (HMAC, retries)', () => ours.createCall(body)],
   ['the same with a user middleware', () => withMiddleware.createCall(body)],
+  ['@call-automation/client/raw (HMAC, retries)', () => rawClient.POST('/calls', { body })],
   ["Azure's CallAutomationClient.createCall", () => azure.createCall({ targetParticipant: { communicationUserId: body.targets[0]!.communicationUser.id } }, body.callbackUri)],
 ];
 
@@ -121,6 +126,7 @@ console.log(`client / raw fetch + inline HMAC (node:crypto): ${(client / raw).to
 console.log(`client / raw fetch + inline HMAC (Web Crypto): ${(client / us('raw fetch + inline HMAC (Web Crypto)')).toFixed(2)}×`);
 console.log(`client / openapi-fetch without auth: ${(client / us('openapi-fetch, no auth')).toFixed(2)}×`);
 console.log(`Azure / client: ${(azureUs / client).toFixed(2)}×  (target ≥ 2×)`);
+console.log(`raw client / named method: ${(us('@call-automation/client/raw (HMAC, retries)') / client).toFixed(2)}×`);
 console.log(`a user middleware adds ${(us('the same with a user middleware') - client).toFixed(1)} µs a call (it needs a Request)`);
 
 const bundled = await build({
