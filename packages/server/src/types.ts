@@ -38,8 +38,8 @@ export interface CallbackEmitter {
    */
   emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>): void;
   /**
-   * Records where a call's events go. The stub does it when createCall answers 200; a createCall
-   * handler that emits events before it answers calls it first.
+   * Records where a call's events go. The stub does it when an operation with callbacks answers
+   * its success (createCall); a handler that emits events before it answers calls it first.
    */
   register(callLegId: string, callbackUri: string): void;
   /**
