@@ -9,6 +9,8 @@ import type { UriGuard } from './ssrf.ts';
 export interface PendingDelivery {
   /** The event's id, also its webhook-id. */
   id: string;
+  /** The call the event is about: a call's events are delivered in the order they were emitted. */
+  callLegId: string;
   callbackUri: string;
   /** The CloudEvent, serialised once; every attempt sends these bytes. */
   body: string;
@@ -20,65 +22,103 @@ export interface PendingDelivery {
   lastError?: string;
 }
 
-/** An event that was not delivered, kept to be inspected. */
+/** An event that was not delivered, kept to be inspected and sent again. */
 export interface DeadLetter extends PendingDelivery {
-  reason: 'gone' | 'rejected' | 'expired' | 'refused' | 'closed';
+  /**
+   * gone: the receiver answered 410; rejected: another 4xx; expired: its lifetime ended;
+   * refused: the URI guard refused the address; closed: emitted after, or left queued at,
+   * shutdown; overflow: the backlog was full.
+   */
+  reason: 'gone' | 'rejected' | 'expired' | 'refused' | 'closed' | 'overflow';
   diedAt: number;
 }
 
 /**
- * The deliveries waiting, per callbackUri, in order. The in-memory default can be replaced by a
- * durable one (a table, a stream) that keeps the same order.
+ * The deliveries waiting, in order per call. The in-memory default can be replaced by a durable
+ * one that keeps the same order.
  */
 export interface CallbackQueue {
-  push(delivery: PendingDelivery): Promise<void>;
-  /** The oldest delivery for a URI. */
-  head(callbackUri: string): Promise<PendingDelivery | undefined>;
+  /** Whether what is queued outlives the process (then shutdown leaves it queued). */
+  readonly durable: boolean;
+  /** Queues a delivery behind its call's others; answers false, queuing nothing, when the backlog is full. */
+  push(delivery: PendingDelivery): Promise<boolean>;
+  /** The oldest delivery of a call. */
+  head(callLegId: string): Promise<PendingDelivery | undefined>;
   /** Saves a delivery's attempt count and next time. */
   update(delivery: PendingDelivery): Promise<void>;
-  /** Removes the oldest delivery for a URI. */
-  shift(callbackUri: string): Promise<void>;
-  /** The URIs that have deliveries waiting. */
-  uris(): Promise<string[]>;
+  /** Removes the oldest delivery of a call. */
+  shift(callLegId: string): Promise<void>;
+  /** The calls that have deliveries waiting. */
+  calls(): Promise<string[]>;
+  /** How many deliveries wait, in all. */
+  size(): Promise<number>;
 }
 
 export interface DeadLetterStore {
   add(letter: DeadLetter): Promise<void>;
   list(): Promise<DeadLetter[]>;
+  /** Removes a letter and answers it (to send it again), or undefined when there is none with that id. */
+  take(id: string): Promise<DeadLetter | undefined>;
 }
 
-export function createMemoryCallbackQueue(): CallbackQueue {
+/** An in-memory queue of at most `maxEntries` deliveries (default 50 000). */
+export function createMemoryCallbackQueue(options: { maxEntries?: number } = {}): CallbackQueue {
+  const max = options.maxEntries ?? 50_000;
   const queues = new Map<string, PendingDelivery[]>();
+  let size = 0;
   return {
+    durable: false,
     async push(delivery) {
-      const queue = queues.get(delivery.callbackUri) ?? [];
-      queue.push(delivery);
-      queues.set(delivery.callbackUri, queue);
+      if (size >= max) return false;
+      const queue = queues.get(delivery.callLegId);
+      if (queue) queue.push(delivery);
+      else queues.set(delivery.callLegId, [delivery]);
+      size++;
+      return true;
     },
-    async head(uri) {
-      return queues.get(uri)?.[0];
+    async head(callLegId) {
+      return queues.get(callLegId)?.[0];
     },
     async update() {},
-    async shift(uri) {
-      const queue = queues.get(uri);
-      queue?.shift();
-      if (queue?.length === 0) queues.delete(uri);
+    async shift(callLegId) {
+      const queue = queues.get(callLegId);
+      if (!queue?.length) return;
+      queue.shift();
+      size--;
+      if (queue.length === 0) queues.delete(callLegId);
     },
-    async uris() {
+    async calls() {
       return [...queues.keys()];
+    },
+    async size() {
+      return size;
     },
   };
 }
 
-export function createMemoryDeadLetterStore(maxEntries = 10_000): DeadLetterStore {
-  const letters: DeadLetter[] = [];
+/**
+ * An in-memory dead-letter store of at most `maxEntries` letters (default 10 000). Past that the
+ * oldest letter is given up, and `onEvict` hears which.
+ */
+export function createMemoryDeadLetterStore(maxEntries = 10_000, onEvict: (letter: DeadLetter) => void = () => {}): DeadLetterStore {
+  const letters = new Map<string, DeadLetter>();
   return {
     async add(letter) {
-      letters.push(letter);
-      if (letters.length > maxEntries) letters.shift();
+      letters.delete(letter.id);
+      letters.set(letter.id, letter);
+      if (letters.size > maxEntries) {
+        const [oldest] = letters.values();
+        letters.delete(oldest!.id);
+        onEvict(oldest!);
+      }
     },
     async list() {
-      return [...letters];
+      return [...letters.values()];
+    },
+    async take(id) {
+      const letter = letters.get(id);
+      letters.delete(id);
+      return letter;
     },
   };
 }
@@ -114,26 +154,51 @@ export interface CallbackDeliveryOptions {
   now?: () => number;
   /** Hears what happens to each delivery, for logs and metrics. */
   onAttempt?: (delivery: PendingDelivery, outcome: { status?: number; error?: string; next: 'done' | 'retry' | DeadLetter['reason'] }) => void;
+  /**
+   * How many calls' events go to one callbackUri at once. An application usually sends every
+   * call's events to one endpoint: calls are delivered concurrently, each in its own order, and a
+   * failing event holds back only its own call. Default 16.
+   */
+  concurrencyPerUri?: number;
+  /** Where the delivery says what it could not do (a full backlog, the shutdown's account). Default console.warn. */
+  log?: (message: string) => void;
+}
+
+/** What a shutdown did with the events it found. */
+export interface ShutdownReport {
+  /** Delivered during the grace period. */
+  delivered: number;
+  /** Left in a durable queue, for the next process to deliver. */
+  stillQueued: number;
+  /** Made dead letters (reason `closed`): a queue in memory does not outlive the process. */
+  deadLettered: number;
 }
 
 export interface CallbackDelivery extends CallbackEmitter {
   unregister(callLegId: string): void;
   /** Resolves when every queued event is delivered or dead-lettered. */
   drain(): Promise<void>;
-  /** Stops sending new events (they become dead letters) and waits (at most `timeoutMs`) for the queue to drain. */
-  close(timeoutMs?: number): Promise<void>;
+  /**
+   * Stops sending new events (they become dead letters) and waits at most `timeoutMs` for the
+   * queue to drain; what is left then stays queued (durable queue) or becomes a dead letter, and
+   * the report (also logged) says how many of each.
+   */
+  close(timeoutMs?: number): Promise<ShutdownReport>;
   deadLetters(): Promise<DeadLetter[]>;
+  /** Sends a dead letter again from its first attempt, with a new lifetime; false when there is no letter with that id. */
+  redrive(id: string): Promise<boolean>;
 }
 
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
 
 /**
  * Delivers callback events: CloudEvents 1.0 in structured mode, signed with Standard Webhooks,
- * at least once, in order per callbackUri (an event waits for the one before it), one attempt at
- * a time per URI with a time limit, redirects not followed. Network errors, timeouts, 408, 429
- * (after its Retry-After) and 5xx are retried on the schedule with jitter until the lifetime
- * ends; any other 4xx or a 3xx is not retried; 410 stops every delivery to that URI. What is not
- * delivered goes to the dead-letter store.
+ * at least once, in order per call (an event waits for the ones of its call before it), calls
+ * concurrently (at most `concurrencyPerUri` to one URI), each attempt with a time limit,
+ * redirects not followed. Network errors, timeouts, 408, 429 (after its Retry-After) and 5xx are
+ * retried on the schedule with jitter until the lifetime ends, the call's later events waiting
+ * behind; any other 4xx or a 3xx is not retried; 410 stops every delivery to that URI. What is not
+ * delivered goes to the dead-letter store, from which it can be sent again (`redrive`).
  */
 export function createCallbackDelivery(options: CallbackDeliveryOptions): CallbackDelivery {
   const secrets = typeof options.secret === 'string' ? [options.secret] : options.secret;
@@ -147,26 +212,26 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const pinned = !options.fetch && options.guard ? createPinnedFetch(options.guard, 'callbackUri') : undefined;
   const send = options.fetch ?? pinned ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
   const now = options.now ?? Date.now;
+  const concurrency = options.concurrencyPerUri ?? 16;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrencyPerUri must be a whole number of at least 1, not ${concurrency}.`);
+  const log = options.log ?? ((message: string) => console.warn(message));
   const callbackUris = new Map<string, string>();
   const gone = new Set<string>();
-  const workers = new Map<string, Promise<void>>();
-  const timers = new Set<ReturnType<typeof setTimeout>>();
+  /** The calls being delivered now, and how many per URI. */
+  const working = new Set<string>();
+  const active = new Map<string, number>();
+  /** Per URI, the calls waiting for one of its slots, in the order they asked. */
+  const waiting = new Map<string, Set<string>>();
+  /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
+  const scheduled = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Aborts the attempts under way when a shutdown's grace period ends. */
+  const shutdown = new AbortController();
   let idle: Array<() => void> = [];
+  let delivered = 0;
   let closed = false;
   /** Set when close() stops waiting: no worker makes another attempt. */
   let stopped = false;
   let released: Promise<void> | undefined;
-
-  function sleep(ms: number) {
-    if (stopped) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        resolve();
-      }, ms);
-      timers.add(timer);
-    });
-  }
 
   async function bury(delivery: PendingDelivery, reason: DeadLetter['reason']) {
     await dead.add({ ...delivery, reason, diedAt: now() });
@@ -190,7 +255,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         method: 'POST',
         body: delivery.body,
         redirect: 'manual',
-        signal: AbortSignal.timeout(attemptTimeout),
+        signal: AbortSignal.any([AbortSignal.timeout(attemptTimeout), shutdown.signal]),
         headers: {
           'content-type': 'application/cloudevents+json',
           'webhook-id': delivery.id,
@@ -211,22 +276,34 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     }
   }
 
-  async function work(uri: string) {
+  /** Delivers a call's events while they are due; leaves when none is, or the next waits for its retry time. */
+  async function work(callLegId: string) {
     for (;;) {
       if (stopped) return;
-      const delivery = await queue.head(uri);
+      const delivery = await queue.head(callLegId);
       if (!delivery) return;
+      const uri = delivery.callbackUri;
       if (gone.has(uri)) {
-        await queue.shift(uri);
+        await queue.shift(callLegId);
         await bury(delivery, 'gone');
         options.onAttempt?.(delivery, { next: 'gone' });
         continue;
       }
       const wait = delivery.notBefore - now();
-      if (wait > 0) await sleep(wait);
-      if (stopped) return;
+      if (wait > 0) {
+        // Its slot goes to another call meanwhile: a failing receiver of one call holds back no other.
+        scheduled.set(
+          callLegId,
+          setTimeout(() => {
+            scheduled.delete(callLegId);
+            wake(callLegId, uri);
+          }, wait),
+        );
+        return;
+      }
       delivery.attempts++;
       const outcome = await attempt(delivery);
+      if (stopped) return;
       delivery.lastError = outcome.error ?? (outcome.status && outcome.status >= 300 ? `HTTP ${outcome.status}` : undefined);
       let next: 'done' | 'retry' | DeadLetter['reason'];
       if (outcome.refused) next = 'refused';
@@ -244,26 +321,55 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         await queue.update(delivery);
         continue;
       }
-      await queue.shift(uri);
-      if (next === 'gone') gone.add(uri);
-      if (next !== 'done') await bury(delivery, next);
+      await queue.shift(callLegId);
+      if (next === 'done') delivered++;
+      else {
+        if (next === 'gone') gone.add(uri);
+        await bury(delivery, next);
+      }
     }
   }
 
-  function wake(uri: string) {
-    if (workers.has(uri)) return;
-    const worker = work(uri).finally(() => {
-      workers.delete(uri);
-      // An event queued while the worker was finishing starts a new one.
-      void queue.head(uri).then((head) => {
-        if (head && !closed) wake(uri);
-        else if (workers.size === 0) {
-          for (const resolve of idle) resolve();
-          idle = [];
-        }
+  /** Starts delivering a call's events, when its URI has a free slot; else the call waits for one. */
+  function wake(callLegId: string, uri: string) {
+    if (stopped || working.has(callLegId) || scheduled.has(callLegId)) return;
+    if ((active.get(uri) ?? 0) >= concurrency) {
+      const queued = waiting.get(uri);
+      if (queued) queued.add(callLegId);
+      else waiting.set(uri, new Set([callLegId]));
+      return;
+    }
+    working.add(callLegId);
+    active.set(uri, (active.get(uri) ?? 0) + 1);
+    void work(callLegId)
+      .catch((error: unknown) => log(`Callback delivery for call ${callLegId} failed: ${(error as Error).message}`))
+      .finally(() => {
+        working.delete(callLegId);
+        const left = active.get(uri)! - 1;
+        if (left === 0) active.delete(uri);
+        else active.set(uri, left);
+        // An event queued while the worker was finishing is picked up again.
+        void queue.head(callLegId).then((head) => {
+          if (head) wake(callLegId, head.callbackUri);
+          const queued = waiting.get(uri);
+          const nextCall = queued?.values().next().value;
+          if (nextCall !== undefined) {
+            queued!.delete(nextCall);
+            if (queued!.size === 0) waiting.delete(uri);
+            wake(nextCall, uri);
+          }
+          settleIdle();
+        });
       });
+  }
+
+  function settleIdle() {
+    if (working.size > 0 || scheduled.size > 0 || waiting.size > 0) return;
+    void queue.size().then((size) => {
+      if (size > 0 || working.size > 0 || scheduled.size > 0) return;
+      for (const resolve of idle) resolve();
+      idle = [];
     });
-    workers.set(uri, worker);
   }
 
   return {
@@ -287,29 +393,67 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         datacontenttype: 'application/json',
         data,
       };
-      const delivery: PendingDelivery = { id, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
+      const delivery: PendingDelivery = { id, callLegId, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
       // After close nothing more is sent, but nothing is lost either: the event is kept as a dead letter.
       if (closed) void bury(delivery, 'closed');
-      else void queue.push(delivery).then(() => wake(callbackUri));
+      else void enqueue(delivery);
     },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));
-      if (workers.size === 0 && (await queue.uris()).length === 0) return;
+      if (working.size === 0 && scheduled.size === 0 && waiting.size === 0 && (await queue.size()) === 0) return;
       await new Promise<void>((resolve) => idle.push(resolve));
     },
     async close(timeoutMs = 10_000) {
       closed = true;
+      const deliveredBefore = delivered;
       let deadline: ReturnType<typeof setTimeout> | undefined;
       const drained = await Promise.race([this.drain().then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
       clearTimeout(deadline);
       stopped = true;
-      for (const timer of timers) clearTimeout(timer);
-      // An attempt still under way ends within its own time limit; its connection closes after it,
-      // when no one is waiting any more (a pool that fails to close then has no one to tell).
+      shutdown.abort(new Error('The callback delivery is shutting down.'));
+      for (const timer of scheduled.values()) clearTimeout(timer);
+      scheduled.clear();
+      waiting.clear();
+      // The attempts under way were aborted: wait for their workers to leave before counting.
+      while (working.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const report: ShutdownReport = { delivered: delivered - deliveredBefore, stillQueued: 0, deadLettered: 0 };
+      if (queue.durable) report.stillQueued = await queue.size();
+      else {
+        for (const callLegId of await queue.calls()) {
+          for (let delivery = await queue.head(callLegId); delivery; delivery = await queue.head(callLegId)) {
+            await queue.shift(callLegId);
+            await bury(delivery, 'closed');
+            report.deadLettered++;
+          }
+        }
+      }
+      if (report.stillQueued || report.deadLettered) {
+        log(`Callback delivery stopped: ${report.delivered} delivered while stopping, ${report.stillQueued} left queued, ${report.deadLettered} kept as dead letters (closed).`);
+      }
+      // Connections close after the last attempt, when no one is waiting any more.
       released ??= pinned?.close();
       if (drained) await released;
       else void released?.catch(() => {});
+      return report;
     },
     deadLetters: () => dead.list(),
+    async redrive(id) {
+      const letter = await dead.take(id);
+      if (!letter) return false;
+      const { reason: _reason, diedAt: _diedAt, ...delivery } = letter;
+      const time = now();
+      gone.delete(delivery.callbackUri);
+      await enqueue({ ...delivery, attempts: 0, queuedAt: time, notBefore: time, lastError: undefined });
+      return true;
+    },
   };
+
+  async function enqueue(delivery: PendingDelivery) {
+    if (await queue.push(delivery)) wake(delivery.callLegId, delivery.callbackUri);
+    else {
+      await bury(delivery, 'overflow');
+      options.onAttempt?.(delivery, { next: 'overflow' });
+      log(`Callback backlog full: event ${delivery.id} of call ${delivery.callLegId} for ${delivery.callbackUri} was kept as a dead letter (overflow).`);
+    }
+  }
 }

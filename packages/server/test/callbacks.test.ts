@@ -19,7 +19,7 @@ async function receiver(answer?: (delivery: ReceivedCallback, count: number, res
 
 function delivery(options: Partial<CallbackDeliveryOptions> = {}) {
   const d = createCallbackDelivery({ secret, retryDelaysMs: [20, 40], jitter: 0, attemptTimeoutMs: 300, lifetimeMs: 2_000, guard: createUriGuard({ allowLoopback: true }), ...options });
-  closers.push(() => d.close(100));
+  closers.push(async () => void (await d.close(100)));
   return d;
 }
 

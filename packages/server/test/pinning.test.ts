@@ -53,7 +53,7 @@ function table(entries: Record<string, string[]>): Resolver & { calls: string[] 
 
 function delivery(options: Omit<CallbackDeliveryOptions, 'secret'>) {
   const d = createCallbackDelivery({ secret, retryDelaysMs: [20], jitter: 0, attemptTimeoutMs: 1_000, lifetimeMs: 200, ...options });
-  closers.push(() => d.close(100));
+  closers.push(async () => void (await d.close(100)));
   return d;
 }
 

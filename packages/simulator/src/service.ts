@@ -67,17 +67,30 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     simulator.declineInvitations(rawId);
     return c.body(null, 202);
   });
-  control.notFound((c) => c.json({ code: 'NotFound', message: 'Control routes: GET /calls, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline.' }, 404));
+  control.get('/dead-letters', async (c) => c.json(await delivery.deadLetters()));
+  control.post('/dead-letters/:id/redrive', async (c) => {
+    if (!(await delivery.redrive(c.req.param('id')))) throw new ApiError(404, 'NotFound', `No dead letter with id ${c.req.param('id')}.`, { target: 'id' });
+    return c.body(null, 202);
+  });
+  control.notFound((c) =>
+    c.json(
+      {
+        code: 'NotFound',
+        message: 'Control routes: GET /calls, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline, GET /dead-letters, POST /dead-letters/{id}/redrive.',
+      },
+      404,
+    ),
+  );
 
   return {
     api,
     control,
     simulator,
     delivery,
-    /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out. */
+    /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out; says what became of the rest. */
     async close(timeoutMs = 5000) {
       simulator.stop();
-      await delivery.close(timeoutMs);
+      return delivery.close(timeoutMs);
     },
   };
 }
