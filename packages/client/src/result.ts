@@ -53,5 +53,7 @@ export function toCommunicationError(body: unknown, response: Response): Communi
     return body as CommunicationError;
   }
   const text = (typeof body === 'string' ? body.trim() : body === undefined ? '' : JSON.stringify(body)).slice(0, 200);
-  return { code: `Http${response.status}`, message: `HTTP ${response.status} ${response.statusText} without an error body: ${text}`.trim() };
+  // HTTP/2 answers have no status text.
+  const status = `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+  return { code: `Http${response.status}`, message: text ? `${status} without an error body: ${text}` : `${status} without a body` };
 }

@@ -67,6 +67,15 @@ export function isIdempotent(operation: { idempotent: boolean; repeatable: boole
   return operation.idempotent || (operation.repeatable && carriesRepeatabilityId);
 }
 
+/**
+ * The headers that make a repeatable request (createCall) safe to send again: a new id and date,
+ * the same on every attempt, with which the service answers a repeat with the first result.
+ */
+export const repeatabilityHeaders = (): Record<string, string> => ({
+  'repeatability-request-id': crypto.randomUUID(),
+  'repeatability-first-sent': new Date().toUTCString(),
+});
+
 /** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if it is valid. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (value === null) return undefined;
@@ -120,39 +129,4 @@ export function retryDelay(outcome: Outcome, attempt: number, idempotent: boolea
   const cause = (outcome.error as { cause?: { code?: unknown } } | undefined)?.cause;
   if (!idempotent && !notSentCodes.has(typeof cause?.code === 'string' ? cause.code : '')) return undefined;
   return backoffDelay(attempt, options);
-}
-
-/**
- * Sends with retries: `prepare` makes an attempt's request (signed anew each time, with the same
- * body) and `transmit` sends it. What `prepare` throws ends the call at once: only what happens
- * in `transmit` can be a network error worth a retry. The last answer is returned and the last
- * network error thrown; an abort of `signal` stops at once, with its reason.
- */
-export async function sendWithRetries<T>(
-  prepare: () => T | Promise<T>,
-  transmit: (prepared: T) => Promise<Response>,
-  idempotent: boolean,
-  options: Required<RetryOptions> | undefined,
-  signal: AbortSignal | undefined,
-): Promise<Response> {
-  for (let attempt = 0; ; attempt++) {
-    const prepared = await prepare();
-    let outcome: Outcome;
-    try {
-      const response = await transmit(prepared);
-      // The common case, an answer not worth retrying, costs one lookup.
-      if (!retryableStatuses.has(response.status)) return response;
-      outcome = { response };
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason;
-      outcome = { error };
-    }
-    const delay = options && !signal?.aborted ? retryDelay(outcome, attempt, idempotent, options) : undefined;
-    if (delay === undefined) {
-      if (outcome.response) return outcome.response;
-      throw outcome.error;
-    }
-    await outcome.response?.body?.cancel().catch(() => {});
-    await sleep(delay, signal);
-  }
 }

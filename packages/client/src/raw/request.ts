@@ -1,3 +1,5 @@
+import { operationTable, type OperationEntry } from '@call-automation/contract';
+
 /**
  * A Request that remembers the body text it was built with.
  * openapi-fetch builds each request from the body it has just serialised (and passes it the
@@ -31,4 +33,30 @@ export function capturedBody(request: Request): string | undefined {
 /** The body of a request: the text it was built with when known, else the bytes of a clone. */
 export async function bodyOf(request: Request): Promise<string | Uint8Array<ArrayBuffer>> {
   return capturedBody(request) ?? new Uint8Array(await request.clone().arrayBuffer());
+}
+
+/** Finds the operation of the spec that a request is, by its method and URL. */
+export type OperationFinder = (method: string, url: string) => OperationEntry | undefined;
+
+/**
+ * The operation a request to `endpoint` is, matched by method and path template: a path
+ * parameter is one segment, as the client and openapi-fetch encode it. The host is not compared,
+ * so that a request a middleware sends through a proxy is still known.
+ */
+export function operationFinder(endpoint: string): OperationFinder {
+  const pathOf = (url: string) => {
+    const start = url.indexOf('/', url.indexOf('//') + 2);
+    return start === -1 ? '/' : url.slice(start).split(/[?#]/, 1)[0]!;
+  };
+  const base = endpoint.includes('/', endpoint.indexOf('//') + 2) ? pathOf(endpoint) : '';
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const routes = (Object.values(operationTable) as OperationEntry[]).map((entry) => ({
+    entry,
+    pattern: new RegExp(`^${escape(base)}${entry.path.split(/\{[^}]+\}/).map(escape).join('[^/]+')}$`),
+  }));
+  return (method, url) => {
+    const path = pathOf(url);
+    method = method.toUpperCase();
+    return routes.find((route) => route.entry.method === method && route.pattern.test(path))?.entry;
+  };
 }

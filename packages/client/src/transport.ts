@@ -1,0 +1,142 @@
+import type { Signer } from './hmac.ts';
+import { toCommunicationError } from './result.ts';
+import { attemptSignal, isIdempotent, retryableStatuses, retryDelay, sleep, type Outcome, type RetryOptions } from './retry.ts';
+
+/**
+ * One request as the transport sends it: every attempt carries these, with its own signature
+ * and signal.
+ */
+export interface Outgoing {
+  method: string;
+  /** The absolute URL, normalised as `new URL(…).href` gives it: what is sent and signed. */
+  url: string;
+  /** The headers, names in lower case. */
+  headers: Record<string, string>;
+  /** The body, signed and sent as it is on every attempt. */
+  body: string | Uint8Array<ArrayBuffer> | undefined;
+  /** The operation of the spec that it is, if any: whether it may go again follows from it. */
+  operation: { idempotent: boolean; repeatable: boolean } | undefined;
+  /** The caller's signal: aborting it stops the request and its retries at once. */
+  signal?: AbortSignal | undefined;
+  /** Each attempt's time limit in milliseconds. */
+  timeoutMs?: number | undefined;
+  /** Retry settings, or undefined for none. */
+  retry: Required<RetryOptions> | undefined;
+  /** Further settings of each attempt (redirect, credentials, keep-alive). */
+  init?: RequestInit | undefined;
+}
+
+/**
+ * Sends a request: each attempt signed when it is sent, retried by the rules of `retryDelay`,
+ * and a failed final answer whose body is not the API's error body made into one.
+ */
+export type Transport = (outgoing: Outgoing) => Promise<Response>;
+
+/** A fetch as the transport calls it. */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * The request path that the named methods and the raw client share: what runs between the
+ * user's middleware and the network.
+ *
+ * Signing fails the request at once, whatever the retries: only what `fetch` throws can be a
+ * network error worth another attempt. The last answer is returned and the last network error
+ * thrown; an abort of the caller's signal stops at once, with its reason.
+ */
+export function createTransport(signer: Signer, fetchImpl: FetchLike): Transport {
+  return async function send(outgoing) {
+    const { method, url, headers, body, signal, retry } = outgoing;
+    const idempotent = outgoing.operation !== undefined && isIdempotent(outgoing.operation, 'repeatability-request-id' in headers);
+    for (let attempt = 0; ; attempt++) {
+      const timed = attemptSignal(outgoing);
+      const signed = signer(method, url, body ?? '');
+      const auth = signed instanceof Promise ? await signed : signed;
+      let outcome: Outcome;
+      try {
+        const response = await fetchImpl(url, { ...outgoing.init, method, headers: { ...headers, ...auth }, body, signal: timed });
+        // The common case, a success, costs one lookup and one comparison.
+        if (!retryableStatuses.has(response.status)) return response.status < 300 ? response : withErrorBody(response);
+        outcome = { response };
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        outcome = { error };
+      }
+      const delay = retry && !signal?.aborted ? retryDelay(outcome, attempt, idempotent, retry) : undefined;
+      if (delay === undefined) {
+        if (outcome.response) return withErrorBody(outcome.response);
+        throw outcome.error;
+      }
+      await outcome.response?.body?.cancel().catch(() => {});
+      await sleep(delay, signal);
+    }
+  };
+}
+
+/**
+ * A failed answer with the API's error body: as it came when its body is a CommunicationError,
+ * else with one made by `toCommunicationError` as JSON (for a proxy's HTML page, an empty 502, a
+ * JSON body of another shape), with the status and headers it came with. So that whatever reads
+ * the answer (the named methods, openapi-fetch, the user's middleware) finds the same error.
+ */
+export async function withErrorBody(response: Response): Promise<Response> {
+  // 2xx, and the status 0 of an opaque redirect, which has no body to read.
+  if (response.status < 300) return response;
+  const text = await response.clone().text();
+  let body: unknown = text || undefined;
+  try {
+    body = JSON.parse(text);
+  } catch {}
+  const error = toCommunicationError(body, response);
+  if (error === body) return response;
+  const headers = new Headers(response.headers);
+  // The body is new: its length and encoding are not those of the one that came.
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  headers.delete('transfer-encoding');
+  headers.set('content-type', 'application/json');
+  return new Response(JSON.stringify(error), { status: response.status, statusText: response.statusText, headers });
+}
+
+/** What sending a Request asks beyond the Request itself. */
+export interface SendSettings {
+  /** Retry settings, or undefined for none. */
+  retry: Required<RetryOptions> | undefined;
+  /** Each attempt's time limit in milliseconds. */
+  timeoutMs: number | undefined;
+  /** The signal to follow, if not the request's own. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Sends a Request (the one openapi-fetch or the user's middleware made) through the transport:
+ * its method, URL, headers, redirect, credentials and keep-alive as it has them, with `body`,
+ * which the caller knows without reading the request, or `bodyBytes` read.
+ */
+export function sendRequest(
+  transport: Transport,
+  request: Request,
+  body: string | Uint8Array<ArrayBuffer> | undefined,
+  operation: Outgoing['operation'],
+  settings: SendSettings,
+  init?: RequestInit,
+): Promise<Response> {
+  return transport({
+    method: request.method,
+    url: request.url,
+    headers: Object.fromEntries(request.headers),
+    body,
+    operation,
+    signal: settings.signal ?? request.signal,
+    timeoutMs: settings.timeoutMs,
+    retry: settings.retry,
+    init: { redirect: request.redirect, credentials: request.credentials, keepalive: request.keepalive, ...init },
+  });
+}
+
+/**
+ * A request's body, read once from a clone (the request stays readable for the middleware that
+ * sees it afterwards) and sent again on each attempt.
+ */
+export async function bodyBytes(request: Request): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  return request.body === null ? undefined : new Uint8Array(await request.clone().arrayBuffer());
+}
