@@ -7,34 +7,78 @@ import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
+/**
+ * What the suite reads of one operation in the contract's operation table (the shape
+ * `@call-automation/contract` generates): a table written by hand for another spec fits it too.
+ */
+export interface OperationFacts {
+  readonly operationId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly pathParams: readonly string[];
+  /** The component schema of the JSON body, or null when the operation takes none. */
+  readonly body: string | null;
+  readonly statuses: readonly number[];
+  readonly successStatus: number;
+  readonly repeatable: boolean;
+  readonly idempotent: boolean;
+  /** JSON pointers of the body fields holding URIs the service contacts. */
+  readonly contactedUris: readonly string[];
+  /** The JSON pointer of the body field its callbacks go to, or null. */
+  readonly callbackUri: string | null;
+  /** The JSON pointer, in its success answer, of the id the other operations take, or null. */
+  readonly createdId: string | null;
+  /** The path parameter that id fills, or null. */
+  readonly linkedParam: string | null;
+  /** Ends the call it acts on: every operation on it answers 404 afterwards. */
+  readonly endsCall: boolean;
+}
+
+/** An operation table, by operationId. */
+export type OperationTable = Readonly<Record<string, OperationFacts>>;
+
 export interface Operation {
   operationId: string;
   method: string;
   /** As the spec writes it: `/calls/{callId}/Hangup`. */
   path: string;
   pathParams: string[];
+  /** The component schema of the body (`PlayAudioRequest`), or null. */
+  body: string | null;
   hasBody: boolean;
   /** The documented statuses. */
   statuses: number[];
   successStatus: number;
+  repeatable: boolean;
+  idempotent: boolean;
+  contactedUris: string[];
+  callbackUri: string | null;
+  createdId: string | null;
+  linkedParam: string | null;
+  endsCall: boolean;
   /** The spec's first example of the request body, when it has one. */
   exampleBody?: JsonObject;
 }
 
-/** The contract the suite checks: the bundled spec, its operations, and validators for what a server answers. */
+/**
+ * The contract the suite checks: the bundled spec, its operations as the operation table gives
+ * them, and validators for what a server answers. The table defaults to the one generated from
+ * the bundled spec; another spec comes with its own table.
+ */
 export class Contract {
   readonly spec: JsonObject;
   readonly operations: Operation[];
   private readonly ajv: Ajv2020;
   private readonly validators = new Map<string, ValidateFunction>();
 
-  constructor(specPath: string | URL = createRequire(import.meta.url).resolve('@call-automation/contract/openapi.json')) {
+  constructor(specPath: string | URL = createRequire(import.meta.url).resolve('@call-automation/contract/openapi.json'), table: OperationTable = operationTable) {
     this.spec = JSON.parse(readFileSync(specPath, 'utf8')) as JsonObject;
     this.ajv = createSpecAjv(this.spec);
-    // The operations as the spec's table gives them, with each one's first example body.
-    this.operations = Object.values(operationTable).map((entry) => {
-      const item = this.resolve((this.spec.paths as JsonObject)[entry.path]) as JsonObject;
-      const operation = item[entry.method.toLowerCase()] as JsonObject;
+    // The operations as the table gives them, with each one's first example body.
+    this.operations = Object.values(table).map((entry) => {
+      const item = this.resolve((this.spec.paths as JsonObject | undefined)?.[entry.path]) as JsonObject | undefined;
+      const operation = item?.[entry.method.toLowerCase()] as JsonObject | undefined;
+      if (!operation) throw new Error(`The operation table's ${entry.operationId} (${entry.method} ${entry.path}) is not in the spec.`);
       const body = operation.requestBody ? (this.resolve(operation.requestBody) as JsonObject) : undefined;
       const media = (body?.content as JsonObject | undefined)?.['application/json'] as JsonObject | undefined;
       const example = Object.values((media?.examples ?? {}) as JsonObject)[0] as JsonObject | undefined;
@@ -43,12 +87,53 @@ export class Contract {
         method: entry.method,
         path: entry.path,
         pathParams: [...entry.pathParams],
+        body: entry.body,
         hasBody: entry.body !== null,
         statuses: [...entry.statuses],
         successStatus: entry.successStatus,
+        repeatable: entry.repeatable,
+        idempotent: entry.idempotent,
+        contactedUris: [...entry.contactedUris],
+        callbackUri: entry.callbackUri,
+        createdId: entry.createdId,
+        linkedParam: entry.linkedParam,
+        endsCall: entry.endsCall,
         exampleBody: example ? ((this.resolve(example) as JsonObject).value as JsonObject) : undefined,
       };
     });
+  }
+
+  /** The operations that create a call: their success answer carries the id (`createdId`) that fills `linkedParam`. */
+  creators(): Operation[] {
+    return this.operations.filter((o) => o.createdId !== null && o.linkedParam !== null);
+  }
+
+  /** The operation the suite creates its calls with: the first that creates one. */
+  creator(): Operation {
+    const found = this.creators()[0];
+    if (!found) throw new Error('The operation table has no operation that creates a call (none with createdId and linkedParam).');
+    return found;
+  }
+
+  /** The operations on a call: those whose path takes the id the creating operation answers. */
+  onCall(creator: Operation = this.creator()): Operation[] {
+    return this.operations.filter((o) => o.pathParams.includes(creator.linkedParam!));
+  }
+
+  /** The operation that ends a call (`endsCall`). */
+  ender(creator: Operation = this.creator()): Operation {
+    const found = this.onCall(creator).find((o) => o.endsCall);
+    if (!found) throw new Error(`The operation table has no operation that ends a call (endsCall) on ${creator.linkedParam}.`);
+    return found;
+  }
+
+  /**
+   * The path parameters of an operation that no answer fills: no operation's `createdId` is
+   * linked to them, so the suite has no real value for them (removeParticipant's participantId).
+   */
+  unlinkedParams(operation: Operation): string[] {
+    const linked = new Set(this.creators().map((o) => o.linkedParam));
+    return operation.pathParams.filter((p) => !linked.has(p));
   }
 
   /** Follows `$ref`s within the spec. */

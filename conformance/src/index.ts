@@ -7,4 +7,5 @@ export type { Check } from './checks/index.ts';
 export { CheckContext, CheckFailed, CheckSkipped, NetworkError, describeCause, fail } from './context.ts';
 export type { Exchange, SendOptions, TargetOptions } from './context.ts';
 export { Contract } from './contract.ts';
+export type { Operation, OperationFacts, OperationTable } from './contract.ts';
 export { summaryTable, toJUnit } from './report.ts';
