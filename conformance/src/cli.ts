@@ -108,6 +108,7 @@ const results = await runChecks({
   onResult(result) {
     console.log(`${marks[result.status]} ${result.id.padEnd(32)} ${result.title} (${result.requests} requests, ${result.durationMs} ms)`);
     if (result.message) console.log(indent(result.message, '    '));
+    for (const note of result.notes ?? []) console.log(indent(note, '    '));
     if (result.reproduce) {
       console.log(`    re-run it:\n${indent(result.reproduce.command, '      ')}`);
       if (result.reproduce.curl) console.log(`    the request:\n${indent(result.reproduce.curl, '      ')}`);

@@ -1,6 +1,7 @@
 import type { RequestAuth } from '@call-automation/client/raw';
 import type { CallbackReceiver } from './harness/receiver.ts';
-import { Contract, describeErrors, type JsonObject } from './contract.ts';
+import { valueAt } from '@call-automation/contract';
+import { Contract, describeErrors, type JsonObject, type Operation } from './contract.ts';
 import type { SentRequest } from './reproduce.ts';
 import { createDistinctSigner } from './signing.ts';
 
@@ -107,6 +108,8 @@ export class CheckContext {
   /** What went against the contract in the answers so far (a check fails if any). */
   readonly problems: string[] = [];
   readonly exchanges: Exchange[] = [];
+  /** What the check left out and why (an operation it could not send), listed with its result. */
+  readonly notes: string[] = [];
   /** Requests sent, answered or not (a request that met a network error has no exchange). */
   requestsSent = 0;
   /** The request whose answer first broke the contract, for the reproduction of a failure. */
@@ -228,21 +231,60 @@ export class CheckContext {
     if (!operationId && exchange.status === 405 && !exchange.headers.has('allow')) this.problems.push(`${where}: 405 without Allow`);
   }
 
-  /** Creates a call and answers its callLegId; needs a callback URL the target accepts. */
+  /** Path parameters for an operation: `ids` where given, made-up ids that name nothing for the rest. */
+  paramsFor(operation: Operation, ids: Record<string, string> = {}): Record<string, string> {
+    return Object.fromEntries(operation.pathParams.map((name) => [name, ids[name] ?? unknownId(name)]));
+  }
+
+  /**
+   * A body with every URI the target would contact pointed at the callback URL (the table's
+   * `callbackUri` field at it, its other `contactedUris` under it), so that a run never makes a
+   * target reach anywhere else. Without a callback URL the body is left as it is. `tag` tells
+   * apart the URIs of several bodies.
+   */
+  pointUris(body: unknown, operation: Operation, tag = ''): unknown {
+    const callbackUrl = this.target.callbackUrl;
+    if (!callbackUrl || body === null || typeof body !== 'object') return body;
+    for (const pointer of operation.contactedUris) {
+      if (pointer !== operation.callbackUri) setPresent(body, pointer, `${callbackUrl.replace(/\/$/, '')}/contacted${pointer}${tag}`);
+    }
+    // The callback field is where the target reports on the call: it is set even when absent.
+    if (operation.callbackUri) setPresent(body, operation.callbackUri, callbackUrl, true);
+    return body;
+  }
+
+  /** A valid body for an operation: the spec's first example, its URIs pointed at the callback URL; undefined when it takes none. */
+  validBody(operation: Operation): unknown {
+    if (!operation.hasBody) return undefined;
+    return this.pointUris(structuredClone(operation.exampleBody ?? {}), operation);
+  }
+
+  /**
+   * Creates a call with the operation that creates one (the first in the table with a
+   * `createdId`), from its example body, and answers the created id; needs a callback URL the
+   * target accepts.
+   */
   async createCall(overrides: JsonObject = {}): Promise<string> {
     if (!this.target.callbackUrl) throw new CheckSkipped('needs --callback-url, a URL the target can deliver callbacks to');
-    const exchange = await this.send({
-      operationId: 'createCall',
-      body: {
-        targets: [{ phoneNumber: { value: '+14251001000' } }],
-        callbackUri: this.target.callbackUrl,
-        requestedModalities: ['audio'],
-        requestedCallEvents: ['participantsUpdated', 'dtmfReceived'],
-        ...overrides,
-      },
-    });
-    if (exchange.status !== 200) fail(`createCall answered ${exchange.status}, not 200: ${exchange.text.slice(0, 200)}`, exchange);
-    return (exchange.json as { callLegId: string }).callLegId;
+    const creator = this.contract.creator();
+    const body = this.validBody(creator) as JsonObject | undefined;
+    if (body) subscribeToEveryEvent(this.contract, creator, body);
+    const exchange = await this.send({ operationId: creator.operationId, params: this.paramsFor(creator), body: body && { ...body, ...overrides } });
+    if (exchange.status !== creator.successStatus) fail(`${creator.operationId} answered ${exchange.status}, not ${creator.successStatus}: ${exchange.text.slice(0, 200)}`, exchange);
+    return this.createdId(creator, exchange);
+  }
+
+  /** The id a creating operation's answer carries at its `createdId`. */
+  createdId(creator: Operation, exchange: Exchange): string {
+    const id = valueAt(exchange.json, creator.createdId!);
+    if (typeof id !== 'string' || id === '') fail(`${creator.operationId} answered ${exchange.status} without the id at ${creator.createdId}: ${exchange.text.slice(0, 200)}`, exchange);
+    return id;
+  }
+
+  /** Ends a call with the operation that ends one (`endsCall`), and answers that exchange. */
+  endCall(id: string, creator: Operation = this.contract.creator()): Promise<Exchange> {
+    const ender = this.contract.ender(creator);
+    return this.send({ operationId: ender.operationId, params: this.paramsFor(ender, { [creator.linkedParam!]: id }), body: this.validBody(ender) });
   }
 
   /** Asserts an error answer: the status, and the API's error body. */
@@ -261,4 +303,34 @@ function networkFailure(sent: SentRequest, path: string, status: number | undefi
   const when = status === undefined ? '' : ` while reading its ${status} answer`;
   const cause = error instanceof Error && error.name === 'TimeoutError' ? `TimeoutError no complete answer within ${timeoutMs} ms` : describeCause(error);
   return `network error on ${sent.operationId ? `${sent.operationId} ` : ''}${sent.method} ${path} (${what})${when}: ${cause}`;
+}
+
+/** A made-up id for a path parameter, naming nothing: `conformance-no-such-call` for callId. */
+export function unknownId(param: string): string {
+  return `conformance-no-such-${param.replace(/Id$/, '') || param}`;
+}
+
+/** Sets the field at a JSON pointer when its object is there, and the field too (or `always`). */
+function setPresent(document: object, pointer: string, value: string, always = false): void {
+  const at = pointer.lastIndexOf('/');
+  const parent = valueAt(document, pointer.slice(0, at));
+  const key = pointer.slice(at + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) return;
+  if (always || Object.hasOwn(parent, key)) (parent as Record<string, unknown>)[key] = value;
+}
+
+/**
+ * The body field, in the creating operation's schema, listing the optional events a call sends:
+ * the callback checks need every one of them (DTMF, participants), and the operation table has
+ * no fact that names it.
+ */
+const subscriptionsField = 'requestedCallEvents';
+
+/** Subscribes a creating body to every optional event its schema offers. */
+function subscribeToEveryEvent(contract: Contract, creator: Operation, body: JsonObject): void {
+  if (!creator.body) return;
+  const schema = contract.schemaAt(`#/components/schemas/${creator.body}`);
+  const field = contract.resolve((schema.properties as JsonObject | undefined)?.[subscriptionsField]) as JsonObject | undefined;
+  const items = field?.items ? (contract.resolve(field.items) as JsonObject) : undefined;
+  if (Array.isArray(items?.enum)) body[subscriptionsField] = items.enum.slice(0, typeof field?.maxItems === 'number' ? field.maxItems : undefined);
 }

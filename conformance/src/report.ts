@@ -22,7 +22,8 @@ export function toJUnit(results: CheckResult[], suite = 'call-automation-conform
         : r.status === 'skipped'
           ? `<skipped message="${escapeXml(r.message ?? '')}"/>`
           : '';
-    return `  <testcase classname="${escapeXml(r.id.split('.')[0]!)}" name="${escapeXml(`${r.id}: ${r.title}`)}" time="${(r.durationMs / 1000).toFixed(3)}">${body}</testcase>`;
+    const notes = r.notes?.length ? `<system-out>${escapeXml(r.notes.join('\n'))}</system-out>` : '';
+    return `  <testcase classname="${escapeXml(r.id.split('.')[0]!)}" name="${escapeXml(`${r.id}: ${r.title}`)}" time="${(r.durationMs / 1000).toFixed(3)}">${body}${notes}</testcase>`;
   });
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="${suite}" tests="${results.length}" failures="${failures}" skipped="${skipped}" time="${time.toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;
 }

@@ -10,6 +10,8 @@ export interface CheckResult {
   status: 'passed' | 'failed' | 'skipped';
   /** Why it failed or was skipped. */
   message?: string;
+  /** What the check left out and why, whatever its status: an operation it could not send as the contract means it. */
+  notes?: string[];
   /** How to see a failure again: the command that re-runs the check, and the request that broke the contract. */
   reproduce?: Reproduction;
   durationMs: number;
@@ -85,6 +87,7 @@ export async function runChecks(options: RunOptions): Promise<CheckResult[]> {
       if (blamed) result.reproduce.curl = await curlCommand(blamed);
     }
     result.requests = context.requestsSent;
+    if (context.notes.length) result.notes = [...context.notes];
     results.push(result);
     options.onResult?.(result);
   }
