@@ -134,7 +134,7 @@ export const brokenServers: BrokenServer[] = [
   {
     name: 'alive after hang-up',
     caughtBy: 'lifecycle.after-hangup',
-    says: /after Hangup: .* answered 202, not 404/,
+    says: /hangupCall after hangupCall ended the call: .* answered 202, not 404/,
     handlers: (handlers) => {
       handlers.hangupCall = () => ({ status: 202 });
     },

@@ -82,7 +82,7 @@ export const callbackChecks: Check[] = [
       receiverOf(context);
       const callLegId = await context.createCall();
       await waitForEvent(context, callLegId, state('established'), 'established state');
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
       await waitForEvent(context, callLegId, state('terminated'), 'terminated state');
       await new Promise((resolve) => setTimeout(resolve, 200));
       const states = eventsOf(context, callLegId).flatMap((e) => (e.type === 'Microsoft.Communication.CallLegStateChanged' ? [e.data.callState as string] : []));
@@ -100,7 +100,7 @@ export const callbackChecks: Check[] = [
       const callLegId = await context.createCall();
       const event = await waitForEvent(context, callLegId, (e) => e.type === 'Microsoft.Communication.ParticipantsUpdated', 'ParticipantsUpdated');
       if (!Array.isArray(event.data.participants)) fail('ParticipantsUpdated without participants');
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
   {
@@ -116,7 +116,7 @@ export const callbackChecks: Check[] = [
       const result = await waitForEvent(context, callLegId, (e) => e.type === 'Microsoft.Communication.PlayAudioResult' && e.data.operationContext === 'conformance-play', 'PlayAudioResult');
       const info = result.data.resultInfo as { code?: number; subcode?: number };
       if (result.data.status !== 'failed' || info.code !== 400 || info.subcode !== 8508) fail(`a cancelled play reported ${JSON.stringify(result.data)}`);
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
   {
@@ -128,7 +128,7 @@ export const callbackChecks: Check[] = [
       await waitForEvent(context, callLegId, state('established'), 'established state');
       await context.send({ operationId: 'inviteParticipants', params: { callId: callLegId }, body: { participants: [{ phoneNumber: { value: '+14255550123' } }], operationContext: 'conformance-invite' } });
       await waitForEvent(context, callLegId, (e) => e.type === 'Microsoft.Communication.InviteParticipantResult' && e.data.operationContext === 'conformance-invite', 'InviteParticipantResult');
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
   {
@@ -144,7 +144,7 @@ export const callbackChecks: Check[] = [
       const tones = eventsOf(context, callLegId).flatMap((e) => (e.type === 'Microsoft.Communication.DtmfReceived' ? [e.data.toneInfo as { tone: string; sequenceId: number }] : []));
       if (tones.map((t) => t.tone).join(',') !== 'tone1,pound') fail(`tones arrived as ${tones.map((t) => t.tone).join(', ')}`);
       if (!(tones[0]!.sequenceId < tones[1]!.sequenceId)) fail('sequenceId does not increase');
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
 ];

@@ -7,8 +7,8 @@ export const errorChecks: Check[] = [
     id: 'errors.unknown-call',
     title: 'every operation on an unknown call answers 404',
     async run(context) {
-      for (const operation of context.contract.operations.filter((o) => o.pathParams.includes('callId'))) {
-        const exchange = await context.send({ operationId: operation.operationId, params: paramsFor(operation), body: validBody(context, operation) });
+      for (const operation of context.contract.onCall()) {
+        const exchange = await context.send({ operationId: operation.operationId, params: paramsFor(context, operation), body: validBody(context, operation) });
         context.expectError(exchange, 404, `${operation.operationId} on an unknown call`);
       }
     },

@@ -2,7 +2,7 @@ import type { CheckContext, Exchange } from '../context.ts';
 import { CheckSkipped, fail } from '../context.ts';
 import type { JsonObject, Operation } from '../contract.ts';
 import type { Check } from './types.ts';
-import { validBody } from './shared.ts';
+import { paramsFor, sendableOnCall, validBody } from './shared.ts';
 
 interface BadRequest {
   name: string;
@@ -31,9 +31,7 @@ function wrongType(schema: JsonObject): unknown {
 /** Invalid requests made from an operation's request schema, each breaking one rule. */
 export function invalidRequests(context: CheckContext, operation: Operation): BadRequest[] {
   const base = validBody(context, operation) as JsonObject;
-  const media = ((context.contract.resolve((context.contract.resolve((context.contract.spec.paths as JsonObject)[operation.path]) as JsonObject)[operation.method.toLowerCase()] as JsonObject) as JsonObject).requestBody as JsonObject);
-  const schemaRef = ((((context.contract.resolve(media) as JsonObject).content as JsonObject)['application/json'] as JsonObject).schema as JsonObject).$ref as string;
-  const schema = context.contract.schemaAt(schemaRef);
+  const schema = context.contract.schemaAt(`#/components/schemas/${operation.body!}`);
   const properties = (schema.properties ?? {}) as JsonObject;
   const cases: BadRequest[] = [];
   for (const name of (schema.required ?? []) as string[]) {
@@ -82,27 +80,36 @@ async function refuseAll(context: CheckContext, operation: Operation, params: Re
 export const negativeChecks: Check[] = [
   {
     id: 'negative.create-call',
-    title: 'createCall refuses every invalid body with the documented 4xx and the error body',
-    run: (context) => refuseAll(context, context.contract.operation('createCall'), {}),
+    title: 'the operation that creates a call refuses every invalid body with the documented 4xx and the error body',
+    async run(context) {
+      for (const creator of context.contract.creators().filter((o) => o.hasBody)) await refuseAll(context, creator, paramsFor(context, creator));
+    },
   },
   {
     id: 'negative.call-operations',
-    title: "the operations on a call refuse every invalid body with the documented 4xx",
+    title: 'the operations on a call refuse every invalid body with the documented 4xx',
     async run(context) {
       if (!context.target.callbackUrl) throw new CheckSkipped('needs a live call, so --callback-url');
-      const callLegId = await context.createCall();
-      for (const operation of context.contract.operations.filter((o) => o.hasBody && o.pathParams.includes('callId'))) {
-        await refuseAll(context, operation, { callId: callLegId });
-      }
+      const operations = sendableOnCall(context, context.contract.onCall().filter((o) => o.hasBody));
+      const callId = await context.createCall();
+      for (const operation of operations) await refuseAll(context, operation, paramsFor(context, operation, callId));
+      await context.endCall(callId);
     },
   },
   {
     id: 'negative.odd-ids',
     title: 'odd ids in the path answer 400 or 404, never a server error',
     async run(context) {
-      for (const id of ['..%2F..', '%00', 'x'.repeat(300), '%E2%98%8E', "' OR 1=1 --"]) {
-        const exchange = await context.send({ operationId: 'hangupCall', path: `/calls/${id.includes('%') ? id : encodeURIComponent(id)}/Hangup` });
-        context.expectError(exchange, [400, 404], `hangupCall with the id ${id.slice(0, 20)}`);
+      const linked = context.contract.creator().linkedParam!;
+      for (const operation of context.contract.onCall()) {
+        for (const id of ['..%2F..', '%00', 'x'.repeat(300), '%E2%98%8E', "' OR 1=1 --"]) {
+          // Sent as the path, not as a parameter: the escapes must reach the target as written.
+          const raw = id.includes('%') ? id : encodeURIComponent(id);
+          const params = paramsFor(context, operation);
+          const path = operation.path.replace(/\{([^}]+)\}/g, (_m, name: string) => (name === linked ? raw : encodeURIComponent(params[name]!)));
+          const exchange = await context.send({ operationId: operation.operationId, path, body: validBody(context, operation) });
+          context.expectError(exchange, [400, 404], `${operation.operationId} with the id ${id.slice(0, 20)}`);
+        }
       }
     },
   },

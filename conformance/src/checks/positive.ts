@@ -1,26 +1,28 @@
 import { generate, type JsonSchema } from 'json-schema-faker';
 import type { CheckContext } from '../context.ts';
 import { CheckSkipped, fail } from '../context.ts';
+import type { Operation } from '../contract.ts';
 import type { Check } from './types.ts';
+import { sendableOnCall } from './shared.ts';
 
 const perOperation = 8;
 
 /**
- * Valid bodies generated from an operation's request schema (json-schema-faker, seeded from the
- * run's seed, so that `--seed` replays them). URIs the target would contact point at the callback
- * URL: the suite never makes a target reach anywhere else.
+ * Valid bodies generated from an operation's request schema (the table's `body`), with
+ * json-schema-faker seeded from the run's seed, so that `--seed` replays them. The fields the
+ * table lists as URIs the target contacts point at the callback URL: the suite never makes a
+ * target reach anywhere else.
  */
-async function generatedBodies(context: CheckContext, schema: string, count: number): Promise<Array<Record<string, unknown>>> {
-  const callbackUrl = context.target.callbackUrl!;
+async function generatedBodies(context: CheckContext, operation: Operation, count: number): Promise<Array<Record<string, unknown>>> {
+  const pointer = `#/components/schemas/${operation.body!}`;
+  const validate = context.contract.validator(pointer);
   const bodies = [];
   for (let i = 0; i < count; i++) {
     // The spec's references go deeper than the generator's default depth (5), which then yields "".
-    const root = { $ref: `#/components/schemas/${schema}`, components: context.contract.spec.components } as unknown as JsonSchema;
+    const root = { $ref: pointer, components: context.contract.spec.components } as unknown as JsonSchema;
     const body = (await generate(root, { seed: Math.floor(context.random() * 2 ** 31), maxDepth: 12 })) as Record<string, unknown>;
-    if ('callbackUri' in body) body.callbackUri = callbackUrl;
-    if ('audioFileUri' in body) body.audioFileUri = `${callbackUrl.replace(/\/$/, '')}/generated-${i}.wav`;
-    const validate = context.contract.validator(`#/components/schemas/${schema}`);
-    if (!validate(body)) throw new Error(`the generator made an invalid ${schema}: ${JSON.stringify(validate.errors?.[0])}`);
+    context.pointUris(body, operation, `-${i}`);
+    if (!validate(body)) throw new Error(`the generator made an invalid ${operation.body}: ${JSON.stringify(validate.errors?.[0])}`);
     bodies.push(body);
   }
   return bodies;
@@ -30,16 +32,26 @@ function needsCallbacks(context: CheckContext) {
   if (!context.target.callbackUrl) throw new CheckSkipped('needs --callback-url: generated calls send their callbacks there');
 }
 
+function refused(operation: Operation, exchange: { status: number; text: string }, body: unknown): string {
+  return `${operation.operationId} refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`;
+}
+
 export const positiveChecks: Check[] = [
   {
     id: 'positive.create-call',
-    title: `createCall accepts ${perOperation} valid bodies generated from its schema`,
+    title: `the operation that creates a call accepts ${perOperation} valid bodies generated from its schema`,
     async run(context) {
       needsCallbacks(context);
-      for (const body of await generatedBodies(context, 'CreateCallRequest', perOperation)) {
-        const exchange = await context.send({ operationId: 'createCall', body });
-        if (exchange.status !== 200) fail(`createCall refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`, exchange);
-        await context.send({ operationId: 'hangupCall', params: { callId: (exchange.json as { callLegId: string }).callLegId } });
+      for (const creator of context.contract.creators()) {
+        if (!creator.body) {
+          context.notes.push(`${creator.operationId} takes no body: nothing to generate`);
+          continue;
+        }
+        for (const body of await generatedBodies(context, creator, perOperation)) {
+          const exchange = await context.send({ operationId: creator.operationId, params: context.paramsFor(creator), body });
+          if (exchange.status !== creator.successStatus) fail(refused(creator, exchange, body), exchange);
+          await context.endCall(context.createdId(creator, exchange), creator);
+        }
       }
     },
   },
@@ -48,19 +60,18 @@ export const positiveChecks: Check[] = [
     title: 'the operations on a call accept valid bodies generated from their schemas',
     async run(context) {
       needsCallbacks(context);
-      const callLegId = await context.createCall();
-      const operations = [
-        ['playAudio', 'PlayAudioRequest'],
-        ['cancelMediaProcessing', 'CancelMediaProcessingRequest'],
-        ['inviteParticipants', 'InviteParticipantsRequest'],
-      ] as const;
-      for (const [operationId, schema] of operations) {
-        for (const body of await generatedBodies(context, schema, perOperation)) {
-          const exchange = await context.send({ operationId, params: { callId: callLegId }, body });
-          if (exchange.status !== 202) fail(`${operationId} refused a valid body with ${exchange.status}: ${exchange.text.slice(0, 200)}\n    body: ${JSON.stringify(body).slice(0, 400)}`, exchange);
+      const creator = context.contract.creator();
+      const operations = sendableOnCall(context, context.contract.onCall(creator).filter((o) => o.body !== null));
+      const callId = await context.createCall();
+      for (const operation of operations) {
+        for (const body of await generatedBodies(context, operation, perOperation)) {
+          // An operation that ends the call gets a call of its own for each body.
+          const target = operation.endsCall ? await context.createCall() : callId;
+          const exchange = await context.send({ operationId: operation.operationId, params: context.paramsFor(operation, { [creator.linkedParam!]: target }), body });
+          if (exchange.status !== operation.successStatus) fail(refused(operation, exchange, body), exchange);
         }
       }
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callId, creator);
     },
   },
 ];

@@ -50,7 +50,7 @@ export const repeatabilityChecks: Check[] = [
         if (repeated !== callLegId) fail(`${what} answered callLegId ${repeated}, not the first request's ${callLegId}: the call was placed twice`, again);
         expectResult(again, 'accepted', what);
       }
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
   {
@@ -65,7 +65,7 @@ export const repeatabilityChecks: Check[] = [
       if (other.text.includes(callLegId)) fail(`another request with the same Repeatability-Request-ID was answered the first request's callLegId ${callLegId}`, other);
       context.expectError(other, 422, 'another request with a used Repeatability-Request-ID');
       expectResult(other, 'rejected', 'the other request');
-      await context.send({ operationId: 'hangupCall', params: { callId: callLegId } });
+      await context.endCall(callLegId);
     },
   },
   {
@@ -74,7 +74,7 @@ export const repeatabilityChecks: Check[] = [
     async run(context) {
       const exchange = await repeatableCreate(context, crypto.randomUUID(), callBody(context, 'conformance: too late'), 11 * 60_000);
       if (exchange.status === 200) {
-        await context.send({ operationId: 'hangupCall', params: { callId: (exchange.json as { callLegId: string }).callLegId } });
+        await context.endCall((exchange.json as { callLegId: string }).callLegId);
       }
       context.expectError(exchange, 412, 'a Repeatability-First-Sent 11 minutes old');
       expectResult(exchange, 'rejected', 'the late request');
