@@ -48,6 +48,20 @@ describe('the CLI', () => {
     }
   }, 60_000);
 
+  it('says under a check what it left out, and why, in its output and in both reports', async () => {
+    const target = await serveTarget();
+    try {
+      const { code, stdout } = await conformance(target, join(dir, 'notes'), '--only', 'lifecycle.operations');
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^✓ lifecycle\.operations .*\n {4}removeParticipant not sent: its path takes participantId, an id no answer gives \(the operation table links only callId, from createCall\)$/m);
+      const report = JSON.parse(await readFile(join(dir, 'notes', 'conformance.json'), 'utf8')) as { results: Array<{ status: string; notes?: string[] }> };
+      expect(report.results).toEqual([expect.objectContaining({ status: 'passed', notes: [expect.stringMatching(/^removeParticipant not sent/)] })]);
+      expect(await readFile(join(dir, 'notes', 'junit.xml'), 'utf8')).toMatch(/<system-out>removeParticipant not sent: [^<]+<\/system-out><\/testcase>/);
+    } finally {
+      await target.close();
+    }
+  }, 60_000);
+
   it('exits 1 and names the failed check when the server breaks the contract', async () => {
     const target = await serveTarget(brokenServers.find((b) => b.name === 'plain-text error'));
     try {
