@@ -2,7 +2,7 @@ import { valueAt, type OperationId, type Validator } from '@call-automation/cont
 import * as validators from '@call-automation/contract/request-validators';
 import { createAuthenticator, sha256Base64, type AuthOptions, type Caller } from './auth.ts';
 import { ApiError, toDetails } from './errors.ts';
-import { createMemoryIdempotencyStore, type IdempotencyStore, type StoredReply } from './idempotency.ts';
+import { createMemoryIdempotencyStore, type Claim, type IdempotencyStore, type StoredReply } from './idempotency.ts';
 import { createRouter, type Operation, type RouteMatch } from './router.ts';
 import type { CallAutomationHandlers, CallbackEmitter, HandlerContext } from './types.ts';
 
@@ -27,7 +27,10 @@ export interface CallAutomationServiceOptions {
    * refuse it. See `createUriGuard`.
    */
   checkUri?: (uri: string, field: string) => Promise<void> | void;
-  /** Sees every unexpected error (a handler that throws), with the id its 500 answer carries. */
+  /**
+   * Sees every unexpected error (a handler that throws), with the id its 500 answer carries, and
+   * every failure of the idempotency store (answered 503, or an answer that could not be stored).
+   */
   onError?: (error: unknown, info: { requestId: string; operationId?: string }) => void;
 }
 
@@ -218,7 +221,8 @@ export function createCallAutomationService(options: CallAutomationServiceOption
       return reply(isPromise(result) ? await result : result, requestId);
     }
     const fingerprint = `${request.method.toUpperCase()} ${request.pathAndQuery} ${await sha256Base64(bytes)}`;
-    const result = await repeatably(idempotency, `${callerKey(caller)}:${repeatId.toLowerCase()}`, fingerprint, headers['repeatability-first-sent'], () =>
+    const report = (error: unknown) => reportError(error, requestId, route.operationId);
+    const result = await repeatably(idempotency, `${callerKey(caller)}:${repeatId.toLowerCase()}`, fingerprint, headers['repeatability-first-sent'], report, () =>
       runHandler(route, input, context, parsed),
     );
     return reply(result, requestId, 'accepted');
@@ -228,13 +232,16 @@ export function createCallAutomationService(options: CallAutomationServiceOption
    * Runs a request that carries Repeatability-Request-ID once: a repeat of the same request
    * answers the stored reply, a repeat while the first runs answers 409, the same id with another
    * request 422, a Repeatability-First-Sent outside the window 412 (the IETF Idempotency-Key
-   * draft's rules, and ACS's statuses).
+   * draft's rules, and ACS's statuses). A store that fails or does not answer (Redis down)
+   * answers 503 with Retry-After: the request is not run without a claim, as a repeat could then
+   * run it twice.
    */
   async function repeatably(
     store: IdempotencyStore,
     key: string,
     fingerprint: string,
     firstSentHeader: string | undefined,
+    report: (error: unknown) => void,
     run: () => StoredReply | Promise<StoredReply>,
   ): Promise<StoredReply> {
     const now = Date.now();
@@ -249,7 +256,13 @@ export function createCallAutomationService(options: CallAutomationServiceOption
     if (firstSent > now + clockSkewMs) {
       throw rejected(412, 'RepeatabilityExpired', `Repeatability-First-Sent is more than ${clockSkewMs / 60_000} minutes in the future: check the client's clock.`, 'Repeatability-First-Sent');
     }
-    const claim = await store.claim(key, fingerprint, firstSent + store.lifetimeMs);
+    let claim: Claim;
+    try {
+      claim = await store.claim(key, fingerprint, firstSent + store.lifetimeMs);
+    } catch (error) {
+      report(error);
+      throw new ApiError(503, 'ServiceUnavailable', 'The service cannot record repeatable requests now; retry after 1 second.', { headers: { 'Retry-After': '1' } });
+    }
     if (claim.state === 'full') {
       const seconds = Math.max(1, Math.ceil(claim.retryAfterMs / 1000));
       throw new ApiError(503, 'ServiceUnavailable', `The service cannot record repeatable requests now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
@@ -264,16 +277,19 @@ export function createCallAutomationService(options: CallAutomationServiceOption
       });
     }
     if (claim.state === 'done') return claim.reply;
+    let result: StoredReply;
     try {
-      const result = await run();
-      // A server error is not an answer to keep: the retry runs the request again.
-      if (result.status < 500) await store.complete(key, result);
-      else await store.release(key);
-      return result;
+      result = await run();
     } catch (error) {
-      await store.release(key);
+      await store.release(key).catch(report);
       throw error;
     }
+    // A server error is not an answer to keep: the retry runs the request again. The request has
+    // run: if its answer cannot be stored, the caller still gets it, and the claim stays pending
+    // until it expires (a repeat answers 409) rather than let a repeat run it a second time.
+    if (result.status < 500) await store.complete(key, result).catch(report);
+    else await store.release(key).catch(report);
+    return result;
   }
 
   /** The handler's reply, checked against the statuses the spec documents; synchronous when the handler is. */
@@ -323,12 +339,16 @@ export function createCallAutomationService(options: CallAutomationServiceOption
     throw new ApiError(400, 'ValidationFailed', what, { details });
   }
 
-  function internalError(error: unknown, requestId: string, operationId?: string): Answer {
+  function reportError(error: unknown, requestId: string, operationId?: string) {
     try {
       options.onError?.(error, { requestId, operationId });
     } catch {
       // A failing report must not cost the caller their answer.
     }
+  }
+
+  function internalError(error: unknown, requestId: string, operationId?: string): Answer {
+    reportError(error, requestId, operationId);
     return problem(new ApiError(500, 'InternalServerError', `The service failed to process the request. Correlation id ${requestId}.`), requestId);
   }
 

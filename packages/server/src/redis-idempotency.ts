@@ -1,0 +1,78 @@
+import type { Claim, IdempotencyStore, StoredReply } from './idempotency.ts';
+import { withTimeout, type RedisClient } from './redis-common.ts';
+
+export interface RedisIdempotencyStoreOptions {
+  /** How long after a request was first sent its answer is honoured. Default 10 minutes, as the spec documents. */
+  lifetimeMs?: number;
+  /** Put before every key. Default `ca:idem:`. */
+  prefix?: string;
+  /**
+   * How long a request waits for Redis before the store gives up (the API then answers 503 with
+   * Retry-After). Default 1 s. A claim carries this deadline to Redis, which refuses to apply one
+   * that arrives later (a command ioredis queued while Redis was away), so that a request answered
+   * 503 leaves no claim behind to answer its retry 409.
+   */
+  timeoutMs?: number;
+}
+
+// One hash per request id: `fingerprint` from the claim, `reply` once answered. Expiry is set once,
+// by the claim; HSET leaves a key's expiry as it is, so `complete` keeps it (KEEPTTL's effect
+// for a hash). The deadline is compared with Redis's clock: instances and Redis must agree on
+// the time within `timeoutMs`, as the stored answers' expiry already assumes.
+const claimScript = `
+local held = redis.call('HMGET', KEYS[1], 'fingerprint', 'reply')
+if held[1] then return {'held', held[1], held[2]} end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now > tonumber(ARGV[3]) then return {'late', tostring(now)} end
+redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return {'claimed'}
+`;
+
+// Only a key that is still held takes the reply: one that expired meanwhile stays gone.
+const completeScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'reply', ARGV[1])
+return 1
+`;
+
+interface Scripts {
+  caIdempotencyClaim(key: string, fingerprint: string, expires: number, deadline: number): Promise<[string, string?, (string | null)?]>;
+  caIdempotencyComplete(key: string, reply: string): Promise<number>;
+}
+
+/**
+ * Repeatable requests' answers in Redis, shared by every instance. `claim` is one script, so
+ * two instances claiming one id at once cannot both win. Each request id is one key and each
+ * script touches only that key, so the store works on Redis Cluster as it is: no hash tag is
+ * needed. Redis must not evict keys (`maxmemory-policy noeviction`): an answer forgotten early
+ * would let a repeat create a second call. A Redis that is down, full or slow makes `claim`
+ * throw, which the service answers with 503 and Retry-After.
+ */
+export function createRedisIdempotencyStore(redis: RedisClient, options: RedisIdempotencyStoreOptions = {}): IdempotencyStore {
+  const prefix = options.prefix ?? 'ca:idem:';
+  const timeoutMs = options.timeoutMs ?? 1_000;
+  redis.defineCommand('caIdempotencyClaim', { numberOfKeys: 1, lua: claimScript });
+  redis.defineCommand('caIdempotencyComplete', { numberOfKeys: 1, lua: completeScript });
+  const scripts = redis as unknown as Scripts;
+  return {
+    lifetimeMs: options.lifetimeMs ?? 10 * 60_000,
+    async claim(key, fingerprint, expires): Promise<Claim> {
+      const sent = Date.now();
+      const [state, held, reply] = await withTimeout(scripts.caIdempotencyClaim(prefix + key, fingerprint, expires, sent + timeoutMs), timeoutMs, 'a repeatable request');
+      if (state === 'claimed') return { state: 'claimed' };
+      if (state === 'late') {
+        throw new Error(`Redis refused a claim as late: its clock reads ${held}, ${Number(held) - sent} ms after the claim was sent. Are the clocks of this instance and Redis apart?`);
+      }
+      if (reply) return { state: 'done', fingerprint: held!, reply: JSON.parse(reply) as StoredReply };
+      return { state: 'pending', fingerprint: held! };
+    },
+    async complete(key, reply) {
+      await withTimeout(scripts.caIdempotencyComplete(prefix + key, JSON.stringify(reply)), timeoutMs, 'a stored answer');
+    },
+    async release(key) {
+      await withTimeout(redis.del(prefix + key), timeoutMs, 'a released request id');
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Real redis-server processes for the tests of the Redis stores: each on a free 127.0.0.1 port,
+ * with its own data directory and the append-only file on (what a restart reads back). Every
+ * process is stopped by its pid; `stopAll` is for afterAll, whatever the tests did.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const started = new Set<ChildProcess>();
+const dirs = new Set<string>();
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function tempDir(name = 'redis'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `ca-${name}-`));
+  dirs.add(dir);
+  return dir;
+}
+
+export interface RedisProcess {
+  readonly port: number;
+  readonly dir: string;
+  readonly pid: number;
+  /** Ends the process with SIGKILL, as a crash would: only what the append-only file holds survives. */
+  kill(): Promise<void>;
+  /** Starts redis-server again on the same port and directory. */
+  restart(): Promise<void>;
+}
+
+/** Starts redis-server and resolves once it accepts connections. */
+export async function startRedis(options: { port?: number; dir?: string; args?: string[] } = {}): Promise<RedisProcess> {
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? (await tempDir());
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, ...(options.args ?? [])];
+  let child = await launch(args);
+  return {
+    port,
+    dir,
+    get pid() {
+      return child.pid!;
+    },
+    async kill() {
+      await stop(child, 'SIGKILL');
+    },
+    async restart() {
+      child = await launch(args);
+    },
+  };
+}
+
+async function launch(args: string[]): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', read);
+    child.stderr!.on('data', read);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited with ${code}:\n${output}`));
+    });
+  }).catch(async (error) => {
+    await stop(child, 'SIGKILL');
+    throw error;
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess, signal: NodeJS.Signals) {
+  started.delete(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  process.kill(child.pid!, signal);
+  await exited;
+}
+
+/** redis-cli, for what the tests set up around the stores (joining a cluster). */
+export function redisCli(args: string[]): string {
+  const result = spawnSync('redis-cli', args, { encoding: 'utf8', timeout: 30_000 });
+  if (result.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${result.stderr || result.stdout}`);
+  return result.stdout;
+}
+
+/** Stops every redis-server the tests started, by pid, and removes their directories. */
+export async function stopAll(): Promise<void> {
+  try {
+    await Promise.all([...started].map((child) => stop(child, 'SIGKILL')));
+  } finally {
+    await Promise.all([...dirs].map((dir) => rm(dir, { recursive: true, force: true })));
+    dirs.clear();
+  }
+}
