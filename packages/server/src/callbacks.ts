@@ -27,9 +27,10 @@ export interface DeadLetter extends PendingDelivery {
   /**
    * gone: the receiver answered 410; rejected: another 4xx; expired: its lifetime ended;
    * refused: the URI guard refused the address; closed: emitted after, or left queued at,
-   * shutdown; overflow: the backlog was full.
+   * shutdown; overflow: the backlog was full; unregistered: emitted for a call the registry does
+   * not know (its callbackUri is then empty).
    */
-  reason: 'gone' | 'rejected' | 'expired' | 'refused' | 'closed' | 'overflow';
+  reason: 'gone' | 'rejected' | 'expired' | 'refused' | 'closed' | 'overflow' | 'unregistered';
   diedAt: number;
 }
 
@@ -52,6 +53,16 @@ export interface CallbackQueue {
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
   size(): Promise<number>;
+}
+
+/**
+ * Where each call's callbackUri is kept between `register` and `unregister`. By default a Map in
+ * the delivery; a shared one (Redis) lets an instance emit events for a call another created.
+ */
+export interface CallbackRegistry {
+  set(callLegId: string, callbackUri: string): Promise<void>;
+  get(callLegId: string): Promise<string | undefined>;
+  delete(callLegId: string): Promise<void>;
 }
 
 export interface DeadLetterStore {
@@ -147,6 +158,15 @@ export interface CallbackDeliveryOptions {
   queue?: CallbackQueue;
   deadLetters?: DeadLetterStore;
   /**
+   * Where calls' callbackUris are kept. Default a Map in this delivery, with which `emit` for a
+   * call never registered throws. With a registry `emit` cannot know at once: the event is made
+   * when emitted, and its URI looked up before it is queued, in the order of the call's
+   * `register`, `emit` and `unregister` on this instance; an event for a call the registry does
+   * not know is a dead letter (`unregistered`). A registry that fails is retried until it answers
+   * or the delivery closes (then the event is a dead letter, `closed`).
+   */
+  registry?: CallbackRegistry;
+  /**
    * Sends the attempts instead of the default. With a guard, the default on Node is pinned (see
    * `guard`); a fetch given here cannot be, so the host is resolved and checked just before it.
    */
@@ -185,7 +205,10 @@ export interface CallbackDelivery extends CallbackEmitter {
    */
   close(timeoutMs?: number): Promise<ShutdownReport>;
   deadLetters(): Promise<DeadLetter[]>;
-  /** Sends a dead letter again from its first attempt, with a new lifetime; false when there is no letter with that id. */
+  /**
+   * Sends a dead letter again from its first attempt, with a new lifetime; false when there is no
+   * letter with that id, or (unregistered) its call still has no callbackUri.
+   */
   redrive(id: string): Promise<boolean>;
 }
 
@@ -216,6 +239,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrencyPerUri must be a whole number of at least 1, not ${concurrency}.`);
   const log = options.log ?? ((message: string) => console.warn(message));
   const callbackUris = new Map<string, string>();
+  const registry = options.registry;
+  /** Per call, the registry steps and events not yet queued, in the order they were asked for. */
+  const chains = new Map<string, Promise<void>>();
+  let emitting = 0;
   const gone = new Set<string>();
   /** The calls being delivered now, and how many per URI. */
   const working = new Set<string>();
@@ -364,24 +391,54 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   function settleIdle() {
-    if (working.size > 0 || scheduled.size > 0 || waiting.size > 0) return;
+    if (working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0) return;
     void queue.size().then((size) => {
-      if (size > 0 || working.size > 0 || scheduled.size > 0) return;
+      if (size > 0 || working.size > 0 || scheduled.size > 0 || emitting > 0) return;
       for (const resolve of idle) resolve();
       idle = [];
     });
   }
 
+  /**
+   * Runs a registry step after the call's earlier ones, retrying a failing registry (waits
+   * doubling up to 5 s) until it answers; once the delivery stops, `onStopped` runs instead.
+   */
+  function inOrder(callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> = async () => {}) {
+    emitting++;
+    const run = async () => {
+      for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
+        if (stopped) return onStopped();
+        try {
+          return await step();
+        } catch (error) {
+          log(`Callback registry failed for call ${callLegId}, retrying in ${wait} ms: ${(error as Error).message}`);
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
+    };
+    const next = (chains.get(callLegId) ?? Promise.resolve())
+      .then(run)
+      .catch((error: unknown) => log(`Callback delivery for call ${callLegId} failed: ${(error as Error).message}`))
+      .finally(() => {
+        emitting--;
+        if (chains.get(callLegId) === next) chains.delete(callLegId);
+        settleIdle();
+      });
+    chains.set(callLegId, next);
+  }
+
   return {
     register(callLegId, callbackUri) {
-      callbackUris.set(callLegId, callbackUri);
+      if (registry) inOrder(callLegId, () => registry.set(callLegId, callbackUri));
+      else callbackUris.set(callLegId, callbackUri);
     },
     unregister(callLegId) {
-      callbackUris.delete(callLegId);
+      if (registry) inOrder(callLegId, () => registry.delete(callLegId));
+      else callbackUris.delete(callLegId);
     },
     emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>) {
-      const callbackUri = callbackUris.get(callLegId);
-      if (!callbackUri) throw new Error(`No callbackUri is registered for call ${callLegId}.`);
+      const callbackUri = registry ? '' : callbackUris.get(callLegId);
+      if (callbackUri === undefined) throw new Error(`No callbackUri is registered for call ${callLegId}.`);
       const id = `evt_${crypto.randomUUID().replace(/-/g, '')}`;
       const time = now();
       const event = {
@@ -396,11 +453,27 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const delivery: PendingDelivery = { id, callLegId, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
       // After close nothing more is sent, but nothing is lost either: the event is kept as a dead letter.
       if (closed) void bury(delivery, 'closed');
-      else void enqueue(delivery);
+      else if (!registry) void enqueue(delivery);
+      else {
+        inOrder(
+          callLegId,
+          async () => {
+            const uri = await registry.get(callLegId);
+            if (uri === undefined) {
+              await bury(delivery, 'unregistered');
+              options.onAttempt?.(delivery, { next: 'unregistered' });
+              log(`No callbackUri is registered for call ${callLegId}: event ${id} was kept as a dead letter (unregistered).`);
+              return;
+            }
+            await enqueue({ ...delivery, callbackUri: uri });
+          },
+          () => bury(delivery, 'closed'),
+        );
+      }
     },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));
-      if (working.size === 0 && scheduled.size === 0 && waiting.size === 0 && (await queue.size()) === 0) return;
+      if (working.size === 0 && scheduled.size === 0 && waiting.size === 0 && emitting === 0 && (await queue.size()) === 0) return;
       await new Promise<void>((resolve) => idle.push(resolve));
     },
     async close(timeoutMs = 10_000) {
@@ -414,8 +487,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
       waiting.clear();
-      // The attempts under way were aborted: wait for their workers to leave before counting.
-      while (working.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      // The attempts under way were aborted, and events still being looked up are dead letters:
+      // wait for them before counting.
+      while (working.size > 0 || emitting > 0) await new Promise((resolve) => setTimeout(resolve, 5));
       const report: ShutdownReport = { delivered: delivered - deliveredBefore, stillQueued: 0, deadLettered: 0 };
       if (queue.durable) report.stillQueued = await queue.size();
       else {
@@ -442,6 +516,15 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       if (!letter) return false;
       const { reason: _reason, diedAt: _diedAt, ...delivery } = letter;
       const time = now();
+      if (!delivery.callbackUri) {
+        // Emitted before its call was registered here: the registry may know it now.
+        const uri = registry ? await registry.get(delivery.callLegId) : callbackUris.get(delivery.callLegId);
+        if (uri === undefined) {
+          await dead.add(letter);
+          return false;
+        }
+        delivery.callbackUri = uri;
+      }
       gone.delete(delivery.callbackUri);
       await enqueue({ ...delivery, attempts: 0, queuedAt: time, notBefore: time, lastError: undefined });
       return true;

@@ -1,0 +1,203 @@
+import { parseCallbackEvent } from '@call-automation/client/events';
+import { createHmacAuth } from '@call-automation/client/raw';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createCallAutomationService,
+  createCallbackDelivery,
+  createRedisCallbackRegistry,
+  createRedisDeadLetterStore,
+  createUriGuard,
+  type CallbackDelivery,
+  type CallbackDeliveryOptions,
+  type DeadLetter,
+} from '../src/index.ts';
+import { serveApp, type RunningServer } from '../src/node.ts';
+// The conformance suite's receiver (that package depends on this one, so it is imported by path).
+import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
+import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
+import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+
+const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
+let redis: RedisProcess;
+let receiver: CallbackReceiver;
+const connections: Redis[] = [];
+const closers: Array<() => Promise<unknown>> = [];
+const logged: string[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  receiver = await startCallbackReceiver();
+});
+
+afterAll(async () => {
+  try {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    for (const connection of connections) connection.disconnect();
+    await receiver?.close();
+  } finally {
+    await stopAll();
+  }
+});
+
+async function connect(): Promise<Redis> {
+  const connection = new Redis({ host: '127.0.0.1', port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  connection.on('error', () => {});
+  connections.push(connection);
+  await ready(connection);
+  return connection;
+}
+
+async function ready(connection: Redis) {
+  const deadline = Date.now() + 10_000;
+  while (connection.status !== 'ready') {
+    if (Date.now() > deadline) throw new Error(`The connection is ${connection.status}, not ready.`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const letter = (id: string, extra: Partial<DeadLetter> = {}): DeadLetter => ({
+  id,
+  callLegId: 'leg-dl',
+  callbackUri: 'https://app.contoso.com/cb',
+  body: '{}',
+  queuedAt: 1,
+  attempts: 2,
+  notBefore: 1,
+  reason: 'rejected',
+  diedAt: 2,
+  ...extra,
+});
+
+describe('the Redis dead-letter store', () => {
+  it('is shared by instances: added on one, listed in order and taken once on another', async () => {
+    const prefix = `ca:dl:${crypto.randomUUID()}:`;
+    const [one, two] = await Promise.all([connect(), connect()]);
+    const a = createRedisDeadLetterStore(one, { prefix });
+    const b = createRedisDeadLetterStore(two, { prefix });
+    await a.add(letter('e1'));
+    await b.add(letter('e2', { reason: 'gone' }));
+    await a.add(letter('e3'));
+    // Added again, a letter moves to the end, as in the memory store.
+    await b.add(letter('e1', { reason: 'expired' }));
+    expect((await b.list()).map((l) => [l.id, l.reason])).toEqual([
+      ['e2', 'gone'],
+      ['e3', 'rejected'],
+      ['e1', 'expired'],
+    ]);
+    const taken = await Promise.all([a.take('e3'), b.take('e3')]);
+    expect(taken.filter(Boolean)).toEqual([letter('e3')]);
+    expect((await a.list()).map((l) => l.id)).toEqual(['e2', 'e1']);
+    expect(await a.take('missing')).toBeUndefined();
+  });
+
+  it('gives up the oldest letters past maxEntries and says which', async () => {
+    const prefix = `ca:dl:${crypto.randomUUID()}:`;
+    const evicted: string[] = [];
+    const store = createRedisDeadLetterStore(await connect(), { prefix, maxEntries: 3, onEvict: (l) => evicted.push(l.id) });
+    for (const id of ['e1', 'e2', 'e3', 'e4', 'e5']) await store.add(letter(id));
+    expect(evicted).toEqual(['e1', 'e2']);
+    expect((await store.list()).map((l) => l.id)).toEqual(['e3', 'e4', 'e5']);
+  });
+
+  it('keeps its keys in one hash slot, so that its scripts run on Redis Cluster', async () => {
+    const store = createRedisDeadLetterStore(await connect(), { prefix: 'ca:dl:slot-check:' });
+    await store.add(letter('e1'));
+    const keys = await connections[0]!.keys('*slot-check*');
+    const slots = await Promise.all(keys.map((key) => connections[0]!.call('CLUSTER', 'KEYSLOT', key).catch(() => undefined)));
+    expect(keys.sort()).toEqual(['{ca:dl:slot-check:}letters', '{ca:dl:slot-check:}order', '{ca:dl:slot-check:}seq']);
+    // CLUSTER KEYSLOT answers on a server without cluster mode too.
+    expect(new Set(slots).size).toBe(1);
+  });
+});
+
+describe('two instances sharing the Redis callback registry and dead letters', () => {
+  const prefix = `ca:${crypto.randomUUID()}:`;
+
+  async function instance(options: Partial<CallbackDeliveryOptions> = {}): Promise<CallbackDelivery> {
+    const connection = await connect();
+    const delivery = createCallbackDelivery({
+      secret,
+      retryDelaysMs: [20, 40],
+      jitter: 0,
+      attemptTimeoutMs: 1_000,
+      guard: createUriGuard({ allowLoopback: true }),
+      registry: createRedisCallbackRegistry(connection, { prefix: `${prefix}call:` }),
+      deadLetters: createRedisDeadLetterStore(connection, { prefix: `${prefix}dl:` }),
+      log: (message) => logged.push(message),
+      ...options,
+    });
+    closers.push(() => delivery.close(500));
+    return delivery;
+  }
+
+  let a: CallbackDelivery;
+  let b: CallbackDelivery;
+  beforeAll(async () => {
+    a = await instance();
+    b = await instance();
+  });
+
+  const stateOf = (body: string) => (parseCallbackEvent(body).data as { callState?: string }).callState;
+
+  it('delivers events emitted on B for a call created through A\'s API', async () => {
+    const service = createCallAutomationService({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] }, callbacks: a });
+    const server: RunningServer = await serveApp(service);
+    closers.push(() => server.close());
+    const request = await createHmacAuth(accessKey).sign(
+      new Request(`${server.url}/calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...phoneCall, callbackUri: `${receiver.url}/from-a` }) }),
+    );
+    const created = await fetch(request);
+    expect(created.status).toBe(200);
+    const { callLegId } = (await created.json()) as { callLegId: string };
+    b.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
+    await b.drain();
+    const got = await receiver.waitFor((d) => d.path === '/from-a');
+    expect(parseCallbackEvent(got.body).source).toBe(`calls/${callLegId}`);
+    expect(stateOf(got.body)).toBe('established');
+  });
+
+  it('keeps the order of register, emits and unregister on one instance, the URI looked up in Redis', async () => {
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    const states = ['establishing', 'established', 'terminating', 'terminated'] as const;
+    // Synchronous, as a handler does it: every emit is queued behind the register it follows.
+    a.register(callLegId, `${receiver.url}/order`);
+    for (const callState of states) a.emit(callLegId, 'CallLegStateChanged', { callLegId, callState });
+    a.unregister(callLegId);
+    await a.drain();
+    const got = receiver.received.filter((d) => d.path === '/order');
+    expect(got.map((d) => stateOf(d.body))).toEqual([...states]);
+    expect(await connections[0]!.exists(`${prefix}call:{${callLegId}}`)).toBe(0);
+  });
+
+  it('makes an event for a call no instance registered an unregistered dead letter, seen on both, sent once it is registered', async () => {
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    b.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
+    await b.drain();
+    const letters = (await a.deadLetters()).filter((l) => l.callLegId === callLegId);
+    expect(letters.map((l) => [l.reason, l.callbackUri])).toEqual([['unregistered', '']]);
+    expect(await b.redrive(letters[0]!.id)).toBe(false);
+    expect((await b.deadLetters()).some((l) => l.id === letters[0]!.id)).toBe(true);
+    a.register(callLegId, `${receiver.url}/late`);
+    await a.drain();
+    expect(await b.redrive(letters[0]!.id)).toBe(true);
+    await b.drain();
+    expect((await receiver.waitFor((d) => d.path === '/late')).headers['webhook-id']).toBe(letters[0]!.id);
+    expect((await a.deadLetters()).some((l) => l.id === letters[0]!.id)).toBe(false);
+  });
+
+  it('loses no event while Redis is away: the lookup is retried and the events go out in order once it is back', async () => {
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    a.register(callLegId, `${receiver.url}/outage`);
+    await a.drain();
+    await redis.kill();
+    for (const callState of ['established', 'terminated'] as const) b.emit(callLegId, 'CallLegStateChanged', { callLegId, callState });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(receiver.received.filter((d) => d.path === '/outage')).toEqual([]);
+    expect(logged.some((message) => message.startsWith(`Callback registry failed for call ${callLegId}`))).toBe(true);
+    await redis.restart();
+    await b.drain();
+    const got = receiver.received.filter((d) => d.path === '/outage');
+    expect(got.map((d) => stateOf(d.body))).toEqual(['established', 'terminated']);
+  });
+});
