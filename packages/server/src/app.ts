@@ -1,6 +1,5 @@
 import { Hono, type Context } from 'hono';
 import { ApiError } from './errors.ts';
-import type { Operation } from './router.ts';
 import {
   createCallAutomationService,
   incompleteBody,
@@ -11,7 +10,7 @@ import {
   type CallAutomationService,
   type CallAutomationServiceOptions,
 } from './service.ts';
-import { createRouter } from './router.ts';
+import { createRouter, type Operation } from './router.ts';
 
 /** The options of `createCallAutomationService`, which `createCallAutomationApp` also takes. */
 export type CallAutomationAppOptions = CallAutomationServiceOptions;

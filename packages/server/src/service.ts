@@ -1,4 +1,4 @@
-import { valueAt, type OperationId, type Validator } from '@call-automation/contract';
+import { valueAt, type Validator } from '@call-automation/contract';
 import * as validators from '@call-automation/contract/request-validators';
 import { createAuthenticator, sha256Base64, type AuthOptions, type Caller } from './auth.ts';
 import { ApiError, toDetails } from './errors.ts';
