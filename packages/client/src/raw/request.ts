@@ -10,19 +10,35 @@ export class CallRequest extends Request {
   readonly bodyText: string | undefined;
   /** Whether the request was built with a body of any kind. */
   readonly hasBody: boolean;
+  /** The mark of a request built by this class (`instanceof` answers true for any Request). */
+  readonly #captured = true;
+
+  /**
+   * openapi-fetch takes from a middleware's onRequest only an instance of the Request class it
+   * builds with: any Request counts as one, so that a middleware may return `new Request(…)` to
+   * the raw client as it may to the named methods.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof Request;
+  }
+
+  /** Whether a request was built by this class, and so knows its body text. */
+  static captures(request: Request): request is CallRequest {
+    return #captured in request;
+  }
 
   constructor(input: RequestInfo | URL, init?: RequestInit) {
     super(input, init);
-    const inherited = input instanceof CallRequest ? input : undefined;
+    const inherited = typeof input === 'object' && CallRequest.captures(input as Request) ? (input as CallRequest) : undefined;
     const body = init?.body;
     this.bodyText = typeof body === 'string' ? body : body === undefined ? inherited?.bodyText : undefined;
-    this.hasBody = body != null || (body === undefined && !!inherited?.hasBody);
+    this.hasBody = body != null || (body === undefined && (inherited ? inherited.hasBody : input instanceof Request && input.body !== null));
   }
 }
 
 /** The body text a request was built with, when it is known without reading the request. */
 export function capturedBody(request: Request): string | undefined {
-  if (request instanceof CallRequest) {
+  if (CallRequest.captures(request)) {
     if (request.bodyText !== undefined) return request.bodyText;
     // Built without a body at all: nothing to read. (`request.body` would build a stream.)
     if (!request.hasBody) return '';
