@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createHmacAuth } from '../src/raw/auth.ts';
 import { createCallAutomationClient, hasStatus, parseConnectionString } from '../src/index.ts';
-import { createRawClient } from '../src/raw/index.ts';
+import createClient from 'openapi-fetch';
+import type { paths } from '@call-automation/contract';
+import { CallRequest, createClientFetch, createRawClient } from '../src/raw/index.ts';
 import { networkError } from './stub-fetch.ts';
 import { connectionString, json, phoneCall, stubFetch } from './stub-fetch.ts';
 
@@ -245,5 +247,45 @@ describe('the raw openapi-fetch client', () => {
     expect(on.seen).toHaveLength(2);
     controller.abort();
     expect(on.seen.map((s) => s.signal.aborted)).toEqual([true, true]);
+  });
+
+  it("gives createCall repeatability headers, keeping the caller's", async () => {
+    const { fetch, seen } = stubFetch(() => json(200, { callLegId: 'leg-1' }));
+    const raw = createRawClient(connectionString, { fetch });
+    await raw.POST('/calls', { body: phoneCall });
+    const id = '3f7d8b0e-2a4c-4e6f-9b1d-5c8a7e6f4d3b';
+    await raw.POST('/calls', { body: phoneCall, params: { header: { 'Repeatability-Request-ID': id, 'Repeatability-First-Sent': 'Mon, 23 Nov 2026 12:00:00 GMT' } } });
+    await raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
+    expect(seen[0]!.headers.get('Repeatability-Request-ID')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen[1]!.headers.get('Repeatability-Request-ID')).toBe(id);
+    expect(seen[1]!.headers.get('Repeatability-First-Sent')).toBe('Mon, 23 Nov 2026 12:00:00 GMT');
+    expect(seen[2]!.headers.has('Repeatability-Request-ID')).toBe(false);
+  });
+
+  it("finds the operation under an endpoint's own path, to retry it by its rules", async () => {
+    const answers = () => stubFetch((_r, n) => (n === 1 ? json(500, { code: 'InternalServerError', message: 'x' }) : new Response(null, { status: 202 })));
+    const target = { endpoint: 'https://contoso.example/acs/v1', credential: 'Q2FsbEF1dG9tYXRpb25Eb2NzRXhhbXBsZUtleTAwMDA=' };
+    const idempotent = answers();
+    const raw = createRawClient(target, { fetch: idempotent.fetch, retry: { baseDelayMs: 1, maxDelayMs: 1 } });
+    expect((await raw.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } })).response.status).toBe(202);
+    expect(idempotent.seen.map((s) => s.url)).toEqual(Array(2).fill('https://contoso.example/acs/v1/calls/leg-1/Hangup'));
+    const once = answers();
+    const playing = createRawClient(target, { fetch: once.fetch, retry: { baseDelayMs: 1, maxDelayMs: 1 } });
+    expect((await playing.POST('/calls/{callId}/PlayAudio', { params: { path: { callId: 'leg-1' } }, body: { audioFileUri: 'https://m/a.wav' } })).response.status).toBe(500);
+    expect(once.seen).toHaveLength(1);
+  });
+
+  it('lends its fetch to an openapi-fetch client of your own: signing, retries and error bodies', async () => {
+    const { fetch, seen } = stubFetch((_r, n) => (n === 1 ? json(503, { code: 'ServiceUnavailable', message: 'x' }) : new Response('<html>gone</html>', { status: 410 })));
+    const own = createClient<paths>({
+      baseUrl: 'https://contoso.communication.azure.com',
+      fetch: createClientFetch(connectionString, { fetch, retry: { baseDelayMs: 1, maxDelayMs: 1 } }),
+      Request: CallRequest,
+    });
+    const { error, response } = await own.POST('/calls/{callId}/Hangup', { params: { path: { callId: 'leg-1' } } });
+    expect(response.status).toBe(410);
+    expect(error).toEqual({ code: 'Http410', message: 'HTTP 410 without an error body: <html>gone</html>' });
+    expect(seen).toHaveLength(2);
+    for (const s of seen) expect(s.headers.get('Authorization')).toMatch(/^HMAC-SHA256 /);
   });
 });
