@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { operationTable } from '@call-automation/contract';
+import { operationTable, type OperationFacts as TableFacts } from '@call-automation/contract';
 import { createSpecAjv } from '@call-automation/contract/spec-ajv';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 
@@ -9,53 +9,17 @@ export type JsonObject = { [key: string]: Json };
 
 /**
  * What the suite reads of one operation in the contract's operation table (the shape
- * `@call-automation/contract` generates): a table written by hand for another spec fits it too.
+ * `@call-automation/contract` generates, without what only servers need): a table written by hand
+ * for another spec fits it too.
  */
-export interface OperationFacts {
-  readonly operationId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly pathParams: readonly string[];
-  /** The component schema of the JSON body, or null when the operation takes none. */
-  readonly body: string | null;
-  readonly statuses: readonly number[];
-  readonly successStatus: number;
-  readonly repeatable: boolean;
-  readonly idempotent: boolean;
-  /** JSON pointers of the body fields holding URIs the service contacts. */
-  readonly contactedUris: readonly string[];
-  /** The JSON pointer of the body field its callbacks go to, or null. */
-  readonly callbackUri: string | null;
-  /** The JSON pointer, in its success answer, of the id the other operations take, or null. */
-  readonly createdId: string | null;
-  /** The path parameter that id fills, or null. */
-  readonly linkedParam: string | null;
-  /** Ends the call it acts on: every operation on it answers 404 afterwards. */
-  readonly endsCall: boolean;
-}
+export type OperationFacts = Omit<TableFacts, 'headers' | 'validators'>;
 
 /** An operation table, by operationId. */
 export type OperationTable = Readonly<Record<string, OperationFacts>>;
 
-export interface Operation {
-  operationId: string;
-  method: string;
-  /** As the spec writes it: `/calls/{callId}/Hangup`. */
-  path: string;
-  pathParams: string[];
-  /** The component schema of the body (`PlayAudioRequest`), or null. */
-  body: string | null;
+/** An operation as the suite checks it: its facts from the operation table, and its spec's first example body. */
+export interface Operation extends OperationFacts {
   hasBody: boolean;
-  /** The documented statuses. */
-  statuses: number[];
-  successStatus: number;
-  repeatable: boolean;
-  idempotent: boolean;
-  contactedUris: string[];
-  callbackUri: string | null;
-  createdId: string | null;
-  linkedParam: string | null;
-  endsCall: boolean;
   /** The spec's first example of the request body, when it has one. */
   exampleBody?: JsonObject;
 }

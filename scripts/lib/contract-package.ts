@@ -51,7 +51,8 @@ export function generateContract(spec: OpenAPI3): Record<string, string> {
   }
   const eventValidators = Object.fromEntries(events.map(({ facts }) => [facts.validator, `#/components/schemas/${facts.schema}`]));
 
-  const table = `${header}import type { components } from './openapi.gen.ts';
+  const table = `${header}import type { EventFacts, OperationFacts } from '../facts.ts';
+import type { components } from './openapi.gen.ts';
 
 /**
  * Every operation of the spec, by operationId: how it is routed, what it takes, what it may
@@ -59,12 +60,12 @@ export function generateContract(spec: OpenAPI3): Record<string, string> {
  */
 export const operationTable = {
 ${operations.map(({ facts, docs }) => `${comment(docs.summary, '  ')}  ${JSON.stringify(facts.operationId)}: ${JSON.stringify(facts, null, 2).replace(/\n/g, '\n  ')},`).join('\n')}
-} as const;
+} as const satisfies Record<string, OperationFacts>;
 
 /** Every callback event of the spec (its webhooks), by name. */
 export const eventTable = {
 ${events.map(({ facts, docs }) => `${comment(docs.summary, '  ')}  ${JSON.stringify(facts.name)}: ${JSON.stringify(facts, null, 2).replace(/\n/g, '\n  ')},`).join('\n')}
-} as const;
+} as const satisfies Record<string, EventFacts>;
 
 /** Each event, by name, as the spec's schema types it. */
 export interface EventSchemas {

@@ -1,51 +1,9 @@
 import type { OpenAPI3 } from 'openapi-typescript';
+import type { EventFacts, OperationFacts } from '../../packages/contract/src/facts.ts';
+
+export type { EventFacts, OperationFacts };
 
 type Json = Record<string, unknown>;
-
-/** What every package needs to know of one operation, read from the spec. */
-export interface OperationFacts {
-  operationId: string;
-  method: string;
-  /** As the spec writes it: `/calls/{callId}/Hangup`. */
-  path: string;
-  pathParams: string[];
-  /** Header parameters, as the spec names them. */
-  headers: string[];
-  /** The component schema of the JSON body, or null when the operation takes none. */
-  body: string | null;
-  statuses: number[];
-  successStatus: number;
-  /** Takes Repeatability-Request-ID: a repeat answers the first result. */
-  repeatable: boolean;
-  /** Ends in the same state however often it is sent (`x-idempotent`, or an idempotent method). */
-  idempotent: boolean;
-  /** JSON pointers of the body fields holding URIs the service will contact (`x-contacted-uri`). */
-  contactedUris: string[];
-  /** The JSON pointer of the body field its callbacks go to (`callbacks` → `{$request.body#/…}`), or null. */
-  callbackUri: string | null;
-  /**
-   * The JSON pointer, in its success answer, of the id the other operations take (its `links`
-   * map a path parameter to `$response.body#/…`), or null when it creates nothing.
-   */
-  createdId: string | null;
-  /** The path parameter the created id fills in the linked operations, or null. */
-  linkedParam: string | null;
-  /** Ends the call it acts on (`x-ends-call`): every operation on it answers 404 afterwards. */
-  endsCall: boolean;
-  /** The names of its generated validators. */
-  validators: { body: string | null; params: string | null; headers: string | null };
-}
-
-/** What every package needs to know of one callback event (a webhook of the spec). */
-export interface EventFacts {
-  name: string;
-  /** The CloudEvent `type` it is sent with. */
-  type: string;
-  /** The component schema of the whole event. */
-  schema: string;
-  /** The name of its generated validator. */
-  validator: string;
-}
 
 /** The documentation of an operation or event, for the doc comments of generated code. */
 export interface Docs {

@@ -4,6 +4,7 @@
  */
 export { eventTable, operationTable } from './generated/operations.gen.ts';
 export type { EventSchemas, RequestBodies } from './generated/operations.gen.ts';
+export type { EventFacts, OperationFacts } from './facts.ts';
 export type * from './generated/openapi.gen.ts';
 import { eventTable, operationTable } from './generated/operations.gen.ts';
 
