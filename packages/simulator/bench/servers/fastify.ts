@@ -16,7 +16,7 @@ function inline(node: unknown): unknown {
     const { $ref: _ref, ...rest } = object;
     return { ...(inline(target) as object), ...(inline(rest) as object) };
   }
-  return Object.fromEntries(Object.entries(object).filter(([k]) => !['examples', 'discriminator', 'default'].includes(k)).map(([k, v]) => [k, inline(v)]));
+  return Object.fromEntries(Object.entries(object).filter(([k]) => !['examples', 'discriminator', 'default'].includes(k) && !k.startsWith('x-')).map(([k, v]) => [k, inline(v)]));
 }
 const schema = inline(spec.components.schemas.CreateCallRequest);
 
