@@ -36,7 +36,10 @@ export interface DeadLetter extends PendingDelivery {
 
 /**
  * The deliveries waiting, in order per call. The in-memory default can be replaced by a durable
- * one that keeps the same order.
+ * one that keeps the same order. A queue shared by several instances has leases: an instance
+ * delivers a call's events only while it holds the call's lease, so that the call's order holds
+ * whichever instance delivers it, and another takes the call over once the lease of one that
+ * died expires. A queue without them (the memory one) is its instance's alone.
  */
 export interface CallbackQueue {
   /** Whether what is queued outlives the process (then shutdown leaves it queued). */
@@ -47,12 +50,21 @@ export interface CallbackQueue {
   head(callLegId: string): Promise<PendingDelivery | undefined>;
   /** Saves a delivery's attempt count and next time. */
   update(delivery: PendingDelivery): Promise<void>;
-  /** Removes the oldest delivery of a call. */
-  shift(callLegId: string): Promise<void>;
+  /**
+   * Removes the oldest delivery of a call; with `id`, only if it is that delivery (an instance
+   * whose lease expired mid-attempt must not remove what another delivers now).
+   */
+  shift(callLegId: string, id?: string): Promise<void>;
   /** The calls that have deliveries waiting. */
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
   size(): Promise<number>;
+  /** Takes, or extends, the right to deliver a call's events for `ms`; false while another `owner` holds it. */
+  lease?(callLegId: string, owner: string, ms: number): Promise<boolean>;
+  /** Extends a lease `owner` holds; false when it has lost it. */
+  renew?(callLegId: string, owner: string, ms: number): Promise<boolean>;
+  /** Gives up a lease `owner` holds. */
+  releaseLease?(callLegId: string, owner: string): Promise<void>;
 }
 
 /**
@@ -91,9 +103,9 @@ export function createMemoryCallbackQueue(options: { maxEntries?: number } = {})
       return queues.get(callLegId)?.[0];
     },
     async update() {},
-    async shift(callLegId) {
+    async shift(callLegId, id) {
       const queue = queues.get(callLegId);
-      if (!queue?.length) return;
+      if (!queue?.length || (id !== undefined && queue[0]!.id !== id)) return;
       queue.shift();
       size--;
       if (queue.length === 0) queues.delete(callLegId);
@@ -180,6 +192,14 @@ export interface CallbackDeliveryOptions {
    * failing event holds back only its own call. Default 16.
    */
   concurrencyPerUri?: number;
+  /**
+   * With a queue that has leases (shared by instances): how long a call's lease lasts, renewed
+   * every third of it while the call is delivered; an instance that dies holds its calls this
+   * long. Default 30 s, and at least twice `attemptTimeoutMs`.
+   */
+  leaseMs?: number;
+  /** With a queue that has leases: how often the queue is asked for calls waiting. Default 1 s. */
+  pollIntervalMs?: number;
   /** Where the delivery says what it could not do (a full backlog, the shutdown's account). Default console.warn. */
   log?: (message: string) => void;
 }
@@ -238,6 +258,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const concurrency = options.concurrencyPerUri ?? 16;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrencyPerUri must be a whole number of at least 1, not ${concurrency}.`);
   const log = options.log ?? ((message: string) => console.warn(message));
+  const leased = typeof queue.lease === 'function';
+  const leaseMs = Math.max(options.leaseMs ?? 30_000, 2 * attemptTimeout);
+  const owner = crypto.randomUUID();
   const callbackUris = new Map<string, string>();
   const registry = options.registry;
   /** Per call, the registry steps and events not yet queued, in the order they were asked for. */
@@ -303,16 +326,43 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     }
   }
 
-  /** Delivers a call's events while they are due; leaves when none is, or the next waits for its retry time. */
-  async function work(callLegId: string) {
+  /**
+   * Delivers a call's events while they are due; leaves when none is, or the next waits for its
+   * retry time. With a shared queue, only under the call's lease: answers false when another
+   * instance holds it.
+   */
+  async function work(callLegId: string): Promise<boolean> {
+    if (!leased) {
+      await deliverDue(callLegId, () => false);
+      return true;
+    }
+    if (!(await queue.lease!(callLegId, owner, leaseMs))) return false;
+    let lost = false;
+    const renewal = setInterval(() => {
+      queue.renew!(callLegId, owner, leaseMs).then(
+        (held) => void (lost ||= !held),
+        (error: unknown) => log(`Callback lease of call ${callLegId} not renewed: ${(error as Error).message}`),
+      );
+    }, leaseMs / 3);
+    try {
+      await deliverDue(callLegId, () => lost);
+    } finally {
+      clearInterval(renewal);
+      if (!lost) await queue.releaseLease!(callLegId, owner).catch(() => {});
+    }
+    return true;
+  }
+
+  async function deliverDue(callLegId: string, lost: () => boolean) {
     for (;;) {
-      if (stopped) return;
+      if (stopped || lost()) return;
       const delivery = await queue.head(callLegId);
       if (!delivery) return;
       const uri = delivery.callbackUri;
       if (gone.has(uri)) {
-        await queue.shift(callLegId);
+        // Buried before it leaves the queue: a store that fails leaves it queued, not lost.
         await bury(delivery, 'gone');
+        await queue.shift(callLegId, delivery.id);
         options.onAttempt?.(delivery, { next: 'gone' });
         continue;
       }
@@ -348,12 +398,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         await queue.update(delivery);
         continue;
       }
-      await queue.shift(callLegId);
       if (next === 'done') delivered++;
       else {
         if (next === 'gone') gone.add(uri);
         await bury(delivery, next);
       }
+      await queue.shift(callLegId, delivery.id);
     }
   }
 
@@ -368,15 +418,18 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     }
     working.add(callLegId);
     active.set(uri, (active.get(uri) ?? 0) + 1);
+    let ours = true;
     void work(callLegId)
+      .then((worked) => void (ours = worked))
       .catch((error: unknown) => log(`Callback delivery for call ${callLegId} failed: ${(error as Error).message}`))
       .finally(() => {
         working.delete(callLegId);
         const left = active.get(uri)! - 1;
         if (left === 0) active.delete(uri);
         else active.set(uri, left);
-        // An event queued while the worker was finishing is picked up again.
-        void queue.head(callLegId).then((head) => {
+        // An event queued while the worker was finishing is picked up again; a call another
+        // instance delivers is left to it (and to polling).
+        void (ours ? queue.head(callLegId).catch(() => undefined) : Promise.resolve(undefined)).then((head) => {
           if (head) wake(callLegId, head.callbackUri);
           const queued = waiting.get(uri);
           const nextCall = queued?.values().next().value;
@@ -392,12 +445,45 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
 
   function settleIdle() {
     if (working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0) return;
-    void queue.size().then((size) => {
-      if (size > 0 || working.size > 0 || scheduled.size > 0 || emitting > 0) return;
-      for (const resolve of idle) resolve();
-      idle = [];
-    });
+    void queue.size().then(
+      (size) => {
+        if (size > 0 || working.size > 0 || scheduled.size > 0 || emitting > 0) return;
+        for (const resolve of idle) resolve();
+        idle = [];
+      },
+      // A queue that cannot answer now is asked again at the next change, or poll.
+      () => {},
+    );
   }
+
+  /**
+   * With a shared queue, other instances' calls come from polling: calls whose events wait and
+   * that no instance delivers (a lease that expired, an instance that stopped) are taken up here.
+   */
+  let polling = false;
+  let pollFailing = false;
+  async function poll() {
+    if (polling || stopped) return;
+    polling = true;
+    try {
+      for (const callLegId of await queue.calls()) {
+        if (stopped) return;
+        if (working.has(callLegId) || scheduled.has(callLegId) || [...waiting.values()].some((calls) => calls.has(callLegId))) continue;
+        const head = await queue.head(callLegId);
+        if (head) wake(callLegId, head.callbackUri);
+      }
+      pollFailing = false;
+    } catch (error) {
+      // Said once per outage, not once per poll.
+      if (!pollFailing) log(`Callback queue cannot be polled: ${(error as Error).message}`);
+      pollFailing = true;
+    } finally {
+      polling = false;
+      settleIdle();
+    }
+  }
+  const poller = leased ? setInterval(() => void poll(), options.pollIntervalMs ?? 1_000) : undefined;
+  poller?.unref?.();
 
   /**
    * Runs a registry step after the call's earlier ones, retrying a failing registry (waits
@@ -453,12 +539,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const delivery: PendingDelivery = { id, callLegId, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
       // After close nothing more is sent, but nothing is lost either: the event is kept as a dead letter.
       if (closed) void bury(delivery, 'closed');
-      else if (!registry) void enqueue(delivery);
+      else if (!registry && !leased) void enqueue(delivery);
       else {
+        // A registry or a shared queue may fail: the event waits, in its call's order, for them.
         inOrder(
           callLegId,
           async () => {
-            const uri = await registry.get(callLegId);
+            const uri = registry ? await registry.get(callLegId) : delivery.callbackUri;
             if (uri === undefined) {
               await bury(delivery, 'unregistered');
               options.onAttempt?.(delivery, { next: 'unregistered' });
@@ -483,6 +570,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const drained = await Promise.race([this.drain().then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
       clearTimeout(deadline);
       stopped = true;
+      clearInterval(poller);
       shutdown.abort(new Error('The callback delivery is shutting down.'));
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
@@ -491,7 +579,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       // wait for them before counting.
       while (working.size > 0 || emitting > 0) await new Promise((resolve) => setTimeout(resolve, 5));
       const report: ShutdownReport = { delivered: delivered - deliveredBefore, stillQueued: 0, deadLettered: 0 };
-      if (queue.durable) report.stillQueued = await queue.size();
+      if (queue.durable) report.stillQueued = await queue.size().catch(() => NaN);
       else {
         for (const callLegId of await queue.calls()) {
           for (let delivery = await queue.head(callLegId); delivery; delivery = await queue.head(callLegId)) {

@@ -19,8 +19,8 @@ export type { CallAutomationHandlers, CallbackEmitter, EventData, EventName, Han
 export type * from '@call-automation/contract';
 export { createCallbackDelivery, createMemoryCallbackQueue, createMemoryDeadLetterStore } from './callbacks.ts';
 export type { CallbackDelivery, CallbackDeliveryOptions, CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, PendingDelivery } from './callbacks.ts';
-export { createRedisCallbackRegistry, createRedisDeadLetterStore } from './redis-callbacks.ts';
-export type { RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions } from './redis-callbacks.ts';
+export { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from './redis-callbacks.ts';
+export type { RedisCallbackQueueOptions, RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions } from './redis-callbacks.ts';
 export { createUriGuard, refusedRange } from './ssrf.ts';
 export type { CheckOptions, Resolver, UriGuard, UriGuardOptions, VettedAddress } from './ssrf.ts';
 export { createPinnedFetch } from '#pinned-fetch';

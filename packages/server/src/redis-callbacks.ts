@@ -1,4 +1,4 @@
-import type { CallbackRegistry, DeadLetter, DeadLetterStore } from './callbacks.ts';
+import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, PendingDelivery } from './callbacks.ts';
 import { withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisDeadLetterStoreOptions {
@@ -114,6 +114,143 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
     },
     async delete(callLegId) {
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
+    },
+  };
+}
+
+export interface RedisCallbackQueueOptions {
+  /** Put before every key. Default `ca:q:`. */
+  prefix?: string;
+  /** The most deliveries one call may have waiting (default 10 000); past that an event is a dead letter (`overflow`). */
+  maxPerCall?: number;
+  /** How long a command may take before the queue gives up on it. Default 2 s. */
+  timeoutMs?: number;
+}
+
+// Per call, in the call's hash slot: `ca:q:{<id>}` a list of deliveries (JSON) oldest first, and
+// `ca:q:{<id>}:lease` the instance delivering it. Scripts that change the list check the head's
+// id, so that an instance that lost its lease cannot change what another delivers now.
+const pushScript = `
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+`;
+
+const updateScript = `
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head or cjson.decode(head).id ~= ARGV[1] then return 0 end
+redis.call('LSET', KEYS[1], 0, ARGV[2])
+return 1
+`;
+
+const shiftScript = `
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then return 0 end
+if ARGV[1] ~= '' and cjson.decode(head).id ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[1])
+return 1
+`;
+
+// ARGV[3] is 1 to take a free lease, 0 only to extend one already held.
+const leaseScript = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder or ARGV[3] == '0' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`;
+
+// The index of calls with events: a sorted set scored by the last push's time. It lives in one
+// slot, apart from the calls' keys, so a push adds to it before it queues: an event is never in
+// a list the index misses. A call whose list was found empty leaves it only if its last push is
+// a while ago: a push since the list was read has refreshed the score, and keeps it.
+const forgetScript = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1
+`;
+
+interface QueueScripts {
+  caQueuePush(list: string, delivery: string, max: number): Promise<number>;
+  caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
+  caQueueShift(list: string, id: string): Promise<number>;
+  caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
+  caQueueRelease(lease: string, owner: string): Promise<number>;
+  caQueueForget(index: string, callLegId: string, staleBefore: number): Promise<number>;
+}
+
+/**
+ * A callback queue in Redis, shared by every instance: durable (a shutdown leaves events queued
+ * for the others), in order per call, with per-call leases so that one instance at a time
+ * delivers a call, and another takes over when the lease of one that died expires. Each call's
+ * keys share its hash tag, `ca:q:{<callLegId>}`, so the queue works on Redis Cluster.
+ */
+export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallbackQueueOptions = {}): CallbackQueue {
+  const prefix = options.prefix ?? 'ca:q:';
+  const index = `${prefix}calls`;
+  const list = (callLegId: string) => `${prefix}{${callLegId}}`;
+  const lease = (callLegId: string) => `${prefix}{${callLegId}}:lease`;
+  const max = options.maxPerCall ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  // An empty call stays indexed this long after its last push: longer than a push takes.
+  const emptyGraceMs = 60_000;
+  redis.defineCommand('caQueuePush', { numberOfKeys: 1, lua: pushScript });
+  redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
+  redis.defineCommand('caQueueShift', { numberOfKeys: 1, lua: shiftScript });
+  redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
+  redis.defineCommand('caQueueRelease', { numberOfKeys: 1, lua: releaseScript });
+  redis.defineCommand('caQueueForget', { numberOfKeys: 1, lua: forgetScript });
+  const scripts = redis as unknown as QueueScripts;
+  const limit = <T>(command: Promise<T>) => withTimeout(command, timeoutMs, 'the callback queue');
+
+  /** The calls with events waiting and how many each has; forgets calls long empty. */
+  async function waiting(): Promise<Array<[string, number]>> {
+    const calls = await limit(redis.zrange(index, '0', '-1'));
+    // One command per call: on Redis Cluster the lists live on different nodes.
+    const lengths = await Promise.all(calls.map((callLegId) => limit(redis.llen(list(callLegId)))));
+    const staleBefore = Date.now() - emptyGraceMs;
+    await Promise.all(calls.map((callLegId, i) => (lengths[i] === 0 ? limit(scripts.caQueueForget(index, callLegId, staleBefore)) : undefined)));
+    return calls.flatMap((callLegId, i): Array<[string, number]> => (lengths[i]! > 0 ? [[callLegId, lengths[i]!]] : []));
+  }
+
+  return {
+    durable: true,
+    async push(delivery) {
+      await limit(redis.zadd(index, String(Date.now()), delivery.callLegId));
+      return (await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max))) === 1;
+    },
+    async head(callLegId) {
+      const head = await limit(redis.lindex(list(callLegId), 0));
+      return head ? (JSON.parse(head) as PendingDelivery) : undefined;
+    },
+    async update(delivery) {
+      await limit(scripts.caQueueUpdate(list(delivery.callLegId), delivery.id, JSON.stringify(delivery)));
+    },
+    async shift(callLegId, id) {
+      await limit(scripts.caQueueShift(list(callLegId), id ?? ''));
+    },
+    async calls() {
+      return (await waiting()).map(([callLegId]) => callLegId);
+    },
+    async size() {
+      return (await waiting()).reduce((sum, [, length]) => sum + length, 0);
+    },
+    async lease(callLegId, owner, ms) {
+      return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 1))) === 1;
+    },
+    async renew(callLegId, owner, ms) {
+      return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 0))) === 1;
+    },
+    async releaseLease(callLegId, owner) {
+      await limit(scripts.caQueueRelease(lease(callLegId), owner));
     },
   };
 }
