@@ -444,7 +444,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   function settleIdle() {
-    if (working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0) return;
+    if (idle.length === 0 || working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0) return;
     void queue.size().then(
       (size) => {
         if (size > 0 || working.size > 0 || scheduled.size > 0 || emitting > 0) return;

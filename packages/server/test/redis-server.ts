@@ -94,6 +94,38 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals) {
   await exited;
 }
 
+/** A port that is free, and whose cluster bus port (10 000 above it) is free too. */
+async function clusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port + 10_000 > 65_535) continue;
+    const bus = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port + 10_000, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (bus) return port;
+  }
+}
+
+/** A Redis Cluster of three masters and no replicas, each a redis-server of its own. */
+export async function startCluster(): Promise<RedisProcess[]> {
+  const nodes: RedisProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const dir = await tempDir('redis-cluster');
+    nodes.push(await startRedis({ port: await clusterPort(), dir, args: ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf')] }));
+  }
+  redisCli(['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+  const deadline = Date.now() + 20_000;
+  for (const node of nodes) {
+    while (!redisCli(['-p', String(node.port), 'cluster', 'info']).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error('The cluster did not come up within 20 s.');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return nodes;
+}
+
 /** redis-cli, for what the tests set up around the stores (joining a cluster). */
 export function redisCli(args: string[]): string {
   const result = spawnSync('redis-cli', args, { encoding: 'utf8', timeout: 30_000 });

@@ -1,0 +1,122 @@
+import { parseCallbackEvent } from '@call-automation/client/events';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createCallbackDelivery,
+  createRedisCallbackQueue,
+  createRedisCallbackRegistry,
+  createRedisDeadLetterStore,
+  createRedisIdempotencyStore,
+  createUriGuard,
+  type CallbackDelivery,
+  type DeadLetter,
+} from '../src/index.ts';
+// The conformance suite's receiver (that package depends on this one, so it is imported by path).
+import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
+import { startCluster, stopAll, type RedisProcess } from './redis-server.ts';
+
+const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
+let nodes: RedisProcess[];
+let receiver: CallbackReceiver;
+const connections: Cluster[] = [];
+const deliveries: CallbackDelivery[] = [];
+
+beforeAll(async () => {
+  nodes = await startCluster();
+  receiver = await startCallbackReceiver();
+}, 60_000);
+
+afterAll(async () => {
+  try {
+    for (const delivery of deliveries) await delivery.close(500).catch(() => {});
+    for (const connection of connections) connection.disconnect();
+    await receiver?.close();
+  } finally {
+    await stopAll();
+  }
+});
+
+/** A connection to the cluster, as each instance has its own. */
+async function connect(): Promise<Cluster> {
+  const cluster = new Cluster([{ host: '127.0.0.1', port: nodes[0]!.port }], { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } });
+  cluster.on('error', () => {});
+  connections.push(cluster);
+  await new Promise((resolve) => cluster.once('ready', resolve));
+  return cluster;
+}
+
+/** How many keys matching `pattern` each master holds. */
+async function spread(cluster: Cluster, pattern: string): Promise<number[]> {
+  return Promise.all(cluster.nodes('master').map(async (node) => (await node.keys(pattern)).length));
+}
+
+describe('the Redis stores on a three-master Redis Cluster', () => {
+  it('claims a request id once among simultaneous claims from two connections, and keeps ids on every master', async () => {
+    const [one, two] = await Promise.all([connect(), connect()]);
+    const stores = [createRedisIdempotencyStore(one), createRedisIdempotencyStore(two)];
+    const expires = Date.now() + 60_000;
+    const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.claim('hmac:shared', 'POST /calls x', expires)));
+    expect(claims.filter((claim) => claim.state === 'claimed')).toHaveLength(1);
+    expect(claims.filter((claim) => claim.state === 'pending')).toHaveLength(19);
+    await stores[0]!.complete('hmac:shared', { status: 200, body: { callLegId: 'leg-1' } });
+    expect(await stores[1]!.claim('hmac:shared', 'POST /calls x', expires)).toEqual({ state: 'done', fingerprint: 'POST /calls x', reply: { status: 200, body: { callLegId: 'leg-1' } } });
+    for (let i = 0; i < 30; i++) expect((await stores[i % 2]!.claim(`hmac:${crypto.randomUUID()}`, 'f', expires)).state).toBe('claimed');
+    // No hash tag: request ids spread over the masters.
+    expect((await spread(one, 'ca:idem:*')).every((count) => count > 0)).toBe(true);
+  });
+
+  it('runs the dead-letter scripts, which touch three keys, in one slot', async () => {
+    const [one, two] = await Promise.all([connect(), connect()]);
+    const letter = (id: string): DeadLetter => ({ id, callLegId: 'leg-1', callbackUri: 'https://app.contoso.com/cb', body: '{}', queuedAt: 1, attempts: 1, notBefore: 1, reason: 'gone', diedAt: 2 });
+    const evicted: string[] = [];
+    const a = createRedisDeadLetterStore(one, { maxEntries: 2, onEvict: (l) => evicted.push(l.id) });
+    const b = createRedisDeadLetterStore(two);
+    for (const id of ['e1', 'e2', 'e3']) await a.add(letter(id));
+    expect(evicted).toEqual(['e1']);
+    expect((await b.list()).map((l) => l.id)).toEqual(['e2', 'e3']);
+    expect((await b.take('e2'))?.id).toBe('e2');
+    expect((await a.list()).map((l) => l.id)).toEqual(['e3']);
+  });
+
+  it('delivers every event once and in order per call from two deliveries sharing the queue, calls spread over the masters', async () => {
+    const instance = async () => {
+      const connection = await connect();
+      const delivery = createCallbackDelivery({
+        secret,
+        retryDelaysMs: [20],
+        jitter: 0,
+        attemptTimeoutMs: 1_000,
+        guard: createUriGuard({ allowLoopback: true }),
+        queue: createRedisCallbackQueue(connection),
+        registry: createRedisCallbackRegistry(connection),
+        deadLetters: createRedisDeadLetterStore(connection, { prefix: 'ca:dl:delivery:' }),
+        pollIntervalMs: 50,
+        leaseMs: 2_000,
+        log: () => {},
+      });
+      deliveries.push(delivery);
+      return { connection, delivery };
+    };
+    const [a, b] = await Promise.all([instance(), instance()]);
+    const calls = Array.from({ length: 12 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
+    for (const [i, callLegId] of calls.entries()) (i % 2 ? a : b).delivery.register(callLegId, `${receiver.url}/cluster/${callLegId}`);
+    // Registered on one instance before its events are emitted on the other.
+    await Promise.all([a.delivery.drain(), b.delivery.drain()]);
+    for (let n = 0; n < 5; n++) {
+      for (const [i, callLegId] of calls.entries()) (i % 2 ? b : a).delivery.emit(callLegId, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: n, tone: 'tone1' } });
+    }
+    const deadline = Date.now() + 20_000;
+    while (receiver.received.filter((d) => d.path.startsWith('/cluster/')).length < 60 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await Promise.all([a.delivery.drain(), b.delivery.drain()]);
+    for (const callLegId of calls) {
+      const got = receiver.received.filter((d) => d.path === `/cluster/${callLegId}`);
+      expect(new Set(got.map((d) => d.headers['webhook-id'])).size).toBe(got.length);
+      expect(got.map((d) => (parseCallbackEvent(d.body).data as { toneInfo: { sequenceId: number } }).toneInfo.sequenceId)).toEqual([0, 1, 2, 3, 4]);
+    }
+    expect(await a.delivery.deadLetters()).toEqual([]);
+    // The calls spread over the masters, each call's queue, lease and registration in its one slot.
+    expect((await spread(a.connection, 'ca:call:*')).every((count) => count > 0)).toBe(true);
+    const slots = await Promise.all(['ca:q:{leg-1}', 'ca:q:{leg-1}:lease', 'ca:call:{leg-1}'].map((key) => a.connection.call('CLUSTER', 'KEYSLOT', key)));
+    expect(new Set(slots).size).toBe(1);
+  });
+});
