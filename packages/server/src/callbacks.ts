@@ -558,6 +558,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         );
       }
     },
+    settled() {
+      if (chains.size === 0) return;
+      return Promise.all(chains.values()).then(() => {});
+    },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));
       if (working.size === 0 && scheduled.size === 0 && waiting.size === 0 && emitting === 0 && (await queue.size()) === 0) return;

@@ -15,6 +15,12 @@ export interface CallAutomationServiceOptions {
   auth: AuthOptions;
   /** Where handlers' events go: `createCallbackDelivery(…)`, or your own emitter. */
   callbacks?: CallbackEmitter;
+  /**
+   * How long an answer waits for the events and registrations its request made to be recorded
+   * (`callbacks.settled()`, a shared registry and queue on Redis) before it goes anyway, in ms.
+   * Default 2 s. Events not yet recorded then are still, in order, by the delivery.
+   */
+  settleTimeoutMs?: number;
   /** The store behind Repeatability-Request-ID; false turns idempotent create off. Default in memory (one instance). */
   idempotency?: IdempotencyStore | false;
   limits?: {
@@ -141,6 +147,7 @@ export function createCallAutomationService(options: CallAutomationServiceOption
   const idempotency = options.idempotency === false ? undefined : (options.idempotency ?? createMemoryIdempotencyStore());
   const clockSkewMs = options.auth.clockSkewMs ?? 15 * 60_000;
   const events = options.callbacks ?? noEmitter;
+  const settleTimeoutMs = options.settleTimeoutMs ?? 2_000;
   // Header validators that accept no headers at all: a request without any of them skips the check.
   const acceptsNoHeaders = new Set(router.operations.flatMap((route) => (route.validators.headers && validatorNamed[route.validators.headers]!({}) ? [route.validators.headers] : [])));
 
@@ -217,15 +224,27 @@ export function createCallAutomationService(options: CallAutomationServiceOption
     const input = { params, body: parsed, headers };
     const repeatId = headers['repeatability-request-id'];
     if (!idempotency || repeatId === undefined) {
-      const result = runHandler(route, input, context, parsed);
-      return reply(isPromise(result) ? await result : result, requestId);
+      const pending = runHandler(route, input, context, parsed);
+      const result = isPromise(pending) ? await pending : pending;
+      const settling = events.settled?.();
+      if (settling) await settle(settling);
+      return reply(result, requestId);
     }
     const fingerprint = `${request.method.toUpperCase()} ${request.pathAndQuery} ${await sha256Base64(bytes)}`;
     const report = (error: unknown) => reportError(error, requestId, route.operationId);
     const result = await repeatably(idempotency, `${callerKey(caller)}:${repeatId.toLowerCase()}`, fingerprint, headers['repeatability-first-sent'], report, () =>
       runHandler(route, input, context, parsed),
     );
+    const settling = events.settled?.();
+    if (settling) await settle(settling);
     return reply(result, requestId, 'accepted');
+  }
+
+  /** Waits for the request's events to be recorded, at most `settleTimeoutMs`. */
+  async function settle(settling: Promise<void>) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([settling, new Promise<void>((resolve) => (timer = setTimeout(resolve, settleTimeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /**

@@ -47,6 +47,13 @@ export interface CallbackEmitter {
    * still delivered. Without it, a long-running service would remember every call's callbackUri.
    */
   unregister?(callLegId: string): void;
+  /**
+   * Resolves once what was registered, emitted and unregistered so far is recorded where every
+   * instance sees it (a shared registry and queue); nothing, when it already is. The service waits
+   * for it, up to a limit, before it answers: a request sent after that answer, to any instance,
+   * then finds the call registered and its events queued behind the earlier ones.
+   */
+  settled?(): Promise<void> | void;
 }
 
 export interface HandlerContext {

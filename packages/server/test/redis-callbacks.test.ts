@@ -157,6 +157,40 @@ describe('two instances sharing the Redis callback registry and dead letters', (
     expect(stateOf(got.body)).toBe('established');
   });
 
+  it('answers a createCall once its callbackUri is in Redis, so that the next request, on any instance, finds it', async () => {
+    const slowRegistry = async () => {
+      const registry = createRedisCallbackRegistry(await connect(), { prefix: `${prefix}call:` });
+      // A Redis that takes 300 ms to record a registration.
+      return { ...registry, set: async (callLegId: string, uri: string) => (await new Promise((resolve) => setTimeout(resolve, 300)), registry.set(callLegId, uri)) };
+    };
+    const createOn = async (settleTimeoutMs: number, path: string) => {
+      const slow = await instance({ registry: await slowRegistry() });
+      const service = createCallAutomationService({ handlers: memoryHandlers().handlers, auth: { accessKeys: [accessKey] }, callbacks: slow, settleTimeoutMs });
+      const server: RunningServer = await serveApp(service);
+      closers.push(() => server.close());
+      const request = await createHmacAuth(accessKey).sign(
+        new Request(`${server.url}/calls`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...phoneCall, callbackUri: `${receiver.url}${path}` }) }),
+      );
+      const started = performance.now();
+      const created = await fetch(request);
+      expect(created.status).toBe(200);
+      return { callLegId: ((await created.json()) as { callLegId: string }).callLegId, ms: performance.now() - started };
+    };
+
+    const waited = await createOn(2_000, '/settled');
+    expect(waited.ms).toBeGreaterThanOrEqual(290);
+    b.emit(waited.callLegId, 'CallLegStateChanged', { callLegId: waited.callLegId, callState: 'established' });
+    await b.drain();
+    expect(stateOf((await receiver.waitFor((d) => d.path === '/settled')).body)).toBe('established');
+
+    // Not waiting for it, the answer outruns the registration: B finds no callbackUri.
+    const hurried = await createOn(1, '/hurried');
+    expect(hurried.ms).toBeLessThan(290);
+    b.emit(hurried.callLegId, 'CallLegStateChanged', { callLegId: hurried.callLegId, callState: 'established' });
+    await b.drain();
+    expect((await b.deadLetters()).filter((l) => l.callLegId === hurried.callLegId).map((l) => l.reason)).toEqual(['unregistered']);
+  });
+
   it('keeps the order of register, emits and unregister on one instance, the URI looked up in Redis', async () => {
     const callLegId = `leg-${crypto.randomUUID()}`;
     const states = ['establishing', 'established', 'terminating', 'terminated'] as const;
