@@ -261,6 +261,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const leased = typeof queue.lease === 'function';
   const leaseMs = Math.max(options.leaseMs ?? 30_000, 2 * attemptTimeout);
   const owner = crypto.randomUUID();
+  /** How long a call waits after its delivery failed for want of a store (the queue, dead letters). */
+  const failureRetryMs = 1_000;
   const callbackUris = new Map<string, string>();
   const registry = options.registry;
   /** Per call, the registry steps and events not yet queued, in the order they were asked for. */
@@ -419,17 +421,31 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     working.add(callLegId);
     active.set(uri, (active.get(uri) ?? 0) + 1);
     let ours = true;
+    let failed = false;
     void work(callLegId)
       .then((worked) => void (ours = worked))
-      .catch((error: unknown) => log(`Callback delivery for call ${callLegId} failed: ${(error as Error).message}`))
+      .catch((error: unknown) => {
+        failed = true;
+        log(`Callback delivery for call ${callLegId} failed, trying again in ${failureRetryMs} ms: ${(error as Error).message}`);
+      })
       .finally(() => {
         working.delete(callLegId);
         const left = active.get(uri)! - 1;
         if (left === 0) active.delete(uri);
         else active.set(uri, left);
+        if (failed && !stopped) {
+          // A store that failed (Redis away) is given time: the call's events stay queued.
+          scheduled.set(
+            callLegId,
+            setTimeout(() => {
+              scheduled.delete(callLegId);
+              wake(callLegId, uri);
+            }, failureRetryMs),
+          );
+        }
         // An event queued while the worker was finishing is picked up again; a call another
         // instance delivers is left to it (and to polling).
-        void (ours ? queue.head(callLegId).catch(() => undefined) : Promise.resolve(undefined)).then((head) => {
+        void (ours && !failed ? queue.head(callLegId).catch(() => undefined) : Promise.resolve(undefined)).then((head) => {
           if (head) wake(callLegId, head.callbackUri);
           const queued = waiting.get(uri);
           const nextCall = queued?.values().next().value;

@@ -235,3 +235,29 @@ describe('two instances sharing the Redis callback registry and dead letters', (
     expect(got.map((d) => stateOf(d.body))).toEqual(['established', 'terminated']);
   });
 });
+
+describe('a delivery whose Redis dead-letter store is away', () => {
+  it('keeps the event queued and tries again each second, without spinning, until the letter is stored', async () => {
+    const refusing = await startCallbackReceiver({ answer: (_d, _n, res) => void res.writeHead(400).end() });
+    closers.push(() => refusing.close());
+    const messages: string[] = [];
+    const delivery = createCallbackDelivery({
+      secret,
+      guard: createUriGuard({ allowLoopback: true }),
+      deadLetters: createRedisDeadLetterStore(await connect(), { prefix: `ca:${crypto.randomUUID()}:dl:` }),
+      log: (message) => messages.push(message),
+    });
+    closers.push(() => delivery.close(500));
+    await redis.kill();
+    delivery.register('leg-refused', `${refusing.url}/refused`);
+    delivery.emit('leg-refused', 'CallLegStateChanged', { callLegId: 'leg-refused', callState: 'established' });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const failures = messages.filter((m) => m.startsWith('Callback delivery for call leg-refused failed, trying again in 1000 ms'));
+    // One failure at once, one a second later: not a loop.
+    expect(failures.length).toBeGreaterThanOrEqual(1);
+    expect(failures.length).toBeLessThanOrEqual(2);
+    await redis.restart();
+    await delivery.drain();
+    expect((await delivery.deadLetters()).map((l) => [l.callLegId, l.reason])).toEqual([['leg-refused', 'rejected']]);
+  });
+});
