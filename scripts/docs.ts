@@ -1,4 +1,4 @@
-/** `pnpm docs`: builds docs/index.html, the self-contained API reference, from the bundled spec. */
+/** `pnpm build:docs`: builds docs/index.html, the self-contained API reference, from the bundled spec. */
 import { join } from 'node:path';
 import { buildDocs } from './lib/docs.ts';
 import { repoRoot } from './lib/paths.ts';

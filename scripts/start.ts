@@ -1,15 +1,17 @@
 /**
- * `pnpm start`: builds the docs, then runs the simulator, a working Call Automation service in
- * memory, on HOST:PORT (127.0.0.1:4780 by default) with the docs at /docs and the spec at
- * /openapi.json and /openapi.yaml, and its control surface on 127.0.0.1:CONTROL_PORT (4781).
- * The access key and callback secret come from CALL_AUTOMATION_ACCESS_KEY and
- * CALL_AUTOMATION_CALLBACK_SECRET, or are made up and printed.
+ * `pnpm start`: regenerates what the spec makes and builds the docs, each only when stale, then
+ * runs the simulator, a working Call Automation service in memory, on HOST:PORT (127.0.0.1:4780
+ * by default) with the docs at /docs and the spec at /openapi.json and /openapi.yaml, and its
+ * control surface on 127.0.0.1:CONTROL_PORT (PORT + 1 by default). The access key and callback
+ * secret come from CALL_AUTOMATION_ACCESS_KEY and CALL_AUTOMATION_CALLBACK_SECRET, or are made up
+ * and printed. SIGINT and SIGTERM stop it.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { runSimulator } from '@call-automation/simulator';
-import { buildDocs } from './lib/docs.ts';
 import { repoRoot } from './lib/paths.ts';
+import { recordedSourceHash, specSourceHash } from './lib/sources.ts';
 
 function portFrom(name: string, fallback: number): number {
   const text = process.env[name];
@@ -31,8 +33,48 @@ if (!callbackSecret.startsWith('whsec_')) {
   process.exit(1);
 }
 
-console.log('Building the docs…');
-await buildDocs(repoRoot, join(repoRoot, 'docs', 'index.html'));
+/** Whether nothing listens on a port yet (0 always is free): checked before any slow work. */
+function free(onHost: string, onPort: number): Promise<boolean> {
+  if (onPort === 0) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(onPort, onHost, () => probe.close(() => resolve(true)));
+  });
+}
+for (const [onHost, onPort, name] of [[host, port, 'PORT'], ['127.0.0.1', controlPort, 'CONTROL_PORT']] as const) {
+  if (!(await free(onHost, onPort))) {
+    console.error(`${onHost}:${onPort} is in use (${name}). Stop what holds it, or choose other ports: PORT=4790 CONTROL_PORT=4791 pnpm start`);
+    process.exit(1);
+  }
+}
+
+// What the spec makes is regenerated, and the docs rebuilt, only when the spec changed: the
+// hash of its sources is recorded in the bundled spec and beside the docs.
+const sources = await specSourceHash(repoRoot);
+const bundled = await readFile(join(repoRoot, 'spec', 'dist', 'openapi.yaml'), 'utf8').catch(() => '');
+if (recordedSourceHash(bundled) === sources) console.log('Generated files are current with the spec (skipped pnpm generate).');
+else {
+  console.log('The spec changed: regenerating…');
+  // The generator and the docs builder load only when they have work: a start with nothing stale stays quick.
+  const { findStale, generateAll, writeGenerated } = await import('./lib/generate.ts');
+  const files = await generateAll(repoRoot);
+  const written = await writeGenerated(repoRoot, files);
+  console.log(written.length ? `  wrote ${written.join(', ')}` : '  every generated file was already current');
+  if ((await findStale(repoRoot, files)).length) throw new Error('Generated files are still stale after regenerating.');
+}
+const docs = join(repoRoot, 'docs', 'index.html');
+const docsStamp = join(repoRoot, 'docs', '.sources-sha256');
+const docsBuiltFrom = await readFile(docsStamp, 'utf8').catch(() => undefined);
+if (docsBuiltFrom === sources && (await readFile(docs).then(() => true, () => false))) console.log('The docs are current with the spec (skipped building them).');
+else {
+  console.log('Building the docs…');
+  const { buildDocs } = await import('./lib/docs.ts');
+  await buildDocs(repoRoot, docs);
+  await writeFile(docsStamp, sources);
+}
+// Loaded now, so that it runs on the code just regenerated.
+const { runSimulator } = await import('@call-automation/simulator');
 
 let running;
 try {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { redocly } from './redocly.ts';
 import { generatedHeader } from './generated.ts';
+import { sourceHashLine, specSourceHash } from './sources.ts';
 
 export interface Bundle {
   yaml: string;
@@ -27,7 +28,7 @@ export async function bundleSpec(root: string): Promise<Bundle> {
         return readFile(file, 'utf8');
       }),
     );
-    return { yaml: generatedHeader('#', 'spec/openapi.yaml') + yaml!, json: json! };
+    return { yaml: generatedHeader('#', 'spec/openapi.yaml') + sourceHashLine(await specSourceHash(root)) + yaml!, json: json! };
   } finally {
     await rm(out, { recursive: true, force: true });
   }

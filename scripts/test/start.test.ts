@@ -59,3 +59,72 @@ describe('scripts/start.ts', () => {
     expect(output).toContain('SIGINT: stopping');
   }, 20_000);
 });
+
+/** Waits until `output()` matches, or fails with what was printed. */
+async function waitForOutput(child: ChildProcess, output: () => string, pattern: RegExp, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(output())) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ${pattern} in the output:\n${output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('pnpm start', () => {
+  it('skips what is current, and stops on SIGTERM sent to pnpm, leaving nothing listening', async () => {
+    const child = spawn('pnpm', ['start'], {
+      cwd: repoRoot,
+      env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await waitForOutput(child, () => output, /Ctrl\+C/);
+      // The committed generated files match the spec (check:generated holds them to it).
+      expect(output).toContain('Generated files are current with the spec (skipped pnpm generate).');
+      const url = /simulator on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+      expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      // What pnpm ran is gone with it: the port refuses connections.
+      const deadline = Date.now() + 10_000;
+      let refused = false;
+      while (!refused && Date.now() < deadline) {
+        refused = await fetch(`${url}/openapi.json`).then(
+          () => false,
+          () => true,
+        );
+        if (!refused) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(refused).toBe(true);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
+
+  it('reports a port in use before any slow work', async () => {
+    const { createServer } = await import('node:net');
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const { port } = holder.address() as { port: number };
+    try {
+      const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
+        cwd: repoRoot,
+        env: { ...process.env, PORT: String(port), CONTROL_PORT: '0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(output).toContain(`127.0.0.1:${port} is in use (PORT). Stop what holds it, or choose other ports: PORT=4790 CONTROL_PORT=4791 pnpm start`);
+      expect(output).not.toContain('Building the docs');
+      expect(output).not.toContain('regenerating');
+    } finally {
+      holder.close();
+    }
+  }, 30_000);
+});
