@@ -130,7 +130,12 @@ export interface RedisCallbackQueueOptions {
 // Per call, in the call's hash slot: `ca:q:{<id>}` a list of deliveries (JSON) oldest first, and
 // `ca:q:{<id>}:lease` the instance delivering it. Scripts that change the list check the head's
 // id, so that an instance that lost its lease cannot change what another delivers now.
+// A push carries its deadline, as a claim of the idempotency store does: one that reaches Redis
+// after the instance gave up on it (and will push the event again) is not applied, so that a
+// slow Redis does not queue an event twice.
 const pushScript = `
+local time = redis.call('TIME')
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[3]) then return -1 end
 if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
@@ -179,7 +184,7 @@ return 1
 `;
 
 interface QueueScripts {
-  caQueuePush(list: string, delivery: string, max: number): Promise<number>;
+  caQueuePush(list: string, delivery: string, max: number, deadline: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
   caQueueShift(list: string, id: string): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
@@ -224,8 +229,11 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   return {
     durable: true,
     async push(delivery) {
-      await limit(redis.zadd(index, String(Date.now()), delivery.callLegId));
-      return (await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max))) === 1;
+      const sent = Date.now();
+      await limit(redis.zadd(index, String(sent), delivery.callLegId));
+      const pushed = await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max, sent + timeoutMs));
+      if (pushed === -1) throw new Error(`Redis refused event ${delivery.id} as late (${Date.now() - sent} ms after it was sent). Are the clocks of this instance and Redis apart?`);
+      return pushed === 1;
     },
     async head(callLegId) {
       const head = await limit(redis.lindex(list(callLegId), 0));

@@ -148,6 +148,23 @@ describe('two deliveries sharing the Redis callback queue', () => {
     await b.drain();
   });
 
+  it('loses no event emitted while Redis is away: each is pushed, in order, once Redis is back', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    const path = `/outage/${callLegId}`;
+    const a = await instance(prefix);
+    a.register(callLegId, `${receiver.url}${path}`);
+    a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
+    await until(() => sequence(path).sequenceIds.length === 1, 5_000, 'The first event');
+    await redis.kill();
+    for (let n = 1; n < 4; n++) a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, n));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await redis.restart();
+    await until(() => sequence(path).sequenceIds.length === 4, 10_000, 'The events emitted during the outage');
+    await a.drain();
+    expect(sequence(path)).toEqual({ sequenceIds: [0, 1, 2, 3], duplicates: 0 });
+  });
+
   it('takes over the calls of an instance killed mid-delivery once its lease expires, every event arriving in order', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const callLegId = `leg-${crypto.randomUUID()}`;
