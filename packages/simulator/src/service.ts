@@ -4,6 +4,7 @@ import {
   createCallbackDelivery,
   createUriGuard,
   type CallbackDeliveryOptions,
+  type PendingDelivery,
   type Resolver,
 } from '@call-automation/server';
 import { Hono } from 'hono';
@@ -24,6 +25,23 @@ export interface SimulatorServiceOptions extends SimulatorOptions {
   signedHost?: string;
   /** Callback delivery settings (schedule, timeouts) beyond the secret and the guard. */
   delivery?: Omit<CallbackDeliveryOptions, 'secret' | 'guard'>;
+  /**
+   * Where the simulator says what did not go as planned: each failed callback attempt (the URI,
+   * the status or error, and the next attempt or the dead letter it became), a full backlog, the
+   * shutdown's account. Default console.log.
+   */
+  log?: (line: string) => void;
+}
+
+/** One line on a failed delivery attempt: what, where, what came back, and what happens next. */
+function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; error?: string; next: string }, now: number): string {
+  let type = 'event';
+  try {
+    type = (JSON.parse(delivery.body) as { type?: string }).type?.replace(/^Microsoft\.Communication\./, '') ?? type;
+  } catch {}
+  const answer = outcome.status !== undefined ? `HTTP ${outcome.status}` : (outcome.error ?? 'no answer');
+  const next = outcome.next === 'retry' ? `next attempt in ${Math.max(0, Math.round((delivery.notBefore - now) / 100) / 10)} s` : `kept as a dead letter (${outcome.next}; GET /dead-letters on the control surface)`;
+  return `callback ${type} ${delivery.id} of call ${delivery.callLegId} to ${delivery.callbackUri}: attempt ${delivery.attempts}, ${answer}; ${next}`;
 }
 
 /**
@@ -34,7 +52,17 @@ export interface SimulatorServiceOptions extends SimulatorOptions {
 export function createSimulatorService(options: SimulatorServiceOptions) {
   const simulator = createSimulator(options);
   const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
-  const delivery = createCallbackDelivery({ ...options.delivery, secret: options.callbackSecret, guard });
+  const log = options.log ?? ((line: string) => console.log(line));
+  const delivery = createCallbackDelivery({
+    log,
+    ...options.delivery,
+    secret: options.callbackSecret,
+    guard,
+    onAttempt(pending, outcome) {
+      options.delivery?.onAttempt?.(pending, outcome);
+      if (outcome.next !== 'done') log(describeAttempt(pending, outcome, Date.now()));
+    },
+  });
   const api = createCallAutomationService({
     handlers: simulator.handlers,
     auth: { accessKeys: options.accessKeys, host: options.signedHost },

@@ -69,7 +69,7 @@ let pipeline: Pipeline;
 let httpClient: HttpClient;
 
 beforeAll(async () => {
-  service = createSimulatorService({ accessKeys: [accessKey], callbackSecret: secret, allowLoopback: true, answerDelayMs: 10_000 });
+  service = createSimulatorService({ accessKeys: [accessKey], callbackSecret: secret, allowLoopback: true, answerDelayMs: 10_000, log: () => {} });
   api = await serveApp(service.api);
   proxy = await startLossyProxy(Number(new URL(api.url).port));
   // As Azure's Call Automation client builds it: the pipeline's default policies (retry among

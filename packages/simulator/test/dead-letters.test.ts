@@ -13,10 +13,11 @@ let api: RunningServer;
 let control: RunningServer;
 let receiver: CallbackReceiver;
 let accept = false;
+const logged: string[] = [];
 
 beforeAll(async () => {
   receiver = await startCallbackReceiver({ answer: (_d, _n, res) => void res.writeHead(accept ? 204 : 400).end() });
-  service = createSimulatorService({ accessKeys: [accessKey], callbackSecret: secret, allowLoopback: true, answerDelayMs: 10_000, delivery: { log: () => {} } });
+  service = createSimulatorService({ accessKeys: [accessKey], callbackSecret: secret, allowLoopback: true, answerDelayMs: 10_000, log: (line) => void logged.push(line) });
   api = await serveApp(service.api);
   control = await serveApp(service.control);
 });
@@ -26,7 +27,7 @@ afterAll(async () => {
 });
 
 describe('the control surface', () => {
-  it('lists the dead letters and sends one again', async () => {
+  it('lists the dead letters, which the simulator logged, and sends one again', async () => {
     const client = createCallAutomationClient(`endpoint=${api.url}/;accesskey=${accessKey}`);
     const created = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
     expect(created.response.status).toBe(200);
@@ -37,6 +38,10 @@ describe('the control surface', () => {
     }
     expect(letters).toHaveLength(1);
     expect(letters[0]).toMatchObject({ reason: 'rejected', callLegId: created.data!.callLegId });
+    // The failed attempt was logged: what, where, what came back, and what became of it.
+    expect(logged).toEqual([
+      `callback CallLegStateChanged ${letters[0]!.id} of call ${created.data!.callLegId} to ${receiver.url}/cb: attempt 1, HTTP 400; kept as a dead letter (rejected; GET /dead-letters on the control surface)`,
+    ]);
     accept = true;
     expect((await fetch(`${control.url}/dead-letters/${letters[0]!.id}/redrive`, { method: 'POST' })).status).toBe(202);
     await receiver.waitFor((d) => d.headers['webhook-id'] === letters[0]!.id && receiver.received.filter((x) => x.headers['webhook-id'] === letters[0]!.id).length === 2);
