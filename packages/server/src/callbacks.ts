@@ -502,10 +502,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   poller?.unref?.();
 
   /**
-   * Runs a registry step after the call's earlier ones, retrying a failing registry (waits
-   * doubling up to 5 s) until it answers; once the delivery stops, `onStopped` runs instead.
+   * Runs a step that records a call's registration or event (in the registry, the queue) after
+   * the call's earlier ones, retrying while it fails (waits doubling up to 5 s); once the
+   * delivery stops, `onStopped` runs instead.
    */
-  function inOrder(callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> = async () => {}) {
+  function inOrder(callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void) {
     emitting++;
     const run = async () => {
       for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
@@ -513,7 +514,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         try {
           return await step();
         } catch (error) {
-          log(`Callback registry failed for call ${callLegId}, retrying in ${wait} ms: ${(error as Error).message}`);
+          log(`Callback registration or event of call ${callLegId} not recorded, retrying in ${wait} ms: ${(error as Error).message}`);
           await new Promise((resolve) => setTimeout(resolve, wait));
         }
       }
@@ -531,11 +532,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
 
   return {
     register(callLegId, callbackUri) {
-      if (registry) inOrder(callLegId, () => registry.set(callLegId, callbackUri));
+      if (registry) inOrder(callLegId, () => registry.set(callLegId, callbackUri), () => log(`The callbackUri of call ${callLegId} was not recorded before shutdown.`));
       else callbackUris.set(callLegId, callbackUri);
     },
     unregister(callLegId) {
-      if (registry) inOrder(callLegId, () => registry.delete(callLegId));
+      if (registry) inOrder(callLegId, () => registry.delete(callLegId), () => {});
       else callbackUris.delete(callLegId);
     },
     emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>) {
@@ -554,8 +555,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       };
       const delivery: PendingDelivery = { id, callLegId, callbackUri, body: JSON.stringify(event), queuedAt: time, attempts: 0, notBefore: time };
       // After close nothing more is sent, but nothing is lost either: the event is kept as a dead letter.
-      if (closed) void bury(delivery, 'closed');
-      else if (!registry && !leased) void enqueue(delivery);
+      if (closed) void bury(delivery, 'closed').catch(unkept(delivery));
+      else if (!registry && !leased) void enqueue(delivery).catch(unkept(delivery));
       else {
         // A registry or a shared queue may fail: the event waits, in its call's order, for them.
         inOrder(
@@ -570,7 +571,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
             }
             await enqueue({ ...delivery, callbackUri: uri });
           },
-          () => bury(delivery, 'closed'),
+          () => bury(delivery, 'closed').catch(unkept(delivery)),
         );
       }
     },
@@ -638,6 +639,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       return true;
     },
   };
+
+  /** The last word on an event that could be neither queued nor kept as a dead letter (the stores failing). */
+  function unkept(delivery: PendingDelivery) {
+    return (error: unknown) =>
+      log(`Event ${delivery.id} of call ${delivery.callLegId} for ${delivery.callbackUri || 'no callbackUri'} could be neither queued nor kept as a dead letter: ${(error as Error).message}`);
+  }
 
   async function enqueue(delivery: PendingDelivery) {
     if (await queue.push(delivery)) wake(delivery.callLegId, delivery.callbackUri);

@@ -228,7 +228,7 @@ describe('two instances sharing the Redis callback registry and dead letters', (
     for (const callState of ['established', 'terminated'] as const) b.emit(callLegId, 'CallLegStateChanged', { callLegId, callState });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(receiver.received.filter((d) => d.path === '/outage')).toEqual([]);
-    expect(logged.some((message) => message.startsWith(`Callback registry failed for call ${callLegId}`))).toBe(true);
+    expect(logged.some((message) => message.startsWith(`Callback registration or event of call ${callLegId} not recorded`))).toBe(true);
     await redis.restart();
     await b.drain();
     const got = receiver.received.filter((d) => d.path === '/outage');
