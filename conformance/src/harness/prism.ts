@@ -8,7 +8,12 @@ const require = createRequire(import.meta.url);
 
 /** Prism's own entry point, run with this Node directly, so that its pid is Prism's. */
 function prismEntry(): string {
-  const manifest = require.resolve('@stoplight/prism-cli/package.json');
+  let manifest: string;
+  try {
+    manifest = require.resolve('@stoplight/prism-cli/package.json');
+  } catch (cause) {
+    throw new Error('startPrism needs Prism, an optional peer dependency: install it beside this package (npm install -D @stoplight/prism-cli@^5.14.2).', { cause });
+  }
   const { bin } = JSON.parse(readFileSync(manifest, 'utf8')) as { bin: string | Record<string, string> };
   return join(dirname(manifest), typeof bin === 'string' ? bin : bin.prism!);
 }

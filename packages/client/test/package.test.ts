@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { publint } from 'publint';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packPublished, unpack } from '../../../scripts/test/packing.ts';
 
 const run = promisify(execFile);
 const packageDir = join(import.meta.dirname, '..');
@@ -25,20 +26,18 @@ describe('the published package', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'call-automation-client-pack-'));
-    await run(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: packageDir });
-    await run('pnpm', ['pack', '--pack-destination', dir], { cwd: packageDir });
-    tarball = join(dir, (await readdir(dir)).find((f) => f.startsWith('call-automation-client-'))!);
-    await run('tar', ['-xzf', tarball, '-C', dir]);
-    // The contract the client depends on, packed and unpacked where an install would put it, and
-    // the third-party dependencies of both linked from the workspace: the client's dist then runs
-    // on plain Node as it would installed.
+    // Packed as for publication (pnpm pack, whose prepack builds dist), with the contract it
+    // depends on; the packs are shared with the other tests that need them.
+    const packed = await packPublished();
+    const packOf = (name: string) => packed.find((p) => p.name === name)!.tarball;
+    tarball = packOf('@call-automation/client');
+    await unpack(tarball, dir);
+    // The contract unpacked where an install would put it, and the third-party dependencies of
+    // both linked from the workspace: the client's dist then runs on plain Node as it would installed.
     const contractDir = join(packageDir, '..', 'contract');
-    await run('pnpm', ['run', 'build'], { cwd: contractDir });
-    const packs = join(dir, 'packs');
-    await run('pnpm', ['pack', '--pack-destination', packs], { cwd: contractDir });
     const modules = join(dir, 'package', 'node_modules');
     await mkdir(join(modules, '@call-automation', 'contract'), { recursive: true });
-    await run('tar', ['-xzf', join(packs, (await readdir(packs))[0]!), '-C', join(modules, '@call-automation', 'contract'), '--strip-components=1']);
+    await run('tar', ['-xzf', packOf('@call-automation/contract'), '-C', join(modules, '@call-automation', 'contract'), '--strip-components=1']);
     for (const from of [packageDir, contractDir]) {
       const { dependencies } = JSON.parse(await readFile(join(from, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
       for (const name of Object.keys(dependencies).filter((n) => !n.startsWith('@call-automation/'))) {
@@ -47,7 +46,7 @@ describe('the published package', () => {
         });
       }
     }
-  }, 120_000);
+  }, 240_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('exports dist, types first, with the workspace source swapped out', async () => {
