@@ -208,7 +208,7 @@ export interface CallbackDeliveryOptions {
 export interface ShutdownReport {
   /** Delivered during the grace period. */
   delivered: number;
-  /** Left in a durable queue, for the next process to deliver. */
+  /** Left in a durable queue, for the next process to deliver (in a shared queue, what waits for every instance). */
   stillQueued: number;
   /** Made dead letters (reason `closed`): a queue in memory does not outlive the process. */
   deadLettered: number;

@@ -41,10 +41,21 @@ export interface RedisProcess {
 
 /** Starts redis-server and resolves once it accepts connections. */
 export async function startRedis(options: { port?: number; dir?: string; args?: string[] } = {}): Promise<RedisProcess> {
-  const port = options.port ?? (await freePort());
   const dir = options.dir ?? (await tempDir());
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, ...(options.args ?? [])];
-  let child = await launch(args);
+  let port = options.port ?? (await freePort());
+  let args: string[];
+  let child: ChildProcess;
+  for (let attempt = 1; ; attempt++) {
+    args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, ...(options.args ?? [])];
+    try {
+      child = await launch(args);
+      break;
+    } catch (error) {
+      // Test files run in parallel: another may have taken the port between its check and here.
+      if (options.port !== undefined || attempt === 3) throw error;
+      port = await freePort();
+    }
+  }
   return {
     port,
     dir,
