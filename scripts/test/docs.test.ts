@@ -105,6 +105,18 @@ describe('the docs page', () => {
       await expect(heading.isVisible()).resolves.toBe(true);
     });
 
+    it('renders the Authentication section the errors table points to, with the worked example', async () => {
+      const section = heading('Authentication');
+      await section.waitFor({ timeout: 10_000 });
+      await section.scrollIntoViewIfNeeded();
+      await expect(section.isVisible()).resolves.toBe(true);
+      // The HMAC scheme's worked example renders inside it.
+      const example = page.getByText(/xyRZGWm\+KJYeUsecMD2XqP\/MzevqkUGU0UeZiAmm0k8=/).first();
+      await example.waitFor({ timeout: 10_000 });
+      await example.scrollIntoViewIfNeeded();
+      await expect(example.isVisible()).resolves.toBe(true);
+    });
+
     it("renders createCall's callbacks", async () => {
       await (await open('Calls', 'Create a call')).waitFor({ timeout: 10_000 });
       await heading('Callbacks').waitFor({ timeout: 10_000 });
