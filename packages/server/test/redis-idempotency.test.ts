@@ -191,3 +191,30 @@ async function waitFor(check: () => Promise<boolean>, ms = 5_000) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('a Redis that is full, with maxmemory-policy noeviction', () => {
+  it('answers a new repeatable request 503 with Retry-After, and still answers the ones it holds', async () => {
+    const full = await startRedis({ args: ['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction'] });
+    const connection = new Redis({ host: '127.0.0.1', port: full.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    connection.on('error', () => {});
+    connections.push(connection);
+    await ready(connection);
+    const service = createCallAutomationService({ handlers, auth: { accessKeys: [accessKey] }, idempotency: createRedisIdempotencyStore(connection) });
+    const server = await serveApp(service);
+    servers.push(server);
+    const held = repeatHeaders();
+    const first = await createCall(server.url, phoneCall, held);
+    expect(first.status).toBe(200);
+    // Redis past its limit, as a full one is: with noeviction it refuses writes rather than evict a key.
+    const used = Number(/used_memory:(\d+)/.exec(await connection.info('memory'))![1]);
+    await connection.config('SET', 'maxmemory', String(Math.floor(used / 2)));
+    await expect(connection.set('another', 'key')).rejects.toThrow(/OOM/);
+    const refused = await createCall(server.url, phoneCall, repeatHeaders());
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('ServiceUnavailable');
+    expect(refused.headers.get('retry-after')).toBe('1');
+    const repeat = await createCall(server.url, phoneCall, held);
+    expect(repeat.status).toBe(200);
+    expect(repeat.body.callLegId).toBe(first.body.callLegId);
+  });
+});
