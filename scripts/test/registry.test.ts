@@ -1,0 +1,337 @@
+// The published packages through a registry, as a user gets them: packed as for publication,
+// published to a local Verdaccio, installed with npm into a project outside the workspace (the
+// @call-automation scope from Verdaccio, everything else from the usual registry), then used by
+// plain Node, by a strict TypeScript consumer and through the conformance suite's installed CLI.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packPublished, publishedPackages, repoRoot, type Packed } from './packing.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** The environment of the npm a user runs: none of the npm_* settings pnpm passes to its scripts. */
+const userEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key))) as NodeJS.ProcessEnv;
+
+const npm = (args: string[], cwd: string) => execFileAsync('npm', args, { cwd, env: userEnv, maxBuffer: 16 * 1024 * 1024 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Ends a child by its pid: SIGTERM, then SIGKILL after a grace period. */
+function stop(child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+const verdaccioConfig = (storage: string) => `storage: ${JSON.stringify(storage)}
+auth:
+  htpasswd:
+    file: ${JSON.stringify(join(storage, 'htpasswd'))}
+    max_users: -1
+uplinks: {}
+packages:
+  '@call-automation/*':
+    access: $all
+    publish: $anonymous
+  '**':
+    access: $all
+server:
+  keepAliveTimeout: 5
+log: { type: stdout, format: json, level: warn }
+`;
+
+/** The user's program: a server stub with handlers, served on a free port, and the client against it. */
+const program = `import { randomUUID } from 'node:crypto';
+import { ApiError, createCallAutomationService } from '@call-automation/server';
+import { serveApp } from '@call-automation/server/node';
+import { createCallAutomationClient, packageVersion } from '@call-automation/client';
+import { parseCallbackEvent } from '@call-automation/client/events';
+
+const accessKey = Buffer.from('a local access key of 32 bytes..').toString('base64');
+const calls = new Set();
+const known = (callId) => {
+  if (!calls.has(callId)) throw new ApiError(404, 'CallNotFound', \`No call with id \${callId}.\`, { target: 'callId' });
+};
+const seen = [];
+const service = createCallAutomationService({
+  auth: { accessKeys: [accessKey] },
+  handlers: {
+    createCall: ({ body }) => {
+      const callLegId = randomUUID();
+      calls.add(callLegId);
+      seen.push(\`createCall \${body.targets[0].phoneNumber?.value ?? 'another target'}\`);
+      return { status: 200, body: { callLegId } };
+    },
+    hangupCall: ({ params }) => {
+      known(params.callId);
+      calls.delete(params.callId);
+      seen.push('hangupCall');
+      return { status: 202 };
+    },
+    playAudio: ({ params }) => (known(params.callId), { status: 202, body: { id: randomUUID(), status: 'running' } }),
+    cancelMediaProcessing: ({ params }) => (known(params.callId), { status: 202, body: { id: randomUUID(), status: 'completed' } }),
+    inviteParticipants: ({ params }) => (known(params.callId), { status: 202 }),
+    removeParticipant: ({ params }) => (known(params.callId), { status: 404, body: { code: 'ParticipantNotFound', message: 'No such participant.' } }),
+  },
+});
+const server = await serveApp(service, { host: '127.0.0.1', port: 0 });
+const connectionString = \`endpoint=\${server.url}/;accesskey=\${accessKey}\`;
+
+const client = createCallAutomationClient(connectionString);
+const created = await client.createCall({
+  targets: [{ phoneNumber: { value: '+14251001000' } }],
+  callbackUri: 'https://app.example.com/callbacks',
+  requestedModalities: ['audio'],
+  requestedCallEvents: ['participantsUpdated'],
+});
+if (created.error) throw new Error(\`createCall: \${created.error.code}\`);
+const hungUp = await client.hangupCall(created.data.callLegId);
+const again = await client.hangupCall(created.data.callLegId);
+const unsigned = await fetch(\`\${server.url}/calls\`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+const event = parseCallbackEvent(JSON.stringify({
+  specversion: '1.0',
+  id: 'evt_1',
+  source: \`calls/\${created.data.callLegId}\`,
+  type: 'Microsoft.Communication.CallLegStateChanged',
+  time: new Date().toISOString(),
+  datacontenttype: 'application/json',
+  data: { callLegId: created.data.callLegId, callState: 'terminated' },
+}));
+console.log(JSON.stringify({
+  url: server.url,
+  connectionString,
+  packageVersion,
+  callLegId: created.data.callLegId,
+  createdStatus: created.response.status,
+  hangup: { error: hungUp.error ?? null, status: hungUp.response.status },
+  again: { code: again.error?.code, status: again.response.status },
+  unsigned: unsigned.status,
+  event: { type: event.type, callState: event.data.callState },
+  seen,
+}));
+process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
+`;
+
+/** A consumer's code, checked by a strict tsc against the installed packages' declarations. */
+const consumer = `import { createCallAutomationClient, type CallAutomationClient, type OperationResult } from '@call-automation/client';
+import { parseCallbackEvent, type EventOf } from '@call-automation/client/events';
+import { createCallAutomationService, type CallAutomationHandlers, type HandlerReply } from '@call-automation/server';
+import { serveApp } from '@call-automation/server/node';
+import { runChecks, type CheckResult } from '@call-automation/conformance';
+import { operationTable } from '@call-automation/contract';
+
+const created: HandlerReply<'createCall'> = { status: 200, body: { callLegId: 'c1' } };
+// @ts-expect-error 201 is no status of createCall
+const wrongStatus: HandlerReply<'createCall'> = { status: 201, body: { callLegId: 'c1' } };
+// @ts-expect-error a reply of createCall has a callLegId
+const wrongBody: HandlerReply<'createCall'> = { status: 200, body: {} };
+
+const handlers: CallAutomationHandlers = {
+  createCall: ({ body }) => (body.callbackUri.length > 0 ? created : { status: 400, body: { code: 'BadRequest', message: 'no callbackUri' } }),
+  hangupCall: () => ({ status: 202 }),
+  playAudio: () => ({ status: 202, body: { id: 'p1', status: 'running' } }),
+  cancelMediaProcessing: () => ({ status: 202, body: { id: 'c1', status: 'completed' } }),
+  inviteParticipants: () => ({ status: 202 }),
+  removeParticipant: () => ({ status: 202 }),
+};
+
+export async function main(): Promise<string> {
+  const server = await serveApp(createCallAutomationService({ handlers, auth: { accessKeys: ['a2V5'] } }), { port: 0 });
+  const client: CallAutomationClient = createCallAutomationClient(\`endpoint=\${server.url}/;accesskey=a2V5\`);
+  const result: OperationResult<'createCall'> = await client.createCall({
+    targets: [{ phoneNumber: { value: '+14251001000' } }],
+    callbackUri: 'https://app.example.com/callbacks',
+    requestedModalities: ['audio'],
+    requestedCallEvents: ['participantsUpdated'],
+  });
+  // @ts-expect-error createCall needs its targets
+  void client.createCall({ callbackUri: 'https://app.example.com/callbacks', requestedModalities: ['audio'], requestedCallEvents: [] });
+  const callLegId: string = result.error ? result.error.code : result.data.callLegId;
+  const hangup = await client.hangupCall(callLegId);
+  const event = parseCallbackEvent('{}');
+  if (event.type === 'Microsoft.Communication.CallLegStateChanged') {
+    const changed: EventOf<'CallLegStateChanged'> = event;
+    const state: string = changed.data.callState;
+    void state;
+  }
+  const checks: CheckResult[] = await runChecks({ baseUrl: server.url, accessKey: 'a2V5', seed: 1, only: ['auth.*'] });
+  await server.close();
+  return \`\${callLegId} \${hangup.response.status} \${checks.length} \${Object.keys(operationTable).length}\`;
+}
+void wrongStatus;
+void wrongBody;
+`;
+
+describe('the packages from a registry', () => {
+  let work: string;
+  let verdaccio: ChildProcess | undefined;
+  let app: ChildProcess | undefined;
+  let registry: string;
+  let packed: Packed[];
+  const started = Date.now();
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'call-automation-registry-'));
+    const storage = join(work, 'storage');
+    await mkdir(storage);
+    await writeFile(join(work, 'verdaccio.yaml'), verdaccioConfig(storage));
+    const port = await freePort();
+    registry = `http://127.0.0.1:${port}/`;
+    verdaccio = spawn(process.execPath, [join(repoRoot, 'node_modules', 'verdaccio', 'bin', 'verdaccio'), '--config', join(work, 'verdaccio.yaml'), '--listen', `127.0.0.1:${port}`], {
+      cwd: work,
+      env: userEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    verdaccio.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    verdaccio.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    [packed] = await Promise.all([
+      packPublished(),
+      (async () => {
+        for (const deadline = Date.now() + 30_000; ; ) {
+          if (verdaccio!.exitCode !== null) throw new Error(`Verdaccio exited: ${log}`);
+          const ok = await fetch(`${registry}-/ping`).then((r) => r.ok, () => false);
+          if (ok) return;
+          if (Date.now() > deadline) throw new Error(`Verdaccio did not answer within 30 s: ${log}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })(),
+    ]);
+    const publishing = Date.now();
+    for (const { tarball } of packed) {
+      await npm(['publish', tarball, '--registry', registry, `--//127.0.0.1:${port}/:_authToken=x`, '--access', 'public', '--tag', 'latest'], work);
+    }
+
+    const installing = Date.now();
+    const project = join(work, 'project');
+    await mkdir(project);
+    await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'call-automation-user', version: '1.0.0', private: true, type: 'module' }, null, 2));
+    await npm(
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--loglevel=error',
+        `--@call-automation:registry=${registry}`,
+        ...publishedPackages.map((p) => p.name),
+        'hono@^4.13.19',
+        // The server's declarations name ioredis's types (RedisClient), so a consumer that checks
+        // them (skipLibCheck false) needs ioredis, though it is an optional peer at run time.
+        'ioredis@^6.0.0',
+        '@types/node@^20.19.0',
+      ],
+      project,
+    );
+    console.log(`packed in ${((publishing - started) / 1000).toFixed(1)} s, published in ${((installing - publishing) / 1000).toFixed(1)} s, installed in ${((Date.now() - installing) / 1000).toFixed(1)} s`);
+  }, 240_000);
+
+  afterAll(async () => {
+    await stop(app);
+    await stop(verdaccio);
+    if (work) await rm(work, { recursive: true, force: true });
+    console.log(`registry round trip: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  const project = () => join(work, 'project');
+
+  it('installs the four packages from the registry, with the third-party ones and without Prism', async () => {
+    const lock = JSON.parse(await readFile(join(project(), 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; integrity?: string }> };
+    // Each package installed is the tarball packed here and published to Verdaccio, byte for byte.
+    for (const { name, tarball } of packed) {
+      const integrity = `sha512-${createHash('sha512').update(await readFile(tarball)).digest('base64')}`;
+      expect(lock.packages[`node_modules/${name}`]?.integrity).toBe(integrity);
+    }
+    // Their third-party dependencies came from the usual registry (Verdaccio has no uplink).
+    const installed = Object.keys(lock.packages);
+    expect(lock.packages['node_modules/ajv']?.version).toMatch(/^8\./);
+    expect(installed).toEqual(expect.arrayContaining(['node_modules/openapi-fetch', 'node_modules/standardwebhooks', 'node_modules/@hono/node-server', 'node_modules/json-schema-faker']));
+    expect(installed.filter((p) => p.includes('@stoplight/prism-cli'))).toEqual([]);
+    expect(installed.filter((p) => /(^|\/)(tsx|vitest|typescript)$/.test(p))).toEqual([]);
+  });
+
+  it('runs a plain Node program: a served stub, a signed createCall and hangupCall, a parsed event; then the installed conformance CLI against it', async () => {
+    await writeFile(join(project(), 'app.mjs'), program);
+    app = spawn(process.execPath, ['app.mjs'], { cwd: project(), env: userEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    app.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const line = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: app!.stdout! });
+      lines.once('line', resolve);
+      app!.once('exit', (code) => reject(new Error(`the program exited with ${code}: ${stderr}`)));
+    });
+    const result = JSON.parse(line) as {
+      url: string;
+      connectionString: string;
+      packageVersion: string;
+      callLegId: string;
+      createdStatus: number;
+      hangup: { error: unknown; status: number };
+      again: { code: string; status: number };
+      unsigned: number;
+      event: { type: string; callState: string };
+      seen: string[];
+    };
+    expect(result.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(result.createdStatus).toBe(200);
+    expect(result.callLegId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(result.hangup).toEqual({ error: null, status: 202 });
+    expect(result.again).toEqual({ code: 'CallNotFound', status: 404 });
+    expect(result.unsigned).toBe(401);
+    expect(result.seen).toEqual(['createCall +14251001000', 'hangupCall']);
+    expect(result.event).toEqual({ type: 'Microsoft.Communication.CallLegStateChanged', callState: 'terminated' });
+    const { version } = JSON.parse(await readFile(join(project(), 'node_modules', '@call-automation', 'client', 'package.json'), 'utf8')) as { version: string };
+    expect(result.packageVersion).toBe(version);
+
+    const reports = join(work, 'conformance-report');
+    const cli = await execFileAsync(
+      'npx',
+      ['--no-install', 'call-automation-conformance', '--base-url', result.url, '--connection-string', result.connectionString, '--only', 'auth.*', '--report-dir', reports],
+      { cwd: project(), env: userEnv, maxBuffer: 16 * 1024 * 1024 },
+    ).catch((error: { code: number; stdout: string; stderr: string }) => ({ ...error, failed: true }));
+    expect(cli, `${cli.stdout}\n${cli.stderr}`).not.toHaveProperty('failed');
+    const report = JSON.parse(await readFile(join(reports, 'conformance.json'), 'utf8')) as { results?: Array<{ id: string; status: string }> } | Array<{ id: string; status: string }>;
+    const results = Array.isArray(report) ? report : report.results!;
+    const ran = results.filter((r) => r.status !== 'skipped');
+    expect(ran.length).toBeGreaterThanOrEqual(4);
+    expect(ran.every((r) => r.id.startsWith('auth.') && r.status === 'passed')).toBe(true);
+    await stop(app);
+  }, 120_000);
+
+  it("type-checks a consumer's code with strict, NodeNext and the packages' declarations checked", async () => {
+    await writeFile(join(project(), 'consumer.ts'), consumer);
+    await writeFile(
+      join(project(), 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', lib: ['ES2023', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: ['node'] },
+        files: ['consumer.ts'],
+      }),
+    );
+    // The workspace's TypeScript (the same ~5.9 a user would install), over the installed packages.
+    const tsc = await execFileAsync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project() }).catch(
+      (error: { stdout: string }) => ({ stdout: error.stdout, failed: true }),
+    );
+    expect(tsc.stdout).toBe('');
+    expect(tsc).not.toHaveProperty('failed');
+  }, 60_000);
+});
