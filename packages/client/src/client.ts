@@ -7,6 +7,7 @@ import type { OperationOptions } from './options.ts';
 import { toCommunicationError, type OperationResult, type OperationId } from './result.ts';
 import { repeatabilityHeaders, retrySettings, type RetryOptions } from './retry.ts';
 import { bodyBytes, createTransport, sendRequest } from './transport.ts';
+import { packageVersion } from './version.ts';
 
 /** An access key (base64), as a string or as Azure's `{ key }` credential, or a token credential. */
 export type Credential = string | { key: string } | TokenCredential;
@@ -39,7 +40,7 @@ export interface CallAutomationClient extends CallAutomationOperations {
   readonly endpoint: string;
 }
 
-export const packageVersion = '0.1.0';
+export { packageVersion };
 
 /** The endpoint and the signer of a client. */
 export function resolveTarget(target: ClientTarget): { endpoint: string; signer: Signer } {

@@ -64,6 +64,10 @@ describe('the published package', () => {
     const signed = sign(dist);
     expect(signed instanceof Promise).toBe(false);
     expect(signed).toEqual(await sign(source));
+    // The version the User-Agent names, written into dist from package.json by the build.
+    const { version } = JSON.parse(await readFile(join(dir, 'package', 'package.json'), 'utf8')) as { version: string };
+    expect(dist.packageVersion).toBe(version);
+    expect(await readFile(join(dir, 'package', 'dist', 'version.js'), 'utf8')).toBe(`export const packageVersion = ${JSON.stringify(version)};\n`);
   });
 
   it('is clean for publint', async () => {
@@ -104,7 +108,7 @@ describe('the published package', () => {
       metafile: true,
       nodePaths: [join(packageDir, 'node_modules')],
     });
-    expect(Object.keys(result.metafile.inputs).filter((input) => input.includes('openapi-fetch'))).toEqual([]);
+    expect(Object.keys(result.metafile.inputs).filter((input) => input.includes('openapi-fetch') || input.endsWith('package.json'))).toEqual([]);
     // The Node signing path stays out of a browser build (the #node-crypto import's browser condition).
     expect(Object.keys(result.metafile.inputs).filter((input) => input.includes('node-crypto'))).toEqual(['package/dist/no-node-crypto.js'].map((f) => expect.stringContaining(f)));
     expect(result.outputFiles[0]!.text).not.toContain('getBuiltinModule');
