@@ -101,7 +101,13 @@ export function packPublished(): Promise<Packed[]> {
     const building = `${dir}.building`;
     await rm(building, { recursive: true, force: true });
     await mkdir(building, { recursive: true });
-    for (const { dir: packageDir } of publishedPackages) await run('pnpm', ['pack', '--pack-destination', building], { cwd: packageDir });
+    // Two at a time (each build is a tsc of its own sources, and the machines running this have
+    // two cores or more); no build reads another package's dist.
+    const queue = publishedPackages.map((p) => p.dir);
+    const worker = async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) await run('pnpm', ['pack', '--pack-destination', building], { cwd: next });
+    };
+    await Promise.all([worker(), worker()]);
     // Packs of older sources are of no more use.
     for (const old of await readdir(cacheRoot)) if (old !== '.lock' && old !== `${dir.slice(cacheRoot.length + 1)}.building`) await rm(join(cacheRoot, old), { recursive: true, force: true });
     await rename(building, dir);
