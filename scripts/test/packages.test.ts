@@ -114,6 +114,11 @@ describe('the manifests', () => {
     expect(await readFile(join(root, 'dist', 'contract.js'), 'utf8')).toContain("'@call-automation/contract/openapi.json'");
   });
 
+  it('building left nothing outside dist: no .js or .d.ts beside the sources or tests', async () => {
+    const { stdout } = await run('git', ['ls-files', '--others', '--exclude-standard', '--', ...publishedPackages.map((p) => p.dir)], { cwd: repoRoot });
+    expect(stdout.split('\n').filter((f) => /\.(js|d\.ts|js\.map)$/.test(f))).toEqual([]);
+  });
+
   it('no package runs a build script when installed', () => {
     for (const { manifest } of packs.values()) {
       expect(Object.keys(manifest.scripts ?? {}).filter((s) => /^(pre|post)?install$|^prepare$/.test(s))).toEqual([]);
