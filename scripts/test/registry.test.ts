@@ -255,7 +255,7 @@ describe('the packages from a registry', () => {
 
   const project = () => join(work, 'project');
 
-  it('installs the four packages from the registry, with the third-party ones and without Prism', async () => {
+  it('installs the four packages from the registry, with the third-party ones, and without Prism, which the harness asks for when started', async () => {
     const lock = JSON.parse(await readFile(join(project(), 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; integrity?: string }> };
     // Each package installed is the tarball packed here and published to Verdaccio, byte for byte.
     for (const { name, tarball } of packed) {
@@ -268,6 +268,14 @@ describe('the packages from a registry', () => {
     expect(installed).toEqual(expect.arrayContaining(['node_modules/openapi-fetch', 'node_modules/standardwebhooks', 'node_modules/@hono/node-server', 'node_modules/json-schema-faker']));
     expect(installed.filter((p) => p.includes('@stoplight/prism-cli'))).toEqual([]);
     expect(installed.filter((p) => /(^|\/)(tsx|vitest|typescript)$/.test(p))).toEqual([]);
+    // Without Prism the harness loads, its receiver works, and startPrism says what to install.
+    const script = `import { freePort, startPrism } from '@call-automation/conformance/harness';
+      console.log(await freePort());
+      await startPrism({ mode: 'mock', spec: 'openapi.json' }).catch((error) => console.log(error.message));`;
+    const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], { cwd: project(), env: userEnv });
+    const [port, message] = stdout.trim().split('\n');
+    expect(Number(port)).toBeGreaterThan(0);
+    expect(message).toContain('npm install -D @stoplight/prism-cli');
   });
 
   it('runs a plain Node program: a served stub, a signed createCall and hangupCall, a parsed event; then the installed conformance CLI against it', async () => {
