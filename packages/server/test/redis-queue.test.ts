@@ -156,6 +156,9 @@ describe('two deliveries sharing the Redis callback queue', () => {
     a.register(callLegId, `${receiver.url}${path}`);
     a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
     await until(() => sequence(path).sequenceIds.length === 1, 5_000, 'The first event');
+    // Delivered and off the queue: killed before its removal, Redis would have it sent again.
+    const inspector = await connect();
+    await until(async () => (await inspector.exists(`${prefix}q:{${callLegId}}`)) === 0, 5_000, 'The first event leaving the queue');
     await redis.kill();
     for (let n = 1; n < 4; n++) a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, n));
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -1,6 +1,7 @@
 /**
  * Real redis-server processes for the tests of the Redis stores: each on a free 127.0.0.1 port,
- * with its own data directory and the append-only file on (what a restart reads back). Every
+ * with its own data directory and the append-only file on, synced on every write (what a restart
+ * after SIGKILL reads back). Every
  * process is stopped by its pid; `stopAll` is for afterAll, whatever the tests did.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -46,7 +47,9 @@ export async function startRedis(options: { port?: number; dir?: string; args?: 
   let args: string[];
   let child: ChildProcess;
   for (let attempt = 1; ; attempt++) {
-    args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, ...(options.args ?? [])];
+    // appendfsync always: the tests kill Redis with SIGKILL, and under everysec Redis may answer a
+    // write it has not yet handed to the file (while an fsync is running), which a kill then loses.
+    args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, ...(options.args ?? [])];
     try {
       child = await launch(args);
       break;
