@@ -51,6 +51,7 @@ export function generateContract(spec: OpenAPI3): Record<string, string> {
   }
   const eventValidators = Object.fromEntries(events.map(({ facts }) => [facts.validator, `#/components/schemas/${facts.schema}`]));
 
+  const hints = patternHints(spec);
   const table = `${header}import type { EventFacts, OperationFacts } from '../facts.ts';
 import type { components } from './openapi.gen.ts';
 
@@ -72,6 +73,13 @@ export interface EventSchemas {
 ${events.map(({ facts, docs }) => `${comment(docs.summary, '  ')}  ${facts.name}: components['schemas'][${JSON.stringify(facts.schema)}];`).join('\n')}
 }
 
+/**
+ * What each pattern of the spec asks for, in words: the schema's description and first example,
+ * by the schema's JSON pointer (a validator's error names it in its schemaPath). Error bodies
+ * say "the number in E.164 form, e.g. +14251001000" rather than only the regular expression.
+ */
+export const patternHints: Readonly<Record<string, string>> = ${JSON.stringify(hints, null, 2)};
+
 /** Each operation's request body, by operationId (undefined when it takes none). */
 export interface RequestBodies {
 ${operations.map(({ facts }) => `  ${facts.operationId}: ${facts.body ? `components['schemas'][${JSON.stringify(facts.body)}]` : 'undefined'};`).join('\n')}
@@ -82,4 +90,22 @@ ${operations.map(({ facts }) => `  ${facts.operationId}: ${facts.body ? `compone
     'request-validators.gen.ts': generateValidators(spec, requestValidators),
     'event-validators.gen.ts': generateValidators(spec, eventValidators),
   };
+}
+
+/** The description and first example of every schema under components that has a pattern, by its pointer. */
+function patternHints(spec: OpenAPI3): Record<string, string> {
+  const hints: Record<string, string> = {};
+  const visit = (node: unknown, pointer: string) => {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return;
+    const schema = node as Json;
+    if (typeof schema.pattern === 'string' && typeof schema.description === 'string') {
+      const example = Array.isArray(schema.examples) && typeof schema.examples[0] === 'string' ? `, e.g. ${schema.examples[0]}` : '';
+      // The first sentence says what is asked; the rest is for readers of the docs.
+      const first = schema.description.replace(/\s+/g, ' ').trim().split(/\.(?:\s|$)/)[0]!;
+      hints[pointer] = `${first}${example}`;
+    }
+    for (const [key, value] of Object.entries((schema.properties ?? {}) as Json)) visit(value, `${pointer}/properties/${key}`);
+  };
+  for (const [name, schema] of Object.entries((spec.components?.schemas ?? {}) as Json)) visit(schema, `#/components/schemas/${name}`);
+  return hints;
 }

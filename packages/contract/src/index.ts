@@ -2,7 +2,7 @@
  * The Call Automation API's contract as code, generated from its spec: what every package (the
  * client, the server stub, the conformance suite) reads instead of keeping a list of its own.
  */
-export { eventTable, operationTable } from './generated/operations.gen.ts';
+export { eventTable, operationTable, patternHints } from './generated/operations.gen.ts';
 export type { EventSchemas, RequestBodies } from './generated/operations.gen.ts';
 export type { EventFacts, OperationFacts } from './facts.ts';
 export type * from './generated/openapi.gen.ts';

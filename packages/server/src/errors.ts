@@ -1,4 +1,4 @@
-import type { components, ValidationIssue } from '@call-automation/contract';
+import { patternHints, type components, type ValidationIssue } from '@call-automation/contract';
 
 export type CommunicationError = components['schemas']['CommunicationError'];
 
@@ -54,14 +54,32 @@ function escape(segment: string): string {
 
 /**
  * One `details` entry per violated rule, each naming its field as a JSON pointer under `prefix`.
- * The errors inside the branches of a failed oneOf are left out (every error at or below its
- * field, since a oneOf is all that checks an identifier): "must be exactly one of" says more than
- * every branch's complaint.
+ * Within a failed oneOf (an identifier), the branches' complaints about the value itself (a
+ * missing or unknown kind) are left out: "must be exactly one of" says more. But when the value
+ * chose a kind and got its content wrong (a phone number not in E.164 form), that content's
+ * errors are what the caller needs, and they are given instead. A pattern is explained in words
+ * where the spec describes it.
  */
 export function toDetails(issues: readonly ValidationIssue[], prefix = ''): CommunicationError[] {
   const failedOneOf = issues.filter((i) => i.keyword === 'oneOf').map((i) => i.instancePath);
+  const deeper = (i: ValidationIssue, path: string) => i.instancePath.startsWith(`${path}/`);
+  /**
+   * The field a failed oneOf's value chose, if it chose one: the other branches all refuse the
+   * same one field (an identifier with phoneNumber alone), and the errors below the value are in it.
+   */
+  const chosen = new Map<string, string>();
+  for (const path of failedOneOf) {
+    const refused = new Set(issues.filter((i) => i.instancePath === path && i.keyword === 'additionalProperties').map((i) => String(i.params.additionalProperty)));
+    const [field] = refused;
+    if (refused.size === 1 && issues.some((i) => deeper(i, path)) && issues.every((i) => !deeper(i, path) || i.instancePath.startsWith(`${path}/${escape(field!)}`))) chosen.set(path, field!);
+  }
   return issues
-    .filter((i) => i.keyword === 'oneOf' || !failedOneOf.some((path) => i.instancePath === path || i.instancePath.startsWith(`${path}/`)))
+    .filter((issue) => {
+      const path = failedOneOf.find((p) => issue.instancePath === p || deeper(issue, p));
+      if (path === undefined) return true;
+      if (chosen.has(path)) return deeper(issue, path);
+      return issue.keyword === 'oneOf';
+    })
     .map((issue) => {
       const property = (issue.params.missingProperty ?? issue.params.additionalProperty) as string | undefined;
       const target = `${prefix}${issue.instancePath}${property === undefined ? '' : `/${escape(property)}`}` || '/';
@@ -69,6 +87,8 @@ export function toDetails(issues: readonly ValidationIssue[], prefix = ''): Comm
       if (issue.keyword === 'additionalProperties') message = `is not a known field`;
       if (issue.keyword === 'oneOf') message = 'must be exactly one of the allowed kinds (for an identifier: communicationUser, phoneNumber or microsoftTeamsUser)';
       if (issue.keyword === 'enum') message = `must be one of ${(issue.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+      const hint = issue.keyword === 'pattern' ? patternHints[issue.schemaPath.replace(/^.*?(#\/components\/)/, '$1').replace(/\/pattern$/, '')] : undefined;
+      if (hint) message = `must be ${hint[0]!.toLowerCase()}${hint.slice(1)}`;
       return { code: codes[issue.keyword] ?? 'InvalidValue', message, target };
     });
 }

@@ -58,6 +58,13 @@ describe('the stub over HTTP', () => {
     expect(result.body.details).toHaveLength(3);
   });
 
+  it('says a phone number is not in E.164 form, in the spec\'s words, rather than that the identifier matches no kind', async () => {
+    const body = { ...phoneCall, targets: [{ phoneNumber: { value: '4251001000' } }] };
+    const result = await send(signed('POST', '/calls', JSON.stringify(body)));
+    expect(result.status).toBe(400);
+    expect(result.body.details).toEqual([{ code: 'InvalidFormat', target: '/targets/0/phoneNumber/value', message: 'must be the number in E.164 form, e.g. +14251001000' }]);
+  });
+
   it('reports an identifier of two kinds once, not once per branch', async () => {
     const body = { ...phoneCall, targets: [{ phoneNumber: { value: '+14251001000' }, communicationUser: { id: 'x' } }] };
     const result = await send(signed('POST', '/calls', JSON.stringify(body)));

@@ -312,6 +312,22 @@ export interface EventSchemas {
   InviteParticipantResult: components['schemas']["InviteParticipantResultEvent"];
 }
 
+/**
+ * What each pattern of the spec asks for, in words: the schema's description and first example,
+ * by the schema's JSON pointer (a validator's error names it in its schemaPath). Error bodies
+ * say "the number in E.164 form, e.g. +14251001000" rather than only the regular expression.
+ */
+export const patternHints: Readonly<Record<string, string>> = {
+  "#/components/schemas/CommunicationUser/properties/id": "The user's id, `8:acs:<resource id>_<user guid>` (also `8:dod-acs:` and `8:gcch-acs:` in sovereign clouds), e.g. 8:acs:1b5cc06b-f352-4571-b1e6-d9b259b7c776_00000005-4f83-d4b7-a7ac-473a0d00d0c1",
+  "#/components/schemas/PhoneNumber/properties/value": "The number in E.164 form, e.g. +14251001000",
+  "#/components/schemas/MicrosoftTeamsUser/properties/userId": "The user's Microsoft Entra object id, e.g. 0f2c3c4e-9a8b-4d6e-8f7a-1b2c3d4e5f60",
+  "#/components/schemas/CallbackUri": "An absolute `http` or `https` URI that receives the call's callback events, e.g. https://app.contoso.com/api/callbacks",
+  "#/components/schemas/CallLegId": "The id of a call leg, as createCall answers it, e.g. 4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d",
+  "#/components/schemas/CloudEvent/properties/source": "`calls/{callLegId}`: the call the event belongs to, e.g. calls/4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d",
+  "#/components/schemas/ParticipantId": "The id of a participant within a call, as ParticipantsUpdated reports it, e.g. 7d2e9a40-5b6c-4f3d-9e8a-0b1c2d3e4f50",
+  "#/components/schemas/PlayAudioRequest/properties/audioFileUri": "An absolute `http` or `https` URI of the audio file: WAV, mono, 16-bit PCM, 16 kHz, e.g. https://media.contoso.com/prompts/reminder.wav"
+};
+
 /** Each operation's request body, by operationId (undefined when it takes none). */
 export interface RequestBodies {
   createCall: components['schemas']["CreateCallRequest"];
