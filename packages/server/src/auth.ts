@@ -173,7 +173,7 @@ export function createAuthenticator(options: AuthOptions) {
   /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and, where replays are refused, is new; throws 401 otherwise (503 when no more can be remembered). */
   function accept(signature: string, keyIndex: number, sent: number): Caller {
     if (keyIndex < 0) {
-      throw unauthorized('InvalidSignature', 'The request signature does not match: sign the method, the path and query, x-ms-date, host and x-ms-content-sha256 with the access key.');
+      throw unauthorized('InvalidSignature', `The request signature does not match. Check the access key first: it must be the resource's, from its connection string (or a rotated one the service still accepts). If it is, check the signing: the method, the path and query, x-ms-date, host and x-ms-content-sha256, with the decoded key.`);
     }
     if (seen) {
       // The same signature means the same x-ms-date, so it expires with the date's window.

@@ -151,6 +151,12 @@ describe('authentication', () => {
     expect(result.body.code).toBe(code);
   });
 
+  it('tells a caller with a wrong key to check the key before the signing', async () => {
+    const result = await send(signed('POST', '/calls/x/Hangup', undefined, { key: Buffer.from('wrong-key-wrong-key').toString('base64') }));
+    expect(result.status).toBe(401);
+    expect(result.body.message).toMatch(/^The request signature does not match\. Check the access key first: it must be the resource's, from its connection string/);
+  });
+
   it('accepts the rotated key', async () => {
     expect((await send(signed('POST', '/calls/x/Hangup', undefined, { key: rotatedKey }))).status).toBe(404);
   });
