@@ -236,9 +236,6 @@ describe('the packages from a registry', () => {
         `--@call-automation:registry=${registry}`,
         ...publishedPackages.map((p) => p.name),
         'hono@^4.13.19',
-        // The server's declarations name ioredis's types (RedisClient), so a consumer that checks
-        // them (skipLibCheck false) needs ioredis, though it is an optional peer at run time.
-        'ioredis@^6.0.0',
         '@types/node@^20.19.0',
       ],
       project,

@@ -4,7 +4,8 @@
  * Registers CALL_LEG_ID at CALLBACK_URI and emits EVENTS events for it; stops on SIGTERM.
  */
 import { Redis } from 'ioredis';
-import { createCallbackDelivery, createRedisCallbackQueue, createRedisCallbackRegistry, createUriGuard } from '../src/index.ts';
+import { createCallbackDelivery, createUriGuard } from '../src/index.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry } from '../src/redis.ts';
 
 const env = (name: string) => {
   const value = process.env[name];

@@ -2,16 +2,8 @@ import { parseCallbackEvent } from '@call-automation/client/events';
 import { createHmacAuth } from '@call-automation/client/raw';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createCallAutomationService,
-  createCallbackDelivery,
-  createRedisCallbackRegistry,
-  createRedisDeadLetterStore,
-  createUriGuard,
-  type CallbackDelivery,
-  type CallbackDeliveryOptions,
-  type DeadLetter,
-} from '../src/index.ts';
+import { createCallAutomationService, createCallbackDelivery, createUriGuard, type CallbackDelivery, type CallbackDeliveryOptions, type DeadLetter } from '../src/index.ts';
+import { createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';

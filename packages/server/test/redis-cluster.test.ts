@@ -1,16 +1,8 @@
 import { parseCallbackEvent } from '@call-automation/client/events';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createCallbackDelivery,
-  createRedisCallbackQueue,
-  createRedisCallbackRegistry,
-  createRedisDeadLetterStore,
-  createRedisIdempotencyStore,
-  createUriGuard,
-  type CallbackDelivery,
-  type DeadLetter,
-} from '../src/index.ts';
+import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type DeadLetter } from '../src/index.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startCluster, stopAll, type RedisProcess } from './redis-server.ts';

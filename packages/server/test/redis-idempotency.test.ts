@@ -1,7 +1,8 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCallAutomationService, createRedisIdempotencyStore, type CallAutomationHandlers } from '../src/index.ts';
+import { createCallAutomationService, type CallAutomationHandlers } from '../src/index.ts';
+import { createRedisIdempotencyStore } from '../src/redis.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
 import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';

@@ -4,15 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { parseCallbackEvent } from '@call-automation/client/events';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createCallbackDelivery,
-  createRedisCallbackQueue,
-  createRedisCallbackRegistry,
-  createRedisDeadLetterStore,
-  createUriGuard,
-  type CallbackDelivery,
-  type CallbackDeliveryOptions,
-} from '../src/index.ts';
+import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type CallbackDeliveryOptions } from '../src/index.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver, type ReceivedCallback } from '../../../conformance/src/harness/receiver.ts';
 import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';

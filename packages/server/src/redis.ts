@@ -1,0 +1,11 @@
+/**
+ * `@call-automation/server/redis`: the stores on Redis, for several instances sharing calls,
+ * repeatable requests' answers and callback deliveries. It needs ioredis (an optional peer
+ * dependency); the main entry does not, so a service in memory installs nothing of Redis.
+ */
+export { createRedisIdempotencyStore } from './redis-idempotency.ts';
+export type { RedisIdempotencyStoreOptions } from './redis-idempotency.ts';
+export { RedisTimeoutError } from './redis-common.ts';
+export type { RedisClient } from './redis-common.ts';
+export { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from './redis-callbacks.ts';
+export type { RedisCallbackQueueOptions, RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions } from './redis-callbacks.ts';
