@@ -1,0 +1,62 @@
+/**
+ * The stub under load, in a process of its own: createCall registers the call and emits one event
+ * (so that the registry and the queue are on every request's path), the answer waiting for them to
+ * be recorded as the service does. STORES=memory: the in-memory defaults (idempotency store,
+ * registry, queue, dead letters); STORES=redis: all four on the redis-server at REDIS_PORT.
+ */
+import { createCallAutomationService, createCallbackDelivery, createMemoryIdempotencyStore, createUriGuard, type CallAutomationHandlers } from '@call-automation/server';
+import { serveApp } from '@call-automation/server/node';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
+import { connectRedis } from './processes.ts';
+import { accessKey, callbackSecret } from './shared.ts';
+
+const stores = process.env.STORES;
+if (stores !== 'memory' && stores !== 'redis') throw new Error('STORES must be memory or redis.');
+const redis = stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT)) : undefined;
+const guard = createUriGuard({ allowLoopback: true });
+let logged = 0;
+const callbacks = createCallbackDelivery({
+  secret: callbackSecret,
+  guard,
+  ...(redis ? { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) } : {}),
+  log: (message) => {
+    if (logged++ < 5) console.error(message);
+  },
+});
+const accepted = () => ({ status: 202 as const });
+const handlers: CallAutomationHandlers = {
+  createCall: ({ body }, context) => {
+    const callLegId = crypto.randomUUID();
+    context.events.register(callLegId, body.callbackUri);
+    context.events.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
+    return { status: 200, body: { callLegId } };
+  },
+  hangupCall: accepted,
+  playAudio: () => ({ status: 202, body: { id: crypto.randomUUID(), status: 'running' } }),
+  cancelMediaProcessing: () => ({ status: 202, body: { id: crypto.randomUUID(), status: 'completed' } }),
+  inviteParticipants: accepted,
+  removeParticipant: accepted,
+};
+let errors = 0;
+const service = createCallAutomationService({
+  handlers,
+  auth: { accessKeys: [accessKey] },
+  callbacks,
+  checkUri: async (uri, field) => void (await guard.check(uri, field)),
+  idempotency: redis ? createRedisIdempotencyStore(redis) : createMemoryIdempotencyStore(),
+  onError: (error) => {
+    if (errors++ < 5) console.error(error);
+  },
+});
+const running = await serveApp(service);
+process.stdout.write(`READY ${JSON.stringify({ port: Number(new URL(running.url).port) })}\n`);
+
+process.once('SIGTERM', () => {
+  void (async () => {
+    await running.close();
+    // What is still queued stays in Redis; the memory queue's rest would be dead letters.
+    await callbacks.close(1_000);
+    redis?.disconnect();
+    process.exit(0);
+  })();
+});
