@@ -17,9 +17,11 @@ export interface AuthOptions {
    * capture). When on, every accepted signature is remembered until its x-ms-date leaves the
    * window (about 15 minutes), at most `maxEntries` at once (default 1 000 000, about 160 bytes
    * each: 160 MB, or a steady 1 100 requests a second): past that the service answers 503 with
-   * Retry-After rather than forget one early.
+   * Retry-After rather than forget one early. Several instances behind one load balancer must
+   * share where they remember them (`store`: `createRedisReplayStore` from
+   * `@call-automation/server/redis`), or a signature one accepted is accepted again by another.
    */
-  refuseReplays?: boolean | { maxEntries?: number };
+  refuseReplays?: boolean | { maxEntries?: number; store?: ReplayStore };
   /** Verifies a bearer token and answers who it belongs to, or undefined to refuse it. */
   verifyToken?: (token: string) => Promise<string | undefined> | string | undefined;
   /** The clock, for tests. */
@@ -31,6 +33,38 @@ export interface AuthOptions {
    * the request's Host header.
    */
   host?: string;
+}
+
+/** What a replay store found: the signature is new (and now held), was held already, or there is no room. */
+export type ReplayVerdict = { state: 'recorded' } | { state: 'replayed' } | { state: 'full'; retryAfterMs: number };
+
+/**
+ * Where accepted signatures are remembered while replays are refused. The default is in memory
+ * (`createMemoryReplayStore`), its instance's alone; instances that share a load balancer share
+ * one (`createRedisReplayStore`). `remember` must be atomic across the instances sharing it, and
+ * keep a signature until `expires`, never forgetting one earlier to make room. A store that fails
+ * (throws, rejects) has the request answered 503 with Retry-After.
+ */
+export interface ReplayStore {
+  /** Records `signature` until `expires` (ms since the epoch), unless it is held already or there is no room. */
+  remember(signature: string, expires: number): ReplayVerdict | Promise<ReplayVerdict>;
+}
+
+const recorded: ReplayVerdict = Object.freeze({ state: 'recorded' });
+const replayed: ReplayVerdict = Object.freeze({ state: 'replayed' });
+
+/**
+ * Signatures in this process's memory, at most `maxEntries` (default 1 000 000) at once: when
+ * full, a new one is refused until the earliest expires.
+ */
+export function createMemoryReplayStore(options: { maxEntries?: number; now?: () => number } = {}): ReplayStore {
+  const seen = new ExpiringMap<true>(options.maxEntries ?? 1_000_000, options.now);
+  return {
+    remember(signature, expires) {
+      if (seen.get(signature)) return replayed;
+      return seen.set(signature, true, expires) ? recorded : { state: 'full', retryAfterMs: seen.retryAfterMs() };
+    },
+  };
 }
 
 interface NodeCrypto {
@@ -68,6 +102,17 @@ function nodeHmacSigner(key: Uint8Array): (message: string) => string {
     outer.set(nodeCrypto!.hash('sha256', first, 'buffer'), 64);
     return nodeCrypto!.hash('sha256', outer, 'base64');
   };
+}
+
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => typeof (value as { then?: unknown } | undefined)?.then === 'function';
+
+/**
+ * The answer to a request whose signature could not be checked against the replay store (Redis
+ * away, slow or failing): 503, to retry in a second, the store's error kept as its cause for
+ * `onError`.
+ */
+function storeFailed(error: unknown): ApiError {
+  return new ApiError(503, 'ServiceUnavailable', 'The service cannot check the request for replays now; retry after 1 second.', { headers: { 'Retry-After': '1' }, cause: error });
 }
 
 function base64(bytes: ArrayBuffer): string {
@@ -131,7 +176,7 @@ export function createAuthenticator(options: AuthOptions) {
   const skew = options.clockSkewMs ?? 15 * 60_000;
   const now = options.now ?? Date.now;
   const refuse = options.refuseReplays;
-  const seen = refuse ? new ExpiringMap<true>((typeof refuse === 'object' ? refuse.maxEntries : undefined) ?? 1_000_000, now) : undefined;
+  const replays = refuse ? ((typeof refuse === 'object' ? refuse.store : undefined) ?? createMemoryReplayStore({ maxEntries: typeof refuse === 'object' ? refuse.maxEntries : undefined, now })) : undefined;
 
   const unauthorized = (code: string, message: string, target?: string) => new ApiError(401, code, message, target ? { target } : {});
 
@@ -170,24 +215,37 @@ export function createAuthenticator(options: AuthOptions) {
     return `${request.method.toUpperCase()}\n${request.pathAndQuery}\n${date};${options.host ?? request.host};${contentHash}`;
   }
 
-  /** The caller, when a key's signature matched (`keyIndex` ≥ 0) and, where replays are refused, is new; throws 401 otherwise (503 when no more can be remembered). */
-  function accept(signature: string, keyIndex: number, sent: number): Caller {
+  /**
+   * The caller, when a key's signature matched (`keyIndex` ≥ 0) and, where replays are refused,
+   * is new; throws 401 otherwise, 503 when the store has no room or cannot answer. Synchronous
+   * unless the store is not.
+   */
+  function accept(signature: string, keyIndex: number, sent: number): Caller | Promise<Caller> {
     if (keyIndex < 0) {
       throw unauthorized('InvalidSignature', `The request signature does not match. Check the access key first: it must be the resource's, from its connection string (or a rotated one the service still accepts). If it is, check the signing: the method, the path and query, x-ms-date, host and x-ms-content-sha256, with the decoded key.`);
     }
-    if (seen) {
-      // The same signature means the same x-ms-date, so it expires with the date's window.
-      if (seen.get(signature)) throw unauthorized('ReplayedRequest', 'This signature was already accepted: this service refuses replays, so sign every request, and every retry, anew.');
-      if (!seen.set(signature, true, sent + skew)) {
-        const seconds = Math.max(1, Math.ceil(seen.retryAfterMs() / 1000));
-        throw new ApiError(503, 'ServiceUnavailable', `The service cannot record more signatures now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
-      }
+    const caller: Caller = { kind: 'hmac', keyIndex };
+    if (!replays) return caller;
+    // The same signature means the same x-ms-date, so it expires with the date's window.
+    let verdict: ReplayVerdict | Promise<ReplayVerdict>;
+    try {
+      verdict = replays.remember(signature, sent + skew);
+    } catch (error) {
+      throw storeFailed(error);
     }
-    return { kind: 'hmac', keyIndex };
+    if (isPromise(verdict)) return verdict.then((held) => judged(held, caller), (error: unknown) => Promise.reject(storeFailed(error)));
+    return judged(verdict, caller);
   }
 
-  /** The HMAC scheme with node:crypto: all at once, with no await. */
-  function verifyHmac(request: SignedRequest, authorization: string): Caller {
+  function judged(verdict: ReplayVerdict, caller: Caller): Caller {
+    if (verdict.state === 'recorded') return caller;
+    if (verdict.state === 'replayed') throw unauthorized('ReplayedRequest', 'This signature was already accepted: this service refuses replays, so sign every request, and every retry, anew.');
+    const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+    throw new ApiError(503, 'ServiceUnavailable', `The service cannot record more signatures now; retry after ${seconds} seconds.`, { headers: { 'Retry-After': String(seconds) } });
+  }
+
+  /** The HMAC scheme with node:crypto: all at once, with no await (unless the replay store is remote). */
+  function verifyHmac(request: SignedRequest, authorization: string): Caller | Promise<Caller> {
     const signature = signatureOf(authorization);
     const { date, sent } = dateOf(request);
     const text = stringToSign(request, date, nodeSha256(request.body));

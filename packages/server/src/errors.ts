@@ -13,9 +13,10 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly options: { target?: string; details?: CommunicationError[]; headers?: Record<string, string> } = {},
+    /** `cause`: what made the service answer so (a store that failed), for `onError`; never in the body. */
+    readonly options: { target?: string; details?: CommunicationError[]; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
   }
 
   get body(): CommunicationError {

@@ -9,3 +9,5 @@ export { RedisTimeoutError } from './redis-common.ts';
 export type { RedisClient } from './redis-common.ts';
 export { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from './redis-callbacks.ts';
 export type { RedisCallbackQueueOptions, RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions } from './redis-callbacks.ts';
+export { createRedisReplayStore } from './redis-replay.ts';
+export type { RedisReplayStoreOptions } from './redis-replay.ts';

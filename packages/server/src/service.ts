@@ -160,6 +160,8 @@ export function createCallAutomationService(options: CallAutomationServiceOption
       // An ApiError of a status the operation does not document is an unexpected error, as is one
       // that cannot be written (its details do not serialise, a header HTTP cannot carry).
       if (error instanceof ApiError && route.statusSet.has(error.status)) {
+        // A store that failed (the replay cache on Redis) is answered 503, and told to onError.
+        if (error.options.cause !== undefined) reportError(error.options.cause, requestId, route.operationId);
         try {
           return problem(error, requestId);
         } catch (failure) {

@@ -2,7 +2,7 @@ import { parseCallbackEvent } from '@call-automation/client/events';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type DeadLetter } from '../src/index.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '../src/redis.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore, createRedisReplayStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startCluster, stopAll, type RedisProcess } from './redis-server.ts';
@@ -68,6 +68,18 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     expect((await b.list()).map((l) => l.id)).toEqual(['e2', 'e3']);
     expect((await b.take('e2'))?.id).toBe('e2');
     expect((await a.list()).map((l) => l.id)).toEqual(['e3']);
+  });
+
+  it('remembers a signature once among simultaneous checks from two connections, the script\'s two keys in one slot', async () => {
+    const [one, two] = await Promise.all([connect(), connect()]);
+    const stores = [createRedisReplayStore(one, { maxEntries: 3 }), createRedisReplayStore(two, { maxEntries: 3 })];
+    const expires = Date.now() + 60_000;
+    const verdicts = await Promise.all(Array.from({ length: 10 }, (_, i) => stores[i % 2]!.remember('c2lnbmF0dXJl', expires)));
+    expect(verdicts.filter((verdict) => verdict.state === 'recorded')).toHaveLength(1);
+    expect(verdicts.filter((verdict) => verdict.state === 'replayed')).toHaveLength(9);
+    expect((await stores[1]!.remember('b3RoZXI=', expires)).state).toBe('recorded');
+    expect((await stores[0]!.remember('dGhpcmQ=', expires)).state).toBe('recorded');
+    expect(await stores[1]!.remember('Zm91cnRo', expires)).toMatchObject({ state: 'full' });
   });
 
   it('delivers every event once and in order per call from two deliveries sharing the queue, calls spread over the masters', async () => {
