@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import manifest from '../package.json' with { type: 'json' };
 import { createHmacAuth } from '../src/raw/auth.ts';
 import { createCallAutomationClient, hasStatus, parseConnectionString } from '../src/index.ts';
 import createClient from 'openapi-fetch';
@@ -54,7 +55,7 @@ describe('the client', () => {
     ]);
     for (const s of seen) {
       expect(s.headers.get('Authorization')).toMatch(/^HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=[A-Za-z0-9+/]{43}=$/);
-      expect(s.headers.get('User-Agent')).toBe('reminders/2.1 call-automation-client/0.1.0');
+      expect(s.headers.get('User-Agent')).toBe(`reminders/2.1 call-automation-client/${manifest.version}`);
     }
     expect(seen[0]!.body).toBe(JSON.stringify(phoneCall));
     expect(seen[0]!.headers.get('Content-Type')).toBe('application/json');
@@ -229,7 +230,7 @@ describe('the raw openapi-fetch client', () => {
     expect(seen).toHaveLength(2);
     for (const s of seen) {
       expect(s.headers.get('Authorization')).toMatch(/^HMAC-SHA256 /);
-      expect(s.headers.get('User-Agent')).toBe('reminders/2.1 call-automation-client/0.1.0');
+      expect(s.headers.get('User-Agent')).toBe(`reminders/2.1 call-automation-client/${manifest.version}`);
     }
     expect(seen[0]!.headers.get('Authorization')).not.toBe(seen[1]!.headers.get('Authorization'));
   });

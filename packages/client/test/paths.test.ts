@@ -3,6 +3,7 @@
  * each case here runs through both and must come out the same.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import manifest from '../package.json' with { type: 'json' };
 import { createCallAutomationClient, type ClientOptions, type ClientTarget } from '../src/index.ts';
 import { createRawClient } from '../src/raw/index.ts';
 import { connectionString, json, networkError, phoneCall, stubFetch } from './stub-fetch.ts';
@@ -131,7 +132,7 @@ describe.each([
       expect(new Set(seen.map((s) => s.headers.get('authorization'))).size).toBe(3);
       for (const s of seen) {
         expect(s.headers.get('authorization')).toMatch(/^HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=/);
-        expect(s.headers.get('user-agent')).toBe('reminders/2.1 call-automation-client/0.1.0');
+        expect(s.headers.get('user-agent')).toBe(`reminders/2.1 call-automation-client/${manifest.version}`);
         expect(s.headers.get('content-type')).toBe('application/json');
       }
     });
