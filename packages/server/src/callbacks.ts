@@ -84,6 +84,27 @@ export interface DeadLetterStore {
   take(id: string): Promise<DeadLetter | undefined>;
 }
 
+/**
+ * The callbackUris that answered 410 Gone: no event goes to them until a redrive of one of their
+ * dead letters clears them. By default a Set in the delivery, its instance's alone; a shared one
+ * (`createRedisGoneUriStore`) stops every instance at the first 410 any of them gets.
+ */
+export interface GoneUriStore {
+  has(uri: string): Promise<boolean> | boolean;
+  add(uri: string): Promise<void> | void;
+  delete(uri: string): Promise<void> | void;
+}
+
+/** The URIs that answered 410, in this process's memory, until a redrive clears them. */
+export function createMemoryGoneUriStore(): GoneUriStore {
+  const uris = new Set<string>();
+  return {
+    has: (uri) => uris.has(uri),
+    add: (uri) => void uris.add(uri),
+    delete: (uri) => void uris.delete(uri),
+  };
+}
+
 /** An in-memory queue of at most `maxEntries` deliveries (default 50 000). */
 export function createMemoryCallbackQueue(options: { maxEntries?: number } = {}): CallbackQueue {
   const max = options.maxEntries ?? 50_000;
@@ -169,6 +190,11 @@ export interface CallbackDeliveryOptions {
   guard?: UriGuard;
   queue?: CallbackQueue;
   deadLetters?: DeadLetterStore;
+  /**
+   * Where the URIs that answered 410 are kept. Default in memory, this instance's alone; instances
+   * sharing a queue share this too (`createRedisGoneUriStore`), so that one 410 stops them all.
+   */
+  gone?: GoneUriStore;
   /**
    * Where calls' callbackUris are kept. Default a Map in this delivery, with which `emit` for a
    * call never registered throws. With a registry `emit` cannot know at once: the event is made
@@ -268,7 +294,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   /** Per call, the registry steps and events not yet queued, in the order they were asked for. */
   const chains = new Map<string, Promise<void>>();
   let emitting = 0;
-  const gone = new Set<string>();
+  const gone = options.gone ?? createMemoryGoneUriStore();
   /** The calls being delivered now, and how many per URI. */
   const working = new Set<string>();
   const active = new Map<string, number>();
@@ -361,7 +387,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const delivery = await queue.head(callLegId);
       if (!delivery) return;
       const uri = delivery.callbackUri;
-      if (gone.has(uri)) {
+      if (await gone.has(uri)) {
         // Buried before it leaves the queue: a store that fails leaves it queued, not lost.
         await bury(delivery, 'gone');
         await queue.shift(callLegId, delivery.id);
@@ -402,7 +428,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
       if (next === 'done') delivered++;
       else {
-        if (next === 'gone') gone.add(uri);
+        // Recorded before the event leaves the queue: a store that fails has the attempt made again.
+        if (next === 'gone') await gone.add(uri);
         await bury(delivery, next);
       }
       await queue.shift(callLegId, delivery.id);
@@ -634,8 +661,14 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         }
         delivery.callbackUri = uri;
       }
-      gone.delete(delivery.callbackUri);
-      await enqueue({ ...delivery, attempts: 0, queuedAt: time, notBefore: time, lastError: undefined });
+      try {
+        await gone.delete(delivery.callbackUri);
+        await enqueue({ ...delivery, attempts: 0, queuedAt: time, notBefore: time, lastError: undefined });
+      } catch (error) {
+        // The letter is kept for another redrive rather than lost with the store that failed.
+        await dead.add(letter).catch(() => {});
+        throw error;
+      }
       return true;
     },
   };

@@ -1,4 +1,4 @@
-import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, PendingDelivery } from './callbacks.ts';
+import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, GoneUriStore, PendingDelivery } from './callbacks.ts';
 import { withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisDeadLetterStoreOptions {
@@ -114,6 +114,42 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
     },
     async delete(callLegId) {
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
+    },
+  };
+}
+
+export interface RedisGoneUriStoreOptions {
+  /** Put before every key. Default `ca:gone:`. */
+  prefix?: string;
+  /**
+   * How long a URI that answered 410 stays gone, unless a redrive clears it sooner. Default 24 h,
+   * an event's lifetime: a receiver that comes back under the same URI is sent events again a
+   * day later. The memory store keeps a URI until the process ends.
+   */
+  ttlMs?: number;
+  /** How long a command may take before the store gives up on it (the delivery tries again a second later). Default 2 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * The callbackUris that answered 410, in Redis, so that one 410 stops delivery to the URI on
+ * every instance, and a redrive on any instance clears it for all. One key per URI,
+ * `ca:gone:<uri>`, expiring after `ttlMs`; each command touches one key, so it works on Redis
+ * Cluster as it is. Each delivery attempt asks whether its URI is gone: one EXISTS.
+ */
+export function createRedisGoneUriStore(redis: RedisClient, options: RedisGoneUriStoreOptions = {}): GoneUriStore {
+  const prefix = options.prefix ?? 'ca:gone:';
+  const ttlMs = options.ttlMs ?? 24 * 3_600_000;
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  return {
+    async has(uri) {
+      return (await withTimeout(redis.exists(prefix + uri), timeoutMs, 'a gone callbackUri')) === 1;
+    },
+    async add(uri) {
+      await withTimeout(redis.set(prefix + uri, '1', 'PX', ttlMs), timeoutMs, 'a gone callbackUri');
+    },
+    async delete(uri) {
+      await withTimeout(redis.del(prefix + uri), timeoutMs, 'a gone callbackUri');
     },
   };
 }

@@ -3,7 +3,7 @@ import { createHmacAuth } from '@call-automation/client/raw';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallAutomationService, createCallbackDelivery, createUriGuard, type CallbackDelivery, type CallbackDeliveryOptions, type DeadLetter } from '../src/index.ts';
-import { createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
+import { createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from '../src/redis.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
@@ -225,6 +225,58 @@ describe('two instances sharing the Redis callback registry and dead letters', (
     await b.drain();
     const got = receiver.received.filter((d) => d.path === '/outage');
     expect(got.map((d) => stateOf(d.body))).toEqual(['established', 'terminated']);
+  });
+});
+
+describe('two instances sharing the Redis store of gone URIs', () => {
+  it('stop delivering to a URI on B once it answered 410 to A, and a redrive on B clears it for both', async () => {
+    let status = 410;
+    const leaving = await startCallbackReceiver({ answer: (_d, _n, res) => void res.writeHead(status).end() });
+    closers.push(() => leaving.close());
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const instance = async () => {
+      const connection = await connect();
+      // Each its own queue in memory: only the gone URIs and the dead letters are shared.
+      const delivery = createCallbackDelivery({
+        secret,
+        guard: createUriGuard({ allowLoopback: true }),
+        deadLetters: createRedisDeadLetterStore(connection, { prefix: `${prefix}dl:` }),
+        gone: createRedisGoneUriStore(connection, { prefix: `${prefix}gone:`, ttlMs: 60_000 }),
+        log: () => {},
+      });
+      closers.push(() => delivery.close(500));
+      return delivery;
+    };
+    const [a, b] = await Promise.all([instance(), instance()]);
+    const uri = `${leaving.url}/leaving`;
+    a.register('leg-a', uri);
+    a.emit('leg-a', 'CallLegStateChanged', { callLegId: 'leg-a', callState: 'established' });
+    await a.drain();
+    expect(leaving.received).toHaveLength(1);
+    const inspector = await connect();
+    const ttl = await inspector.pttl(`${prefix}gone:${uri}`);
+    expect(ttl).toBeGreaterThan(59_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    // B never sends to it: its events are dead letters (gone) at once.
+    b.register('leg-b', uri);
+    for (const callState of ['established', 'terminated'] as const) b.emit('leg-b', 'CallLegStateChanged', { callLegId: 'leg-b', callState });
+    await b.drain();
+    expect(leaving.received).toHaveLength(1);
+    const letters = await b.deadLetters();
+    expect(letters.map((l) => [l.callLegId, l.reason, l.attempts])).toEqual([
+      ['leg-a', 'gone', 1],
+      ['leg-b', 'gone', 0],
+      ['leg-b', 'gone', 0],
+    ]);
+    // The receiver is back: a redrive on B clears the URI on Redis, and A sends to it again.
+    status = 204;
+    expect(await b.redrive(letters[1]!.id)).toBe(true);
+    await b.drain();
+    expect(await inspector.exists(`${prefix}gone:${uri}`)).toBe(0);
+    a.emit('leg-a', 'CallLegStateChanged', { callLegId: 'leg-a', callState: 'terminated' });
+    await a.drain();
+    expect(leaving.received.map((d) => d.headers['webhook-id'])).toHaveLength(3);
+    expect(leaving.received[1]!.headers['webhook-id']).toBe(letters[1]!.id);
   });
 });
 
