@@ -198,7 +198,7 @@ export async function serveReplayTarget(refuseReplays: boolean): Promise<{ url: 
     url: api.url,
     async close() {
       await api.close();
-      simulator.stop();
+      await simulator.stop();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Hono } from 'hono';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
+import { Redis } from 'ioredis';
 import { createSimulatorService, type SimulatorServiceOptions } from './service.ts';
 
 export interface RunOptions extends Omit<SimulatorServiceOptions, 'accessKeys' | 'callbackSecret'> {
@@ -10,6 +11,11 @@ export interface RunOptions extends Omit<SimulatorServiceOptions, 'accessKeys' |
   controlPort: number;
   accessKey: string;
   callbackSecret: string;
+  /**
+   * `redis://…`: runs on that Redis, sharing calls, timers and callbacks with every instance run
+   * on it (see SimulatorServiceOptions.redis). The connection is this run's, closed at stop.
+   */
+  redisUrl?: string;
   /** Files served beside the API. */
   files: { docs: string; specJson: string; specYaml: string };
 }
@@ -22,7 +28,21 @@ export interface RunningSimulator {
 
 /** Serves the simulator's API (with the docs at /docs and the spec at /openapi.json and /openapi.yaml) and its control surface. */
 export async function runSimulator(options: RunOptions): Promise<RunningSimulator> {
-  const service = createSimulatorService({ ...options, accessKeys: [options.accessKey], callbackSecret: options.callbackSecret });
+  // Commands fail at once while Redis is away (the API answers 503), rather than wait in a queue.
+  const redis = options.redisUrl ? new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : undefined;
+  if (redis) {
+    // ioredis reconnects by itself; what went wrong is said at start, and by the API's 503s later.
+    let cause: Error | undefined;
+    redis.on('error', (error: Error) => (cause = error));
+    try {
+      await redis.connect();
+    } catch (error) {
+      redis.disconnect();
+      const why = (cause ?? (error as Error)).message.replace(/\.$/, '');
+      throw new Error(`Cannot reach Redis at ${redactedUrl(options.redisUrl!)} (${why}). Is redis-server running there? Without a Redis URL the simulator runs in memory.`);
+    }
+  }
+  const service = createSimulatorService({ ...options, redis, accessKeys: [options.accessKey], callbackSecret: options.callbackSecret });
   // The docs and the spec beside the API: the paths it does not have go to this app, whose 404 is
   // the API's own error body.
   const site = new Hono();
@@ -43,6 +63,7 @@ export async function runSimulator(options: RunOptions): Promise<RunningSimulato
   } catch (error) {
     await api?.close();
     await service.close(0);
+    redis?.disconnect();
     throw error;
   }
   return {
@@ -51,6 +72,18 @@ export async function runSimulator(options: RunOptions): Promise<RunningSimulato
     async stop() {
       await Promise.all([api!.close(), control!.close()]);
       await service.close();
+      await redis?.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** A Redis URL without its password, to be printed. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(an unreadable URL)';
+  }
 }

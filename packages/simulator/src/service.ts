@@ -7,12 +7,15 @@ import {
   type PendingDelivery,
   type Resolver,
 } from '@call-automation/server';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
 import { Hono } from 'hono';
+import type { Cluster, Redis } from 'ioredis';
+import { createRedisState } from './redis-state.ts';
 import { createSimulator, type SimulatorOptions } from './simulator.ts';
 
 const tones = new Set(['tone0', 'tone1', 'tone2', 'tone3', 'tone4', 'tone5', 'tone6', 'tone7', 'tone8', 'tone9', 'star', 'pound', 'a', 'b', 'c', 'd', 'flash']);
 
-export interface SimulatorServiceOptions extends SimulatorOptions {
+export interface SimulatorServiceOptions extends Omit<SimulatorOptions, 'state' | 'events'> {
   /** The access keys (base64) requests are signed with. */
   accessKeys: string[];
   /** The `whsec_…` secret callbacks are signed with. */
@@ -31,6 +34,13 @@ export interface SimulatorServiceOptions extends SimulatorOptions {
    * shutdown's account. Default console.log.
    */
   log?: (line: string) => void;
+  /**
+   * Runs on Redis: calls, participants, plays and their timers, repeatable requests' answers,
+   * callback deliveries and dead letters are shared by every instance given the same Redis, so
+   * that any instance serves any call, a timer of an instance that died fires on another, and
+   * queued callbacks outlive a restart. Without it everything is in this process.
+   */
+  redis?: Redis | Cluster;
 }
 
 /** One line on a failed delivery attempt: what, where, what came back, and what happens next. */
@@ -50,11 +60,12 @@ function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; 
  * participants act.
  */
 export function createSimulatorService(options: SimulatorServiceOptions) {
-  const simulator = createSimulator(options);
   const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
   const log = options.log ?? ((line: string) => console.log(line));
+  const redis = options.redis;
   const delivery = createCallbackDelivery({
     log,
+    ...(redis && { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) }),
     ...options.delivery,
     secret: options.callbackSecret,
     guard,
@@ -63,8 +74,10 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
       if (outcome.next !== 'done') log(describeAttempt(pending, outcome, Date.now()));
     },
   });
+  const simulator = createSimulator({ ...options, log, events: delivery, state: redis && createRedisState(redis, { log }) });
   const api = createCallAutomationService({
     handlers: simulator.handlers,
+    ...(redis && { idempotency: createRedisIdempotencyStore(redis) }),
     auth: { accessKeys: options.accessKeys, host: options.signedHost },
     callbacks: delivery,
     // Judged by form and literal address only: the simulator never downloads audioFileUri, and
@@ -74,25 +87,25 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
 
   const control = new Hono();
   control.onError((error, c) =>
-    error instanceof ApiError ? c.json(error.body, error.status as 404) : c.json({ code: 'InternalServerError', message: String(error) }, 500),
+    error instanceof ApiError ? c.json(error.body, error.status as 404, error.options.headers) : c.json({ code: 'InternalServerError', message: String(error) }, 500),
   );
-  control.get('/calls', (c) => c.json(simulator.listCalls()));
+  control.get('/calls', async (c) => c.json(await simulator.listCalls()));
   control.post('/calls/:callId/dtmf', async (c) => {
     const { tones: pressed } = await c.req.json<{ tones?: unknown }>().catch(() => ({ tones: undefined }));
     if (!Array.isArray(pressed) || pressed.length === 0 || !pressed.every((t) => tones.has(t as string))) {
       throw new ApiError(400, 'ValidationFailed', `tones must be a list of ${[...tones].join(', ')}.`, { target: '/tones' });
     }
-    simulator.pressTones(c.req.param('callId'), pressed);
+    await simulator.pressTones(c.req.param('callId'), pressed);
     return c.body(null, 202);
   });
-  control.post('/calls/:callId/participants/:participantId/leave', (c) => {
-    simulator.leave(c.req.param('callId'), c.req.param('participantId'));
+  control.post('/calls/:callId/participants/:participantId/leave', async (c) => {
+    await simulator.leave(c.req.param('callId'), c.req.param('participantId'));
     return c.body(null, 202);
   });
   control.post('/invitations/decline', async (c) => {
     const { rawId } = await c.req.json<{ rawId?: unknown }>().catch(() => ({ rawId: undefined }));
     if (typeof rawId !== 'string' || !rawId) throw new ApiError(400, 'ValidationFailed', 'rawId must name the identifier, e.g. "4:+14251001000".', { target: '/rawId' });
-    simulator.declineInvitations(rawId);
+    await simulator.declineInvitations(rawId);
     return c.body(null, 202);
   });
   control.get('/dead-letters', async (c) => c.json(await delivery.deadLetters()));
@@ -117,7 +130,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     delivery,
     /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out; says what became of the rest. */
     async close(timeoutMs = 5000) {
-      simulator.stop();
+      await simulator.stop();
       return delivery.close(timeoutMs);
     },
   };

@@ -1,7 +1,7 @@
 import { ApiError, type CallAutomationHandlers, type CallbackEmitter, type CommunicationIdentifier, type EventData, type EventName } from '@call-automation/server';
+import { createMemoryState, type CallRecord, type CallState, type Participant, type PlayRecord, type SimulatorState, type Timer } from './state.ts';
 
 type Tone = EventData<'DtmfReceived'>['toneInfo']['tone'];
-type CallState = EventData<'CallLegStateChanged'>['callState'];
 
 export interface SimulatorOptions {
   /** How long targets and invited participants take to answer. Default 200 ms. */
@@ -9,45 +9,21 @@ export interface SimulatorOptions {
   /** How long one play of an audio file lasts. Default 1 s. */
   playDurationMs?: number;
   /**
-   * The most calls kept in memory at once. When a new call would pass it, the service ends the
-   * oldest one (terminating, then terminated, as a hang-up would), so that the calls held in
-   * memory stay bounded however long or heavy the run. Default 10 000.
+   * The most calls kept at once. When a new call would pass it, the service ends the oldest one
+   * (terminating, then terminated, as a hang-up would), so that the calls held stay bounded
+   * however long or heavy the run. Default 10 000.
    */
   maxCalls?: number;
-}
-
-interface Participant {
-  participantId: string;
-  identifier: CommunicationIdentifier;
-  isMuted: boolean;
-}
-
-interface Play {
-  id: string;
-  operationContext?: string;
-  loop: boolean;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-/**
- * A call in memory. Thousands may be held at once, each for as long as the call lasts, so a call
- * carries few objects: arrays for its (few) participants and plays, and a set of timers only
- * while some are pending.
- */
-interface Call {
-  callLegId: string;
-  state: CallState;
-  /** Whether the call asked for ParticipantsUpdated and DtmfReceived. */
-  participantsUpdated: boolean;
-  dtmfReceived: boolean;
-  participants: Participant[];
-  /** Plays in the order they were asked for; the first is the one running. */
-  plays: Play[];
-  /** Until the targets answer. */
-  answering: ReturnType<typeof setTimeout> | undefined;
-  /** The other timers pending (plays, invitations). */
-  timers: Set<ReturnType<typeof setTimeout>> | undefined;
-  toneSequence: number;
+  /** Where calls and timers are kept: in this process by default, or `createRedisState(…)` for many instances. */
+  state?: SimulatorState;
+  /**
+   * Where the events of timers go (targets answering, plays ending). Default: the emitter of the
+   * requests' context. A simulator on shared state passes the delivery: a timer may fire on an
+   * instance that has served no request yet.
+   */
+  events?: CallbackEmitter;
+  /** Where a timer that failed (its state unreachable) is reported. Default console.warn. */
+  log?: (line: string) => void;
 }
 
 /** The string form of an identifier, as Communication Services writes it. */
@@ -61,237 +37,293 @@ export function rawIdOf(identifier: CommunicationIdentifier): string {
 const success = { code: 200, subcode: 0, message: 'Action completed successfully.' };
 const cancelled = { code: 400, subcode: 8508, message: 'Action failed, the operation was cancelled.' };
 
+/** What a change to a call does once it is written: events to emit, whether the call ended. */
+interface Effects {
+  events: Array<{ name: EventName; data: EventData<EventName> }>;
+  timers: Timer[];
+  ended: boolean;
+}
+
+/** A call's record, copied so that a change that loses its write leaves nothing changed. */
+function copy(call: CallRecord): CallRecord {
+  return { ...call, participants: [...call.participants], plays: [...call.plays], timers: [...call.timers] };
+}
+
+/** How often a change is tried again when other writes to its call keep coming first. */
+const maxConflicts = 50;
+
 /**
- * The reference implementation: calls in memory, run through their states with timers, emitting
- * the events a real service would. `handlers` plug into the server stub; the other methods are
- * the control surface that makes participants act (press keys, leave, decline).
+ * The reference implementation: calls run through their states with timers, emitting the events a
+ * real service would. Its state is in memory, or shared (Redis) by several instances, any of which
+ * serves any call and fires any call's timers. `handlers` plug into the server stub; the other
+ * methods are the control surface that makes participants act (press keys, leave, decline).
  */
 export function createSimulator(options: SimulatorOptions = {}) {
   const answerDelay = options.answerDelayMs ?? 200;
   const playDuration = options.playDurationMs ?? 1000;
   const maxCalls = options.maxCalls ?? 10_000;
   if (!Number.isInteger(maxCalls) || maxCalls < 1) throw new RangeError(`maxCalls must be a whole number of at least 1, not ${maxCalls}.`);
-  const calls = new Map<string, Call>();
-  const declining = new Set<string>();
-  let events: CallbackEmitter | undefined;
+  const state = options.state ?? createMemoryState();
+  const log = options.log ?? ((line: string) => console.warn(line));
+  let events = options.events;
 
-  function emit<Name extends EventName>(call: Call, name: Name, data: EventData<Name>) {
+  function emit<Name extends EventName>(call: CallRecord, fx: Effects, name: Name, data: EventData<Name>) {
     if (name === 'ParticipantsUpdated' && !call.participantsUpdated) return;
     if (name === 'DtmfReceived' && !call.dtmfReceived) return;
-    events?.emit(call.callLegId, name, data);
+    fx.events.push({ name, data });
   }
 
-  function later(call: Call, ms: number, run: () => void) {
-    const timer = setTimeout(() => {
-      forget(call, timer);
-      run();
-    }, ms);
-    (call.timers ??= new Set()).add(timer);
-    return timer;
+  function setState(call: CallRecord, fx: Effects, callState: CallState) {
+    call.state = callState;
+    emit(call, fx, 'CallLegStateChanged', { callLegId: call.callLegId, callState });
   }
 
-  function forget(call: Call, timer: ReturnType<typeof setTimeout>) {
-    call.timers?.delete(timer);
-    if (call.timers?.size === 0) call.timers = undefined;
+  function participantsChanged(call: CallRecord, fx: Effects) {
+    emit(call, fx, 'ParticipantsUpdated', { callLegId: call.callLegId, participants: [...call.participants] });
   }
 
-  function setState(call: Call, state: CallState) {
-    call.state = state;
-    emit(call, 'CallLegStateChanged', { callLegId: call.callLegId, callState: state });
+  function later(call: CallRecord, fx: Effects, ms: number, what: DistributiveOmit<Timer, 'id' | 'callLegId' | 'at'>) {
+    const timer = { ...what, id: crypto.randomUUID(), callLegId: call.callLegId, at: Date.now() + ms } as Timer;
+    call.timers.push(timer.id);
+    fx.timers.push(timer);
   }
 
-  function participantsChanged(call: Call) {
-    emit(call, 'ParticipantsUpdated', { callLegId: call.callLegId, participants: [...call.participants] });
-  }
-
-  function join(call: Call, identifier: CommunicationIdentifier): Participant {
+  function join(call: CallRecord, identifier: CommunicationIdentifier): Participant {
     const participant = { participantId: crypto.randomUUID(), identifier, isMuted: false };
     call.participants.push(participant);
     return participant;
   }
 
-  /** Whether the participant was in the call (and is no more). */
-  function removeParticipant(call: Call, participantId: string): boolean {
-    const index = call.participants.findIndex((p) => p.participantId === participantId);
-    if (index === -1) return false;
-    call.participants.splice(index, 1);
-    return true;
+  function finishPlay(call: CallRecord, fx: Effects, play: PlayRecord, status: 'completed' | 'failed', resultInfo: typeof success) {
+    call.plays.splice(call.plays.indexOf(play), 1);
+    emit(call, fx, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
+  }
+
+  function endCall(call: CallRecord, fx: Effects) {
+    fx.ended = true;
+    call.timers = [];
+    setState(call, fx, 'terminating');
+    setState(call, fx, 'terminated');
+  }
+
+  /** A failure of the shared state, answered as the API's 503 (the request may be sent again). */
+  function unavailable(error: unknown): never {
+    if (error instanceof ApiError) throw error;
+    throw new ApiError(503, 'ServiceUnavailable', `The simulator's state cannot be reached now; retry after 1 second. (${(error as Error).message})`, { headers: { 'Retry-After': '1' } });
+  }
+
+  /**
+   * Runs `change` on the call's current record and writes it, if nothing else wrote the call
+   * meanwhile (else reads it again and retries); then schedules its timers, and emits its events
+   * in order. Its timers are scheduled before the write: a timer of a write that lost finds its
+   * id in no record, and does nothing.
+   */
+  async function update<R>(callLegId: string, change: (call: CallRecord, fx: Effects) => R, missing: () => R): Promise<R> {
+    for (let conflicts = 0; ; conflicts++) {
+      const found = await state.get(callLegId);
+      if (!found) return missing();
+      const call = copy(found.call);
+      const fx: Effects = { events: [], timers: [], ended: false };
+      const result = change(call, fx);
+      await Promise.all(fx.timers.map((timer) => state.schedule(timer)));
+      if (await (fx.ended ? state.remove(callLegId, found.version) : state.put(call, found.version))) {
+        flush(callLegId, fx);
+        return result;
+      }
+      if (conflicts >= maxConflicts) throw new Error(`Call ${callLegId} is changed too often at once to be changed now.`);
+    }
+  }
+
+  function flush(callLegId: string, fx: Effects) {
+    for (const { name, data } of fx.events) events?.emit(callLegId, name, data);
+    // The call's last event: its callbackUri can be forgotten once that is sent.
+    if (fx.ended) events?.unregister?.(callLegId);
   }
 
   /** A call that exists and has not ended, or a 404. */
-  function live(callId: string): Call {
-    const call = calls.get(callId);
-    if (!call) throw new ApiError(404, 'CallNotFound', `No call with id ${callId}.`, { target: 'callId' });
-    return call;
+  function notFound(callId: string): never {
+    throw new ApiError(404, 'CallNotFound', `No call with id ${callId}.`, { target: 'callId' });
   }
 
-  function finishPlay(call: Call, play: Play, status: 'completed' | 'failed', resultInfo: typeof success) {
-    clearTimeout(play.timer);
-    forget(call, play.timer);
-    call.plays.splice(call.plays.indexOf(play), 1);
-    emit(call, 'PlayAudioResult', { callLegId: call.callLegId, operationContext: play.operationContext, status, resultInfo });
+  /** Changes a call named by a request: a 404 when it does not exist, a 503 when the state cannot be reached. */
+  function request<R>(callId: string, change: (call: CallRecord, fx: Effects) => R): Promise<R> {
+    return update(callId, change, () => notFound(callId)).catch(unavailable);
   }
 
-  // Call ids in creation order, to end the oldest: a Map's first entry is costly to reach after
-  // many deletions from its front (each leaves a hole to skip until the Map is rebuilt).
-  let order: string[] = [];
-  let head = 0;
+  async function end(callLegId: string) {
+    await update(callLegId, (call, fx) => endCall(call, fx), () => undefined);
+  }
 
-  function track(callLegId: string) {
-    order.push(callLegId);
-    // The ids passed over and those of calls already ended are dropped now and then, so that the
-    // list stays within a few times the calls kept, in amortised constant time.
-    if (head > maxCalls || order.length - head > 2 * maxCalls) {
-      order = order.slice(head).filter((id) => calls.has(id));
-      head = 0;
+  /** What a timer does when it fires: nothing, when its call ended or it already ran. */
+  async function fire(timer: Timer) {
+    try {
+      const declined = timer.kind === 'invite' ? await state.declines(timer.participants.map(rawIdOf)) : [];
+      await update(
+        timer.callLegId,
+        (call, fx) => {
+          const index = call.timers.indexOf(timer.id);
+          if (index === -1) return;
+          call.timers.splice(index, 1);
+          if (timer.kind === 'answer') {
+            for (const target of timer.targets) join(call, target);
+            setState(call, fx, 'established');
+            participantsChanged(call, fx);
+          } else if (timer.kind === 'play') {
+            const play = call.plays.find((p) => p.id === timer.playId);
+            if (!play) return;
+            if (play.loop) later(call, fx, playDuration, { kind: 'play', playId: play.id });
+            else finishPlay(call, fx, play, 'completed', success);
+          } else {
+            const joining = timer.participants.filter((_, i) => !declined[i]);
+            const refused = timer.participants.filter((_, i) => declined[i]);
+            for (const identifier of joining) join(call, identifier);
+            if (joining.length) {
+              emit(call, fx, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext: timer.operationContext, status: 'completed', resultInfo: success, participants: joining });
+              participantsChanged(call, fx);
+            }
+            if (refused.length) {
+              emit(call, fx, 'InviteParticipantResult', {
+                callLegId: call.callLegId,
+                operationContext: timer.operationContext,
+                status: 'failed',
+                resultInfo: { code: 603, subcode: 0, message: 'The participant declined the invitation.' },
+                participants: refused,
+              });
+            }
+          }
+        },
+        () => undefined,
+      );
+      await state.done(timer);
+    } catch (error) {
+      // Kept where it is: on shared state it fires again (on any instance) once its claim lapses.
+      log(`Timer ${timer.kind} of call ${timer.callLegId} did not run: ${(error as Error).message}`);
     }
   }
-
-  function oldest(): Call | undefined {
-    while (head < order.length) {
-      const call = calls.get(order[head++]!);
-      if (call) return call;
-    }
-    return undefined;
-  }
-
-  /** Ends a call: its operations answer 404 from now on; terminating, then terminated, go out. */
-  function end(call: Call) {
-    calls.delete(call.callLegId);
-    clearTimeout(call.answering);
-    for (const timer of call.timers ?? []) clearTimeout(timer);
-    call.timers = undefined;
-    setState(call, 'terminating');
-    setState(call, 'terminated');
-    // The call's last event: its callbackUri can be forgotten once that is sent.
-    events?.unregister?.(call.callLegId);
-  }
+  state.start(fire);
 
   const handlers: CallAutomationHandlers = {
-    createCall({ body }, context) {
-      events = context.events;
+    async createCall({ body }, context) {
+      events = options.events ?? context.events;
       const callLegId = crypto.randomUUID();
-      const call: Call = {
+      const call: CallRecord = {
         callLegId,
         state: 'idle',
         participantsUpdated: body.requestedCallEvents?.includes('participantsUpdated') ?? false,
         dtmfReceived: body.requestedCallEvents?.includes('dtmfReceived') ?? false,
         participants: [],
         plays: [],
-        answering: undefined,
-        timers: undefined,
+        timers: [],
         toneSequence: 0,
       };
-      if (calls.size >= maxCalls) {
-        const first = oldest();
-        if (first) end(first);
+      try {
+        if ((await state.count()) >= maxCalls) {
+          const first = await state.oldest();
+          if (first) await end(first);
+        }
+        const fx: Effects = { events: [], timers: [], ended: false };
+        setState(call, fx, 'establishing');
+        later(call, fx, answerDelay, { kind: 'answer', targets: body.targets });
+        await state.schedule(fx.timers[0]!);
+        // Registered before its first event is emitted: the event's callbackUri is looked up in order.
+        context.events.register(callLegId, body.callbackUri);
+        await state.put(call, 0);
+        flush(callLegId, fx);
+      } catch (error) {
+        unavailable(error);
       }
-      calls.set(callLegId, call);
-      track(callLegId);
-      context.events.register(callLegId, body.callbackUri);
-      setState(call, 'establishing');
-      call.answering = setTimeout(() => {
-        call.answering = undefined;
-        for (const target of body.targets) join(call, target);
-        setState(call, 'established');
-        participantsChanged(call);
-      }, answerDelay);
       return { status: 200, body: { callLegId } };
     },
 
-    hangupCall({ params }) {
-      end(live(params.callId));
+    async hangupCall({ params }, context) {
+      events = options.events ?? context.events;
+      await request(params.callId, (call, fx) => endCall(call, fx));
       return { status: 202 };
     },
 
-    playAudio({ params, body }) {
-      const call = live(params.callId);
+    async playAudio({ params, body }, context) {
+      events = options.events ?? context.events;
       const id = crypto.randomUUID();
-      const queued = call.plays.length > 0;
-      const play: Play = { id, operationContext: body.operationContext, loop: body.loop ?? false, timer: undefined as never };
-      const schedule = (ms: number) => {
-        play.timer = later(call, ms, () => (play.loop ? schedule(playDuration) : finishPlay(call, play, 'completed', success)));
-      };
-      // A play waits for the ones before it; the simulator never downloads the file.
-      schedule(playDuration * (call.plays.length + 1));
-      call.plays.push(play);
+      const queued = await request(params.callId, (call, fx) => {
+        const queued = call.plays.length > 0;
+        // A play waits for the ones before it; the simulator never downloads the file.
+        later(call, fx, playDuration * (call.plays.length + 1), { kind: 'play', playId: id });
+        call.plays.push({ id, operationContext: body.operationContext, loop: body.loop ?? false });
+        return queued;
+      });
       return {
         status: 202,
         body: { id, status: queued ? 'notStarted' : 'running', operationContext: body.operationContext, resultInfo: { code: 202, subcode: 0, message: 'Action is accepted.' } },
       };
     },
 
-    cancelMediaProcessing({ params, body }) {
-      const call = live(params.callId);
-      for (const play of [...call.plays]) finishPlay(call, play, 'failed', cancelled);
+    async cancelMediaProcessing({ params, body }, context) {
+      events = options.events ?? context.events;
+      await request(params.callId, (call, fx) => {
+        for (const play of [...call.plays]) finishPlay(call, fx, play, 'failed', cancelled);
+      });
       return { status: 202, body: { id: crypto.randomUUID(), status: 'completed', operationContext: body.operationContext, resultInfo: success } };
     },
 
-    inviteParticipants({ params, body }) {
-      const call = live(params.callId);
-      later(call, answerDelay, () => {
-        const declined = body.participants.filter((p) => declining.has(rawIdOf(p)));
-        const joining = body.participants.filter((p) => !declining.has(rawIdOf(p)));
-        for (const identifier of joining) join(call, identifier);
-        if (joining.length) {
-          emit(call, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext: body.operationContext, status: 'completed', resultInfo: success, participants: joining });
-          participantsChanged(call);
-        }
-        if (declined.length) {
-          emit(call, 'InviteParticipantResult', {
-            callLegId: call.callLegId,
-            operationContext: body.operationContext,
-            status: 'failed',
-            resultInfo: { code: 603, subcode: 0, message: 'The participant declined the invitation.' },
-            participants: declined,
-          });
-        }
-      });
+    async inviteParticipants({ params, body }, context) {
+      events = options.events ?? context.events;
+      await request(params.callId, (call, fx) => later(call, fx, answerDelay, { kind: 'invite', participants: body.participants, operationContext: body.operationContext }));
       return { status: 202 };
     },
 
-    removeParticipant({ params }) {
-      const call = live(params.callId);
-      if (!removeParticipant(call, params.participantId)) {
-        throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${params.participantId} in call ${call.callLegId}.`, { target: 'participantId' });
-      }
-      participantsChanged(call);
+    async removeParticipant({ params }, context) {
+      events = options.events ?? context.events;
+      await request(params.callId, (call, fx) => {
+        const index = call.participants.findIndex((p) => p.participantId === params.participantId);
+        if (index === -1) {
+          throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${params.participantId} in call ${call.callLegId}.`, { target: 'participantId' });
+        }
+        call.participants.splice(index, 1);
+        participantsChanged(call, fx);
+      });
       return { status: 202 };
     },
   };
 
   return {
     handlers,
-    /** The calls in progress, with their participants. */
-    listCalls() {
-      return [...calls.values()].map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants] }));
+    /** The calls in progress, with their participants (on shared state: every instance's). */
+    async listCalls() {
+      try {
+        return (await state.list()).map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants] }));
+      } catch (error) {
+        return unavailable(error);
+      }
     },
     /** A participant presses DTMF keys: one DtmfReceived per tone, when the call subscribed. */
-    pressTones(callLegId: string, tones: readonly Tone[]) {
-      const call = live(callLegId);
-      for (const tone of tones) emit(call, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: call.toneSequence++, tone } });
+    async pressTones(callLegId: string, tones: readonly Tone[]) {
+      await request(callLegId, (call, fx) => {
+        for (const tone of tones) emit(call, fx, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: call.toneSequence++, tone } });
+      });
     },
     /** A participant hangs up their side. */
-    leave(callLegId: string, participantId: string) {
-      const call = live(callLegId);
-      if (!removeParticipant(call, participantId)) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
-      participantsChanged(call);
+    async leave(callLegId: string, participantId: string) {
+      await request(callLegId, (call, fx) => {
+        const index = call.participants.findIndex((p) => p.participantId === participantId);
+        if (index === -1) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
+        call.participants.splice(index, 1);
+        participantsChanged(call, fx);
+      });
     },
     /** Invitations to this identifier (its raw id, `4:+1…` for a number) will be declined. */
-    declineInvitations(rawId: string) {
-      declining.add(rawId);
+    async declineInvitations(rawId: string) {
+      await state.decline(rawId).catch(unavailable);
     },
-    /** Stops every call's timers (for shutdown): nothing more is emitted after this. */
-    stop() {
-      for (const call of calls.values()) {
-        clearTimeout(call.answering);
-        for (const timer of call.timers ?? []) clearTimeout(timer);
-      }
-      calls.clear();
-      order = [];
-      head = 0;
+    /**
+     * Stops firing timers here: nothing more is emitted after this. In memory every call is
+     * forgotten; on shared state the calls stay, and other instances fire their timers.
+     */
+    async stop() {
+      await state.stop();
     },
   };
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 export type Simulator = ReturnType<typeof createSimulator>;

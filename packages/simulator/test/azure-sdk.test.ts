@@ -110,7 +110,7 @@ const call = {
 
 describe("Azure's SDK pipeline", () => {
   it('gets the callLegId of a repeatable createCall whose first answer was lost, and one call exists', async () => {
-    const before = service.simulator.listCalls().length;
+    const before = (await service.simulator.listCalls()).length;
     proxy.state.losing = 1;
     const response = await send('POST', '/calls', call, { 'Repeatability-Request-ID': crypto.randomUUID(), 'Repeatability-First-Sent': new Date().toUTCString() });
     expect(response.status).toBe(200);
@@ -119,7 +119,7 @@ describe("Azure's SDK pipeline", () => {
     // The retry re-sent the first attempt's signature, and the service honoured it.
     expect(proxy.state.authorizations).toHaveLength(2);
     expect(proxy.state.authorizations[1]).toBe(proxy.state.authorizations[0]);
-    const calls = service.simulator.listCalls();
+    const calls = await service.simulator.listCalls();
     expect(calls).toHaveLength(before + 1);
     expect(calls.map((c) => c.callLegId)).toContain(callLegId);
   });

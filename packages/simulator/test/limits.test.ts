@@ -40,29 +40,27 @@ describe('the number of calls kept', () => {
     const { context, registered, states } = recorder();
     const simulator = createSimulator({ maxCalls: 2, answerDelayMs: 5 });
     const ids = await createCalls(simulator, context, 3);
-    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1], ids[2]]);
+    expect((await simulator.listCalls()).map((call) => call.callLegId)).toEqual([ids[1], ids[2]]);
     // The first call's operations answer 404, as after a hang-up.
-    expect(() => simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context)).toThrow(
-      expect.objectContaining({ status: 404 }),
-    );
+    await expect(simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context)).rejects.toMatchObject({ status: 404 });
     await vi.advanceTimersByTimeAsync(50);
     expect(states(ids[0]!)).toEqual(['establishing', 'terminating', 'terminated']);
     expect(states(ids[1]!)).toEqual(['establishing', 'established']);
     expect(states(ids[2]!)).toEqual(['establishing', 'established']);
     // Its callbackUri is forgotten once its last event is out; the others' are kept.
     expect([...registered]).toEqual([ids[1], ids[2]]);
-    simulator.stop();
+    await simulator.stop();
   });
 
   it('keeps one call with maxCalls 1: the call it ends sends its last events at once, and stop ends every timer', async () => {
     const { context, registered, states } = recorder();
     const simulator = createSimulator({ maxCalls: 1, answerDelayMs: 5 });
     const ids = await createCalls(simulator, context, 2);
-    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1]]);
+    expect((await simulator.listCalls()).map((call) => call.callLegId)).toEqual([ids[1]]);
     expect(states(ids[0]!)).toEqual(['establishing', 'terminating', 'terminated']);
     expect(registered.has(ids[0]!)).toBe(false);
     // Stopped before the second call's targets answer: nothing more goes out.
-    simulator.stop();
+    await simulator.stop();
     await vi.advanceTimersByTimeAsync(50);
     expect(states(ids[1]!)).toEqual(['establishing']);
     expect(vi.getTimerCount()).toBe(0);
@@ -73,15 +71,15 @@ describe('the number of calls kept', () => {
     const simulator = createSimulator({ maxCalls: 3, answerDelayMs: 5 });
     const ids = await createCalls(simulator, context, 3);
     // The oldest is hung up by its caller: the next one to be ended by the limit is ids[1].
-    simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context);
+    await simulator.handlers.hangupCall({ params: { callId: ids[0]! }, headers: {} } as never, context);
     ids.push(...(await createCalls(simulator, context, 1)));
-    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual([ids[1], ids[2], ids[3]]);
+    expect((await simulator.listCalls()).map((call) => call.callLegId)).toEqual([ids[1], ids[2], ids[3]]);
     ids.push(...(await createCalls(simulator, context, 20)));
     // Always the three newest, in order, however often the list of ids was compacted.
-    expect(simulator.listCalls().map((call) => call.callLegId)).toEqual(ids.slice(-3));
+    expect((await simulator.listCalls()).map((call) => call.callLegId)).toEqual(ids.slice(-3));
     await vi.advanceTimersByTimeAsync(50);
     for (const id of ids.slice(0, -3)) expect(states(id).slice(-2)).toEqual(['terminating', 'terminated']);
-    simulator.stop();
+    await simulator.stop();
   });
 
   it.each([0, -1, 1.5, Number.NaN])('refuses maxCalls %s', (maxCalls) => {
@@ -117,7 +115,7 @@ describe('plays and participants, step by step', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(results()).toHaveLength(3);
     expect(await play('fourth')).toMatchObject({ body: { status: 'running' } });
-    simulator.stop();
+    await simulator.stop();
   });
 
   it('removes the participant named, and only that one', async () => {
@@ -129,11 +127,11 @@ describe('plays and participants, step by step', () => {
     );
     const callId = (created as { body: { callLegId: string } }).body.callLegId;
     await vi.advanceTimersByTimeAsync(10);
-    const [first, second] = simulator.listCalls()[0]!.participants;
-    expect(() => simulator.handlers.removeParticipant({ params: { callId, participantId: 'not-in-call' }, headers: {} } as never, context)).toThrow(expect.objectContaining({ status: 404 }));
-    simulator.handlers.removeParticipant({ params: { callId, participantId: first!.participantId }, headers: {} } as never, context);
-    expect(simulator.listCalls()[0]!.participants).toEqual([second]);
+    const [first, second] = (await simulator.listCalls())[0]!.participants;
+    await expect(simulator.handlers.removeParticipant({ params: { callId, participantId: 'not-in-call' }, headers: {} } as never, context)).rejects.toMatchObject({ status: 404 });
+    await simulator.handlers.removeParticipant({ params: { callId, participantId: first!.participantId }, headers: {} } as never, context);
+    expect((await simulator.listCalls())[0]!.participants).toEqual([second]);
     expect(emitted.filter((e) => e.name === 'ParticipantsUpdated').at(-1)!.data.participants).toEqual([second]);
-    simulator.stop();
+    await simulator.stop();
   });
 });

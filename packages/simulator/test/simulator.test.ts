@@ -100,7 +100,7 @@ describe('a simulated call', () => {
     await waitFor((e) => e.type === 'Microsoft.Communication.DtmfReceived' && e.data.toneInfo.tone === 'pound' && e.data.toneInfo.sequenceId === 1);
 
     expect((await fetch(`${control.url}/calls/${callLegId}/participants/${phoneParticipant}/leave`, { method: 'POST' })).status).toBe(202);
-    const [invited] = service.simulator.listCalls().find((c) => c.callLegId === callLegId)!.participants;
+    const [invited] = (await service.simulator.listCalls()).find((c) => c.callLegId === callLegId)!.participants;
     expect((await client.removeParticipant(callLegId, invited!.participantId)).response.status).toBe(202);
     await waitFor((e) => e.type === 'Microsoft.Communication.ParticipantsUpdated' && e.data.participants.length === 0);
 

@@ -1,0 +1,241 @@
+/**
+ * The simulator on many instances: two (or three) simulators on one real redis-server serve the
+ * same calls, fire each other's timers, and deliver each event once, in order per call, also
+ * when one is killed with SIGKILL, and Redis itself is killed and restarted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createCallAutomationClient, type CallAutomationClient } from '@call-automation/client';
+import { serveApp, type RunningServer } from '@call-automation/server/node';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
+import { startRedis, stopAll, type RedisProcess } from '../../server/test/redis-server.ts';
+import { createSimulatorService, type SimulatorServiceOptions } from '../src/index.ts';
+
+const accessKey = Buffer.from('redis-sim-test-access-key-000001').toString('base64');
+const callbackSecret = `whsec_${Buffer.from('redis-sim-test-callback-secret01').toString('base64')}`;
+const phone = (value: string) => ({ phoneNumber: { value } });
+
+/** Short leases and polls, so that a dead instance's deliveries are taken over within the test. */
+const settings = {
+  accessKeys: [accessKey],
+  callbackSecret,
+  allowLoopback: true,
+  answerDelayMs: 50,
+  playDurationMs: 100,
+  delivery: { pollIntervalMs: 100, retryDelaysMs: [100, 200] },
+} satisfies Omit<SimulatorServiceOptions, 'redis'>;
+
+interface Instance {
+  client: CallAutomationClient;
+  url: string;
+  controlUrl: string;
+  close(): Promise<void>;
+}
+
+let redis: RedisProcess;
+let receiver: CallbackReceiver;
+const open: Array<{ close(): Promise<void> }> = [];
+
+async function connect(port = redis.port): Promise<Redis> {
+  const connection = new Redis(port, '127.0.0.1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => 50 });
+  connection.on('error', () => {});
+  await connection.connect();
+  return connection;
+}
+
+/** A simulator on the test's Redis, in this process. */
+async function instance(): Promise<Instance> {
+  const connection = await connect();
+  const service = createSimulatorService({ ...settings, redis: connection, log: () => {} });
+  const api: RunningServer = await serveApp(service.api);
+  const control: RunningServer = await serveApp(service.control);
+  const self = {
+    client: createCallAutomationClient(`endpoint=${api.url}/;accesskey=${accessKey}`, { retry: { maxRetries: 0 } }),
+    url: api.url,
+    controlUrl: control.url,
+    async close() {
+      await Promise.all([api.close(), control.close()]);
+      await service.close(500);
+      connection.disconnect();
+    },
+  };
+  open.push(self);
+  return self;
+}
+
+/** A simulator on the test's Redis in a process of its own, to be killed. */
+async function apart(extra: Partial<SimulatorServiceOptions> = {}): Promise<Instance & { kill(): Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./run-apart.ts', import.meta.url))], {
+    env: {
+      ...process.env,
+      SIMULATOR_OPTIONS: JSON.stringify({ ...settings, ...extra, delivery: { ...settings.delivery, ...extra.delivery }, accessKey, host: '127.0.0.1', port: 0, controlPort: 0, redisUrl: `redis://127.0.0.1:${redis.port}`, files: { docs: '', specJson: '', specYaml: '' } }),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  const { url, controlUrl } = JSON.parse(line) as { url: string; controlUrl: string };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    process.kill(child.pid!, 'SIGKILL');
+    await exited;
+  };
+  const self = { client: createCallAutomationClient(`endpoint=${url}/;accesskey=${accessKey}`, { retry: { maxRetries: 0 } }), url, controlUrl, kill, close: kill };
+  open.push(self);
+  return self;
+}
+
+/** A call's events as received, as `Type:detail`, each id once; and how many arrived in all. */
+function eventsOf(callLegId: string): { labels: string[]; received: number } {
+  const seen = new Set<string>();
+  const labels: string[] = [];
+  let received = 0;
+  for (const delivery of receiver.received) {
+    const event = JSON.parse(delivery.body) as { id: string; type: string; data: Record<string, unknown> & { callLegId: string } };
+    if (event.data.callLegId !== callLegId) continue;
+    received++;
+    if (seen.has(event.id)) continue;
+    seen.add(event.id);
+    const type = event.type.replace('Microsoft.Communication.', '');
+    const detail = (event.data.callState ?? event.data.status ?? (event.data.toneInfo as { tone?: string } | undefined)?.tone ?? '') as string;
+    labels.push(detail ? `${type}:${detail}` : type);
+  }
+  return { labels, received };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const create = async (on: Instance, events: Array<'participantsUpdated' | 'dtmfReceived'> = []) => {
+  const created = await on.client.createCall({ targets: [phone('+14251001000')], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: events });
+  expect(created.response.status).toBe(200);
+  return created.data!.callLegId;
+};
+
+beforeAll(async () => {
+  redis = await startRedis();
+  receiver = await startCallbackReceiver();
+});
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((instance) => instance.close()));
+});
+
+afterAll(async () => {
+  await receiver?.close();
+  await stopAll();
+});
+
+describe('the simulator on Redis', () => {
+  it('serves a call made on one instance from another, control surface included, and delivers each event once, in order', async () => {
+    const [a, b] = [await instance(), await instance()];
+    const id = await create(a, ['participantsUpdated', 'dtmfReceived']);
+    await until('the target answers', () => eventsOf(id).labels.includes('CallLegStateChanged:established'));
+
+    expect((await b.client.playAudio(id, { audioFileUri: 'https://cdn.contoso.com/a.wav', operationContext: 'p1' })).response.status).toBe(202);
+    await until('the play ends', () => eventsOf(id).labels.includes('PlayAudioResult:completed'));
+    const listed = (await (await fetch(`${b.controlUrl}/calls`)).json()) as Array<{ callLegId: string; state: string; participants: unknown[] }>;
+    expect(listed).toEqual([expect.objectContaining({ callLegId: id, state: 'established', participants: [expect.objectContaining({ identifier: phone('+14251001000') })] })]);
+    expect((await fetch(`${b.controlUrl}/calls/${id}/dtmf`, { method: 'POST', body: JSON.stringify({ tones: ['tone1', 'pound'] }) })).status).toBe(202);
+    // Invitations declined through A's control surface are declined on B.
+    expect((await fetch(`${a.controlUrl}/invitations/decline`, { method: 'POST', body: JSON.stringify({ rawId: '4:+14251009999' }) })).status).toBe(202);
+    expect((await b.client.inviteParticipants(id, { participants: [phone('+14251009999')], operationContext: 'invite' })).response.status).toBe(202);
+    await until('the invitation is declined', () => eventsOf(id).labels.includes('InviteParticipantResult:failed'));
+    expect((await a.client.hangupCall(id)).response.status).toBe(202);
+    await until('the call ends', () => eventsOf(id).labels.includes('CallLegStateChanged:terminated'));
+    expect((await b.client.hangupCall(id)).response.status).toBe(404);
+
+    const { labels, received } = eventsOf(id);
+    expect(labels).toEqual([
+      'CallLegStateChanged:establishing',
+      'CallLegStateChanged:established',
+      'ParticipantsUpdated',
+      'PlayAudioResult:completed',
+      'DtmfReceived:tone1',
+      'DtmfReceived:pound',
+      'InviteParticipantResult:failed',
+      'CallLegStateChanged:terminating',
+      'CallLegStateChanged:terminated',
+    ]);
+    expect(received).toBe(labels.length);
+  });
+
+  it('keeps each of many calls in order when its operations go to alternate instances', async () => {
+    const instances = [await instance(), await instance()];
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => create(instances[i % 2]!)));
+    await until('every call is answered', () => ids.every((id) => eventsOf(id).labels.includes('CallLegStateChanged:established')));
+    await Promise.all(ids.map(async (id, i) => expect((await instances[(i + 1) % 2]!.client.hangupCall(id)).response.status).toBe(202)));
+    await until('every call ends', () => ids.every((id) => eventsOf(id).labels.at(-1) === 'CallLegStateChanged:terminated'));
+    for (const id of ids) {
+      expect(eventsOf(id)).toEqual({
+        labels: ['CallLegStateChanged:establishing', 'CallLegStateChanged:established', 'CallLegStateChanged:terminating', 'CallLegStateChanged:terminated'],
+        received: 4,
+      });
+    }
+  });
+
+  it('fires the timers of an instance killed with SIGKILL on another, and delivers every event it had queued', async () => {
+    const slow = await startCallbackReceiver({ answer: (_delivery, _n, res) => void setTimeout(() => res.writeHead(204).end(), 300) });
+    try {
+      // One delivery at a time, so that events wait in its queue; targets answer after it is gone.
+      const doomed = await apart({ answerDelayMs: 1_000, delivery: { concurrencyPerUri: 1, attemptTimeoutMs: 400, leaseMs: 1_000 } });
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const created = await doomed.client.createCall({ targets: [phone('+14251001000')], callbackUri: `${slow.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
+        ids.push(created.data!.callLegId);
+      }
+      // Killed before its targets answer (its timers pending) and with events still queued.
+      await doomed.kill();
+      expect(slow.received.length).toBeLessThan(ids.length);
+      // Started once the other is dead: all it does, it takes over.
+      const survivor = await instance();
+      const states = (id: string) =>
+        slow.received
+          .map((d) => JSON.parse(d.body) as { id: string; data: { callLegId: string; callState?: string } })
+          .filter((e) => e.data.callLegId === id)
+          .filter((e, i, all) => all.findIndex((o) => o.id === e.id) === i)
+          .map((e) => e.data.callState);
+      await until('every call is answered on the survivor', () => ids.every((id) => states(id).includes('established')), 10_000);
+      for (const id of ids) expect(states(id)).toEqual(['establishing', 'established']);
+      // The survivor serves the calls the dead instance made.
+      for (const id of ids) expect((await survivor.client.hangupCall(id)).response.status).toBe(202);
+      await until('every call ends', () => ids.every((id) => states(id).at(-1) === 'terminated'));
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('answers 503 with Retry-After while Redis is away, on the API and the control surface, and carries on when it is back', async () => {
+    const a = await instance();
+    const id = await create(a);
+    await until('the target answers', () => eventsOf(id).labels.includes('CallLegStateChanged:established'));
+    await redis.kill();
+    try {
+      const created = await a.client.createCall({ targets: [phone('+14251001000')], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
+      expect(created.response.status).toBe(503);
+      expect(created.response.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(created.error).toMatchObject({ code: 'ServiceUnavailable' });
+      const played = await a.client.playAudio(id, { audioFileUri: 'https://cdn.contoso.com/a.wav' });
+      expect(played.response.status).toBe(503);
+      const listed = await fetch(`${a.controlUrl}/calls`);
+      expect(listed.status).toBe(503);
+      expect(listed.headers.get('retry-after')).toMatch(/^\d+$/);
+    } finally {
+      await redis.restart();
+    }
+    // The call made before the outage survived it (append-only file), and is served again.
+    await until('the instance reconnects', async () => (await a.client.playAudio(id, { audioFileUri: 'https://cdn.contoso.com/a.wav', operationContext: 'after' })).response.status === 202);
+    await until('the play ends', () => eventsOf(id).labels.includes('PlayAudioResult:completed'));
+    expect((await a.client.hangupCall(id)).response.status).toBe(202);
+    await until('the call ends', () => eventsOf(id).labels.at(-1) === 'CallLegStateChanged:terminated');
+  });
+});
