@@ -2,9 +2,11 @@
  * `pnpm start`: regenerates what the spec makes and builds the docs, each only when stale, then
  * runs the simulator, a working Call Automation service in memory, on HOST:PORT (127.0.0.1:4780
  * by default) with the docs at /docs and the spec at /openapi.json and /openapi.yaml, and its
- * control surface on 127.0.0.1:CONTROL_PORT (PORT + 1 by default). The access key and callback
- * secret come from CALL_AUTOMATION_ACCESS_KEY and CALL_AUTOMATION_CALLBACK_SECRET, or are made up
- * and printed. SIGINT and SIGTERM stop it.
+ * control surface on 127.0.0.1:CONTROL_PORT (PORT + 1 by default). With REDIS_URL it runs on that
+ * Redis instead of in memory, sharing its calls, timers and callbacks with every instance started
+ * on the same Redis. The access key and callback secret come from CALL_AUTOMATION_ACCESS_KEY and
+ * CALL_AUTOMATION_CALLBACK_SECRET, or are made up and printed (instances sharing a Redis need the
+ * same ones). SIGINT and SIGTERM stop it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -28,6 +30,11 @@ const port = portFrom('PORT', 4780);
 const controlPort = portFrom('CONTROL_PORT', port === 0 ? 0 : port + 1);
 const accessKey = process.env.CALL_AUTOMATION_ACCESS_KEY || randomBytes(32).toString('base64');
 const callbackSecret = process.env.CALL_AUTOMATION_CALLBACK_SECRET || `whsec_${randomBytes(24).toString('base64')}`;
+const redisUrl = process.env.REDIS_URL || undefined;
+if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) {
+  console.error(`REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379), not "${redisUrl}".`);
+  process.exit(1);
+}
 if (!callbackSecret.startsWith('whsec_')) {
   console.error('CALL_AUTOMATION_CALLBACK_SECRET must be a whsec_ secret: "whsec_" and a base64 key.');
   process.exit(1);
@@ -74,7 +81,7 @@ else {
   await writeFile(docsStamp, sources);
 }
 // Loaded now, so that it runs on the code just regenerated.
-const { runSimulator } = await import('@call-automation/simulator');
+const { redactedUrl, runSimulator } = await import('@call-automation/simulator');
 
 let running;
 try {
@@ -85,6 +92,7 @@ try {
     accessKey,
     callbackSecret,
     allowLoopback: true,
+    redisUrl,
     files: {
       docs: join(repoRoot, 'docs', 'index.html'),
       specJson: join(repoRoot, 'spec', 'dist', 'openapi.json'),
@@ -93,15 +101,21 @@ try {
   });
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
-  console.error(code === 'EADDRINUSE' ? `A port is in use (${host}:${port} or 127.0.0.1:${controlPort}). Choose others: PORT=4790 CONTROL_PORT=4791 pnpm start` : String(error));
+  console.error(
+    code === 'EADDRINUSE' ? `A port is in use (${host}:${port} or 127.0.0.1:${controlPort}). Choose others: PORT=4790 CONTROL_PORT=4791 pnpm start` : (error as Error).message,
+  );
   process.exit(1);
 }
 
 const keyNote = process.env.CALL_AUTOMATION_ACCESS_KEY ? '' : '  (made up for this run; set CALL_AUTOMATION_ACCESS_KEY to keep one)';
 const secretNote = process.env.CALL_AUTOMATION_CALLBACK_SECRET ? '' : '  (made up for this run; set CALL_AUTOMATION_CALLBACK_SECRET to keep one)';
+const stateNote = redisUrl
+  ? `on Redis at ${redactedUrl(redisUrl)}: calls, timers and callbacks shared with every instance on it`
+  : 'in memory (REDIS_URL=redis://… runs it on Redis, shared by several instances)';
 console.log(`
 Call Automation simulator on ${running.url}
 
+  state              ${stateNote}
   connection string  endpoint=${running.url}/;accesskey=${accessKey}${keyNote}
   callback secret    ${callbackSecret}${secretNote}
   docs               ${running.url}/docs
@@ -111,6 +125,8 @@ Call Automation simulator on ${running.url}
                        POST /calls/{callLegId}/dtmf                       {"tones": ["tone1", "pound"]}
                        POST /calls/{callLegId}/participants/{id}/leave
                        POST /invitations/decline                          {"rawId": "4:+14251001000"}
+                       GET  /dead-letters
+                       POST /dead-letters/{id}/redrive
 
   Callbacks may go to loopback URIs (http://127.0.0.1:…); private addresses are refused.
   Prism's mock of the spec alone: pnpm mock.  Ctrl+C stops it.`);

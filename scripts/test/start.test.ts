@@ -128,3 +128,59 @@ describe('pnpm start', () => {
     }
   }, 30_000);
 });
+
+describe('pnpm start with REDIS_URL', () => {
+  it('runs instances on one Redis that share their calls, and says where the state is', async () => {
+    const { startRedis, stopAll } = await import('../../packages/server/test/redis-server.ts');
+    const redis = await startRedis();
+    const children: ChildProcess[] = [];
+    try {
+      const start = async () => {
+        const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
+          cwd: repoRoot,
+          env: { ...process.env, PORT: '0', CONTROL_PORT: '0', REDIS_URL: `redis://127.0.0.1:${redis.port}`, CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let output = '';
+        child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        await waitForOutput(child, () => output, /Ctrl\+C stops it/);
+        return {
+          output,
+          url: /simulator on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!,
+          control: /control +(http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!,
+        };
+      };
+      const [a, b] = await Promise.all([start(), start()]);
+      expect(a.output).toContain(`state              on Redis at redis://127.0.0.1:${redis.port}`);
+      const created = await createCallAutomationClient(`endpoint=${a.url}/;accesskey=${accessKey}`).createCall({
+        targets: [{ phoneNumber: { value: '+14251001000' } }],
+        callbackUri: 'http://127.0.0.1:9/cb',
+        requestedModalities: ['audio'],
+        requestedCallEvents: [],
+      });
+      expect(created.response.status).toBe(200);
+      const listed = (await (await fetch(`${b.control}/calls`)).json()) as Array<{ callLegId: string }>;
+      expect(listed.map((call) => call.callLegId)).toEqual([created.data!.callLegId]);
+      expect((await createCallAutomationClient(`endpoint=${b.url}/;accesskey=${accessKey}`).hangupCall(created.data!.callLegId)).response.status).toBe(202);
+    } finally {
+      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      await stopAll();
+    }
+  }, 60_000);
+
+  it('refuses to start, saying why, when Redis cannot be reached', async () => {
+    const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
+      cwd: repoRoot,
+      env: { ...process.env, PORT: '0', CONTROL_PORT: '0', REDIS_URL: 'redis://127.0.0.1:1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(output).toContain('Cannot reach Redis at redis://127.0.0.1:1 (connect ECONNREFUSED 127.0.0.1:1). Is redis-server running there?');
+  }, 30_000);
+});
