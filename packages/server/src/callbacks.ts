@@ -59,6 +59,8 @@ export interface CallbackQueue {
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
   size(): Promise<number>;
+  /** How many deliveries of one call wait. A shared queue has it, for an instance's account of what it leaves at shutdown. */
+  length?(callLegId: string): Promise<number>;
   /** Takes, or extends, the right to deliver a call's events for `ms`; false while another `owner` holds it. */
   lease?(callLegId: string, owner: string, ms: number): Promise<boolean>;
   /** Extends a lease `owner` holds; false when it has lost it. */
@@ -136,6 +138,9 @@ export function createMemoryCallbackQueue(options: { maxEntries?: number } = {})
     },
     async size() {
       return size;
+    },
+    async length(callLegId) {
+      return queues.get(callLegId)?.length ?? 0;
     },
   };
 }
@@ -234,8 +239,15 @@ export interface CallbackDeliveryOptions {
 export interface ShutdownReport {
   /** Delivered during the grace period. */
   delivered: number;
-  /** Left in a durable queue, for the next process to deliver (in a shared queue, what waits for every instance). */
+  /**
+   * Left in a durable queue, for the next process to deliver. In a queue shared by instances (with
+   * leases), only the events of the calls this instance had in hand when it stopped (delivering,
+   * waiting for a retry or for a slot): what another instance must take over from it. Another
+   * instance awaiting the same call's retry counts them too.
+   */
   stillQueued: number;
+  /** In a queue shared by instances: every event waiting in it when this instance stopped, whichever instance will deliver it. */
+  inSharedQueue?: number;
   /** Made dead letters (reason `closed`): a queue in memory does not outlive the process. */
   deadLettered: number;
 }
@@ -618,6 +630,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const drained = await Promise.race([this.drain().then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
       clearTimeout(deadline);
       stopped = true;
+      // The calls this instance had in hand: with a shared queue, what it leaves to the others.
+      const inHand = new Set([...working, ...scheduled.keys(), ...[...waiting.values()].flatMap((calls) => [...calls])]);
       clearInterval(poller);
       shutdown.abort(new Error('The callback delivery is shutting down.'));
       for (const timer of scheduled.values()) clearTimeout(timer);
@@ -627,7 +641,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       // wait for them before counting.
       while (working.size > 0 || emitting > 0) await new Promise((resolve) => setTimeout(resolve, 5));
       const report: ShutdownReport = { delivered: delivered - deliveredBefore, stillQueued: 0, deadLettered: 0 };
-      if (queue.durable) report.stillQueued = await queue.size().catch(() => NaN);
+      if (queue.durable && leased) {
+        report.stillQueued = queue.length ? await Promise.all([...inHand].map((callLegId) => queue.length!(callLegId))).then((lengths) => lengths.reduce((sum, n) => sum + n, 0), () => NaN) : NaN;
+        report.inSharedQueue = await queue.size().catch(() => NaN);
+      } else if (queue.durable) report.stillQueued = await queue.size().catch(() => NaN);
       else {
         for (const callLegId of await queue.calls()) {
           for (let delivery = await queue.head(callLegId); delivery; delivery = await queue.head(callLegId)) {
@@ -638,7 +655,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         }
       }
       if (report.stillQueued || report.deadLettered) {
-        log(`Callback delivery stopped: ${report.delivered} delivered while stopping, ${report.stillQueued} left queued, ${report.deadLettered} kept as dead letters (closed).`);
+        const shared = report.inSharedQueue === undefined ? '' : ` (${report.inSharedQueue} waiting in the shared queue for every instance)`;
+        log(`Callback delivery stopped: ${report.delivered} delivered while stopping, ${report.stillQueued} left queued${shared}, ${report.deadLettered} kept as dead letters (closed).`);
       }
       // Connections close after the last attempt, when no one is waiting any more.
       released ??= pinned?.close();

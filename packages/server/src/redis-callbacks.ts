@@ -287,6 +287,9 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async size() {
       return (await waiting()).reduce((sum, [, length]) => sum + length, 0);
     },
+    async length(callLegId) {
+      return limit(redis.llen(list(callLegId)));
+    },
     async lease(callLegId, owner, ms) {
       return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 1))) === 1;
     },

@@ -141,6 +141,29 @@ describe('two deliveries sharing the Redis callback queue', () => {
     await b.drain();
   });
 
+  it('reports at shutdown the events of the calls this instance had in hand, apart from what waits in the shared queue for every instance', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const [x, y] = [`leg-x-${crypto.randomUUID()}`, `leg-y-${crypto.randomUUID()}`];
+    // Both receivers hold their first attempt unanswered: each instance is in the middle of its call.
+    const held: ServerResponse[] = [];
+    for (const callLegId of [x, y]) answers.set(`/held/${callLegId}`, (_d, res) => void held.push(res));
+    try {
+      const logged: string[] = [];
+      const a = await instance(prefix, { attemptTimeoutMs: 10_000, log: (message) => logged.push(message) });
+      const b = await instance(prefix, { attemptTimeoutMs: 10_000 });
+      a.register(x, `${receiver.url}/held/${x}`);
+      b.register(y, `${receiver.url}/held/${y}`);
+      for (let n = 0; n < 3; n++) a.emit(x, 'DtmfReceived', dtmf(x, n));
+      for (let n = 0; n < 2; n++) b.emit(y, 'DtmfReceived', dtmf(y, n));
+      await until(() => held.length === 2, 5_000, 'Both first attempts');
+      const report = await a.close(100);
+      expect(report).toEqual({ delivered: 0, stillQueued: 3, inSharedQueue: 5, deadLettered: 0 });
+      expect(logged).toContain('Callback delivery stopped: 0 delivered while stopping, 3 left queued (5 waiting in the shared queue for every instance), 0 kept as dead letters (closed).');
+    } finally {
+      for (const res of held) res.writeHead(503).end();
+    }
+  });
+
   it('loses no event emitted while Redis is away: each is pushed, in order, once Redis is back', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const callLegId = `leg-${crypto.randomUUID()}`;
