@@ -81,7 +81,22 @@ else {
   await writeFile(docsStamp, sources);
 }
 // Loaded now, so that it runs on the code just regenerated.
-const { redactedUrl, runSimulator } = await import('@call-automation/simulator');
+const { loadScenarios, redactedUrl, runSimulator, testNumbers } = await import('@call-automation/simulator');
+
+const scenariosPath = process.env.SIMULATOR_SCENARIOS || undefined;
+let scenarios;
+try {
+  scenarios = scenariosPath ? await loadScenarios(scenariosPath) : undefined;
+} catch (error) {
+  console.error(`${(error as Error).message}\nSIMULATOR_SCENARIOS names a JSON or YAML file of the shape packages/simulator/scenarios.schema.json describes.`);
+  process.exit(1);
+}
+const ringText = process.env.SIMULATOR_RING_TIMEOUT_MS;
+const ringTimeoutMs = ringText ? Number(ringText) : undefined;
+if (ringTimeoutMs !== undefined && !(Number.isInteger(ringTimeoutMs) && ringTimeoutMs >= 0)) {
+  console.error(`SIMULATOR_RING_TIMEOUT_MS must be a whole number of milliseconds, not "${ringText}".`);
+  process.exit(1);
+}
 
 let running;
 try {
@@ -93,6 +108,8 @@ try {
     callbackSecret,
     allowLoopback: true,
     redisUrl,
+    scenarios,
+    ringTimeoutMs,
     files: {
       docs: join(repoRoot, 'docs', 'index.html'),
       specJson: join(repoRoot, 'spec', 'dist', 'openapi.json'),
@@ -127,6 +144,10 @@ Call Automation simulator on ${running.url}
                        POST /invitations/decline                          {"rawId": "4:+14251001000"}
                        GET  /dead-letters
                        POST /dead-letters/{id}/redrive
+
+  test numbers       ${Object.entries(testNumbers)
+    .map(([number, behaviour]) => `${number} ${behaviour.description}`)
+    .join('\n                     ')}${scenariosPath ? `\n  scenarios          ${Object.keys(scenarios!).length} identifiers from ${scenariosPath}` : ''}
 
   Callbacks may go to loopback URIs (http://127.0.0.1:…); private addresses are refused.
   Prism's mock of the spec alone: pnpm mock.  Ctrl+C stops it.`);

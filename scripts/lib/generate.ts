@@ -4,6 +4,7 @@ import type { OpenAPI3 } from 'openapi-typescript';
 import { bundleSpec } from './bundle.ts';
 import { generateClientMethods } from './client-package.ts';
 import { generateContract } from './contract-package.ts';
+import { generateScenarioSchema } from './scenario-schema.ts';
 import { generateTypes } from './types.ts';
 
 /** Every file `pnpm generate` writes, by path relative to the repository root. */
@@ -27,6 +28,8 @@ export async function generateAll(root: string, log: (line: string) => void = ()
 
   files.set('packages/client/src/generated/operations.gen.ts', generateClientMethods(spec));
   log(`generated the client's methods (${Math.round(performance.now() - started)} ms)`);
+
+  files.set('packages/simulator/scenarios.schema.json', generateScenarioSchema(spec));
   return files;
 }
 

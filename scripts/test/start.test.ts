@@ -170,6 +170,28 @@ describe('pnpm start with REDIS_URL', () => {
     }
   }, 60_000);
 
+  it('refuses a scenario file that does not match its schema, saying where', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'ca-start-'));
+    try {
+      await writeFile(join(dir, 'flows.yaml'), 'identifiers:\n  "+15550100042": { outcome: hangup }\n');
+      const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
+        cwd: repoRoot,
+        env: { ...process.env, PORT: '0', CONTROL_PORT: '0', SIMULATOR_SCENARIOS: join(dir, 'flows.yaml') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).toBe(1);
+      expect(output).toContain('/identifiers/+15550100042/outcome must be equal to one of the allowed values');
+      expect(output).toContain('SIMULATOR_SCENARIOS names a JSON or YAML file');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('refuses to start, saying why, when Redis cannot be reached', async () => {
     const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
       cwd: repoRoot,

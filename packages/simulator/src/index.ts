@@ -8,3 +8,5 @@ export { createMemoryState } from './state.ts';
 export type { CallRecord, SimulatorState, Timer } from './state.ts';
 export { createRedisState } from './redis-state.ts';
 export type { RedisStateOptions } from './redis-state.ts';
+export { createBook, loadScenarios, scenarioSchema, testNumbers } from './scenarios.ts';
+export type { Behaviour, Scenarios } from './scenarios.ts';

@@ -1,4 +1,5 @@
 import { ApiError, type CallAutomationHandlers, type CallbackEmitter, type CommunicationIdentifier, type EventData, type EventName } from '@call-automation/server';
+import { createBook, type Behaviour } from './scenarios.ts';
 import { createMemoryState, type CallRecord, type CallState, type Participant, type PlayRecord, type SimulatorState, type Timer } from './state.ts';
 
 type Tone = EventData<'DtmfReceived'>['toneInfo']['tone'];
@@ -14,6 +15,16 @@ export interface SimulatorOptions {
    * however long or heavy the run. Default 10 000.
    */
   maxCalls?: number;
+  /**
+   * How long an identifier that does not answer rings before the call or invitation fails (408).
+   * Default 30 s.
+   */
+  ringTimeoutMs?: number;
+  /**
+   * What identifiers do when called or invited, by E.164 number or raw id (see `loadScenarios`),
+   * over the test numbers (`testNumbers`): decline, be busy, not answer, press keys, hang up.
+   */
+  scenarios?: Record<string, Behaviour>;
   /** Where calls and timers are kept: in this process by default, or `createRedisState(…)` for many instances. */
   state?: SimulatorState;
   /**
@@ -36,6 +47,13 @@ export function rawIdOf(identifier: CommunicationIdentifier): string {
 
 const success = { code: 200, subcode: 0, message: 'Action completed successfully.' };
 const cancelled = { code: 400, subcode: 8508, message: 'Action failed, the operation was cancelled.' };
+/** Why an invitation failed, with the SIP codes Communication Services reports. */
+const failures = {
+  decline: { code: 603, subcode: 0, message: 'The participant declined the invitation.' },
+  busy: { code: 486, subcode: 0, message: 'The participant is busy.' },
+  noAnswer: { code: 408, subcode: 0, message: 'The participant did not answer.' },
+};
+type Outcome = NonNullable<Behaviour['outcome']>;
 
 /** What a change to a call does once it is written: events to emit, whether the call ended. */
 interface Effects {
@@ -63,6 +81,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
   const playDuration = options.playDurationMs ?? 1000;
   const maxCalls = options.maxCalls ?? 10_000;
   if (!Number.isInteger(maxCalls) || maxCalls < 1) throw new RangeError(`maxCalls must be a whole number of at least 1, not ${maxCalls}.`);
+  const ringTimeout = options.ringTimeoutMs ?? 30_000;
+  const behaviourOf = createBook(options.scenarios);
   const state = options.state ?? createMemoryState();
   const log = options.log ?? ((line: string) => console.warn(line));
   let events = options.events;
@@ -104,6 +124,46 @@ export function createSimulator(options: SimulatorOptions = {}) {
     call.timers = [];
     setState(call, fx, 'terminating');
     setState(call, fx, 'terminated');
+  }
+
+  /**
+   * When and how each identifier settles (answers, or fails), grouped: those that settle alike at
+   * the same time do so together. Identifiers declined through the control surface decline.
+   */
+  async function settling(identifiers: CommunicationIdentifier[]): Promise<Array<{ ms: number; outcome: Outcome; identifiers: CommunicationIdentifier[] }>> {
+    const declined = await state.declines(identifiers.map(rawIdOf));
+    const groups = new Map<string, { ms: number; outcome: Outcome; identifiers: CommunicationIdentifier[] }>();
+    identifiers.forEach((identifier, i) => {
+      const behaviour = behaviourOf(identifier);
+      const outcome: Outcome = declined[i] ? 'decline' : (behaviour?.outcome ?? 'answer');
+      const ms = outcome === 'noAnswer' ? ringTimeout : (behaviour?.ringMs ?? answerDelay);
+      const key = `${outcome}:${ms}`;
+      const group = groups.get(key);
+      if (group) group.identifiers.push(identifier);
+      else groups.set(key, { ms, outcome, identifiers: [identifier] });
+    });
+    return [...groups.values()];
+  }
+
+  /** Participants who answered join the call, and their scripted acts (keys, hanging up) are timed from now. */
+  function answer(call: CallRecord, fx: Effects, identifiers: CommunicationIdentifier[]): Participant[] {
+    return identifiers.map((identifier) => {
+      const participant = join(call, identifier);
+      const behaviour = behaviourOf(identifier);
+      for (const { afterMs, tone } of behaviour?.tones ?? []) later(call, fx, afterMs, { kind: 'tone', participantId: participant.participantId, tone });
+      if (behaviour?.leaveAfterMs !== undefined) later(call, fx, behaviour.leaveAfterMs, { kind: 'leave', participantId: participant.participantId });
+      return participant;
+    });
+  }
+
+  /** A participant hangs up their side; a call with no one left ends. False when they were not in the call. */
+  function leaves(call: CallRecord, fx: Effects, participantId: string): boolean {
+    const index = call.participants.findIndex((p) => p.participantId === participantId);
+    if (index === -1) return false;
+    call.participants.splice(index, 1);
+    participantsChanged(call, fx);
+    if (call.participants.length === 0 && call.ringing === 0) endCall(call, fx);
+    return true;
   }
 
   /** A failure of the shared state, answered as the API's 503 (the request may be sent again). */
@@ -157,7 +217,6 @@ export function createSimulator(options: SimulatorOptions = {}) {
   /** What a timer does when it fires: nothing, when its call ended or it already ran. */
   async function fire(timer: Timer) {
     try {
-      const declined = timer.kind === 'invite' ? await state.declines(timer.participants.map(rawIdOf)) : [];
       await update(
         timer.callLegId,
         (call, fx) => {
@@ -165,31 +224,33 @@ export function createSimulator(options: SimulatorOptions = {}) {
           if (index === -1) return;
           call.timers.splice(index, 1);
           if (timer.kind === 'answer') {
-            for (const target of timer.targets) join(call, target);
-            setState(call, fx, 'established');
+            call.ringing -= timer.targets.length;
+            answer(call, fx, timer.targets);
+            if (call.state === 'establishing') setState(call, fx, 'established');
             participantsChanged(call, fx);
+          } else if (timer.kind === 'unanswered') {
+            call.ringing -= timer.targets.length;
+            // No target answered: the call could not be established.
+            if (call.ringing === 0 && call.participants.length === 0) endCall(call, fx);
           } else if (timer.kind === 'play') {
             const play = call.plays.find((p) => p.id === timer.playId);
             if (!play) return;
             if (play.loop) later(call, fx, playDuration, { kind: 'play', playId: play.id });
             else finishPlay(call, fx, play, 'completed', success);
-          } else {
-            const joining = timer.participants.filter((_, i) => !declined[i]);
-            const refused = timer.participants.filter((_, i) => declined[i]);
-            for (const identifier of joining) join(call, identifier);
-            if (joining.length) {
-              emit(call, fx, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext: timer.operationContext, status: 'completed', resultInfo: success, participants: joining });
+          } else if (timer.kind === 'invite') {
+            const { participants, operationContext } = timer;
+            if (timer.outcome === 'answer') {
+              answer(call, fx, participants);
+              emit(call, fx, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext, status: 'completed', resultInfo: success, participants });
               participantsChanged(call, fx);
+            } else {
+              emit(call, fx, 'InviteParticipantResult', { callLegId: call.callLegId, operationContext, status: 'failed', resultInfo: failures[timer.outcome], participants });
             }
-            if (refused.length) {
-              emit(call, fx, 'InviteParticipantResult', {
-                callLegId: call.callLegId,
-                operationContext: timer.operationContext,
-                status: 'failed',
-                resultInfo: { code: 603, subcode: 0, message: 'The participant declined the invitation.' },
-                participants: refused,
-              });
-            }
+          } else if (timer.kind === 'tone') {
+            if (!call.participants.some((p) => p.participantId === timer.participantId)) return;
+            emit(call, fx, 'DtmfReceived', { callLegId: call.callLegId, toneInfo: { sequenceId: call.toneSequence++, tone: timer.tone } });
+          } else {
+            leaves(call, fx, timer.participantId);
           }
         },
         () => undefined,
@@ -215,6 +276,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
         plays: [],
         timers: [],
         toneSequence: 0,
+        ringing: body.targets.length,
       };
       try {
         if ((await state.count()) >= maxCalls) {
@@ -223,8 +285,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
         }
         const fx: Effects = { events: [], timers: [], ended: false };
         setState(call, fx, 'establishing');
-        later(call, fx, answerDelay, { kind: 'answer', targets: body.targets });
-        await state.schedule(fx.timers[0]!);
+        for (const { ms, outcome, identifiers } of await settling(body.targets)) later(call, fx, ms, { kind: outcome === 'answer' ? 'answer' : 'unanswered', targets: identifiers });
+        await Promise.all(fx.timers.map((timer) => state.schedule(timer)));
         // Registered before its first event is emitted: the event's callbackUri is looked up in order.
         context.events.register(callLegId, body.callbackUri);
         await state.put(call, 0);
@@ -267,7 +329,10 @@ export function createSimulator(options: SimulatorOptions = {}) {
 
     async inviteParticipants({ params, body }, context) {
       events = options.events ?? context.events;
-      await request(params.callId, (call, fx) => later(call, fx, answerDelay, { kind: 'invite', participants: body.participants, operationContext: body.operationContext }));
+      const groups = await settling(body.participants).catch(unavailable);
+      await request(params.callId, (call, fx) => {
+        for (const { ms, outcome, identifiers } of groups) later(call, fx, ms, { kind: 'invite', participants: identifiers, operationContext: body.operationContext, outcome });
+      });
       return { status: 202 };
     },
 
@@ -301,16 +366,14 @@ export function createSimulator(options: SimulatorOptions = {}) {
         for (const tone of tones) emit(call, fx, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: call.toneSequence++, tone } });
       });
     },
-    /** A participant hangs up their side. */
+    /** A participant hangs up their side; when no one is left, the call ends. */
     async leave(callLegId: string, participantId: string) {
       await request(callLegId, (call, fx) => {
-        const index = call.participants.findIndex((p) => p.participantId === participantId);
-        if (index === -1) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
-        call.participants.splice(index, 1);
-        participantsChanged(call, fx);
+        if (!call.participants.some((p) => p.participantId === participantId)) throw new ApiError(404, 'ParticipantNotFound', `No participant with id ${participantId}.`);
+        leaves(call, fx, participantId);
       });
     },
-    /** Invitations to this identifier (its raw id, `4:+1…` for a number) will be declined. */
+    /** Calls and invitations to this identifier (its raw id, `4:+1…` for a number) will be declined. */
     async declineInvitations(rawId: string) {
       await state.decline(rawId).catch(unavailable);
     },

@@ -32,13 +32,21 @@ export interface CallRecord {
   /** The ids of the timers pending. */
   timers: string[];
   toneSequence: number;
+  /** How many of the targets the call was made to have not yet answered, nor failed. */
+  ringing: number;
 }
 
 /** Something that happens to a call later. */
 export type Timer = { id: string; callLegId: string; at: number } & (
+  /** Targets of the call answer, or fail (declined, busy, no answer). */
   | { kind: 'answer'; targets: CommunicationIdentifier[] }
+  | { kind: 'unanswered'; targets: CommunicationIdentifier[] }
   | { kind: 'play'; playId: string }
-  | { kind: 'invite'; participants: CommunicationIdentifier[]; operationContext?: string }
+  /** Invitees answer (`outcome` answer) or fail, with one InviteParticipantResult for all of them. */
+  | { kind: 'invite'; participants: CommunicationIdentifier[]; operationContext?: string; outcome: 'answer' | 'decline' | 'busy' | 'noAnswer' }
+  /** A participant's scripted acts, after it answered. */
+  | { kind: 'tone'; participantId: string; tone: EventData<'DtmfReceived'>['toneInfo']['tone'] }
+  | { kind: 'leave'; participantId: string }
 );
 
 /** A call as read, with what a write must name to replace it (nothing else wrote it since). */

@@ -131,6 +131,15 @@ describe('a simulated call', () => {
     expect(events.filter((e) => e.source === `calls/${callLegId}`).map((e) => e.type)).toEqual(Array(4).fill('Microsoft.Communication.CallLegStateChanged'));
   });
 
+  it('plays a test number’s script over HTTP: +15550100002 declines, and the call ends unestablished', async () => {
+    const created = await client.createCall({ targets: [{ phoneNumber: { value: '+15550100002' } }], callbackUri, requestedModalities: ['audio'], requestedCallEvents: ['participantsUpdated'] });
+    const callLegId = created.data!.callLegId;
+    await waitFor(isState(callLegId, 'terminated'));
+    await service.delivery.drain();
+    expect(events.filter((e) => e.source === `calls/${callLegId}`).map((e) => (e.data as { callState?: string }).callState)).toEqual(['establishing', 'terminating', 'terminated']);
+    expect((await client.playAudio(callLegId, { audioFileUri: 'http://127.0.0.1:9/a.wav' })).error).toMatchObject({ code: 'CallNotFound' });
+  });
+
   it('refuses a callbackUri on a private address, and the control surface says what it takes', async () => {
     const result = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: 'http://10.0.0.8/cb', requestedModalities: ['audio'], requestedCallEvents: [] });
     expect(result.response.status).toBe(400);
