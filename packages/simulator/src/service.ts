@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import {
   ApiError,
   createCallAutomationService,
@@ -13,7 +14,9 @@ import type { Cluster, Redis } from 'ioredis';
 import { createRedisState } from './redis-state.ts';
 import { createSimulator, type SimulatorOptions } from './simulator.ts';
 
-const tones = new Set(['tone0', 'tone1', 'tone2', 'tone3', 'tone4', 'tone5', 'tone6', 'tone7', 'tone8', 'tone9', 'star', 'pound', 'a', 'b', 'c', 'd', 'flash']);
+// The keys a participant can press: the spec's Tone.
+const spec = createRequire(import.meta.url)('@call-automation/contract/openapi.json') as { components: { schemas: { Tone: { enum: string[] } } } };
+const tones = new Set(spec.components.schemas.Tone.enum);
 
 export interface SimulatorServiceOptions extends Omit<SimulatorOptions, 'state' | 'events'> {
   /** The access keys (base64) requests are signed with. */
