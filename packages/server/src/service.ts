@@ -38,6 +38,25 @@ export interface CallAutomationServiceOptions {
    * every failure of the idempotency store (answered 503, or an answer that could not be stored).
    */
   onError?: (error: unknown, info: { requestId: string; operationId?: string }) => void;
+  /**
+   * Hears every answer to a routed request once it is made, for access logs, metrics and
+   * inspectors: the operation, the request, the status, and how long it took.
+   */
+  onAnswer?: (info: AnswerInfo) => void;
+}
+
+/** What `onAnswer` hears of one request and its answer. */
+export interface AnswerInfo {
+  operationId: string;
+  method: string;
+  /** The path and query as sent. */
+  pathAndQuery: string;
+  /** The path parameters (callId, participantId), as routed. */
+  params: Record<string, string>;
+  status: number;
+  requestId: string;
+  /** From the request's routing to its answer, in ms. */
+  ms: number;
 }
 
 // Strict: invalid UTF-8 is an error, and a byte-order mark stays (JSON text must not start with one).
@@ -153,7 +172,28 @@ export function createCallAutomationService(options: CallAutomationServiceOption
 
   /** Handles one request of `route` to its answer; never throws. */
   async function respond(route: Operation, request: ApiRequest): Promise<Answer> {
+    if (!options.onAnswer) return answerTo(route, request, crypto.randomUUID());
+    const started = performance.now();
     const requestId = crypto.randomUUID();
+    const answered = await answerTo(route, request, requestId);
+    try {
+      options.onAnswer({
+        operationId: route.operationId,
+        method: request.method,
+        pathAndQuery: request.pathAndQuery,
+        params: request.params,
+        status: answered.status,
+        requestId,
+        ms: performance.now() - started,
+      });
+    } catch (error) {
+      // A failing listener must not cost the caller their answer.
+      reportError(error, requestId, route.operationId);
+    }
+    return answered;
+  }
+
+  async function answerTo(route: Operation, request: ApiRequest, requestId: string): Promise<Answer> {
     try {
       return await handle(route, request, requestId);
     } catch (error) {
@@ -305,10 +345,11 @@ export function createCallAutomationService(options: CallAutomationServiceOption
       await store.release(key).catch(report);
       throw error;
     }
-    // A server error is not an answer to keep: the retry runs the request again. The request has
-    // run: if its answer cannot be stored, the caller still gets it, and the claim stays pending
-    // until it expires (a repeat answers 409) rather than let a repeat run it a second time.
-    if (result.status < 500) await store.complete(key, result).catch(report);
+    // A server error, or an answer that asks to try again later (408, 409, 425, 429), is not an
+    // answer to keep: the retry runs the request again. The request has run: if its answer cannot
+    // be stored, the caller still gets it, and the claim stays pending until it expires (a repeat
+    // answers 409) rather than let a repeat run it a second time.
+    if (result.status < 500 && !tryAgainLater.has(result.status)) await store.complete(key, result).catch(report);
     else await store.release(key).catch(report);
     return result;
   }
@@ -383,6 +424,9 @@ export function createCallAutomationService(options: CallAutomationServiceOption
     failed: (error) => internalError(error, crypto.randomUUID()),
   } as CallAutomationService;
 }
+
+/** Statuses that ask the client to send the request again: no final answer to keep. */
+const tryAgainLater = new Set([408, 409, 425, 429]);
 
 function callerKey(caller: Caller): string {
   return caller.kind === 'hmac' ? 'hmac' : `bearer:${caller.subject}`;

@@ -1,6 +1,6 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMemoryIdempotencyStore, type CallAutomationHandlers } from '../src/index.ts';
+import { ApiError, createMemoryIdempotencyStore, type AnswerInfo, type CallAutomationHandlers } from '../src/index.ts';
 import { accessKey, memoryHandlers, phoneCall, serveMemory, type Served } from './fixture.ts';
 
 let served: Served | undefined;
@@ -140,6 +140,43 @@ describe('a repeated createCall', () => {
     const retried = await send(createCall(phoneCall, headers));
     expect(retried.status).toBe(200);
     expect(state.createdCount()).toBe(1);
+  });
+
+  it.each([429, 409])('runs the request again after a handler answered %i (try again later), which it does not keep', async (status) => {
+    const state = memoryHandlers();
+    let refusals = 1;
+    const handlers: CallAutomationHandlers = {
+      ...state.handlers,
+      createCall: (input, context) => {
+        if (refusals-- > 0) throw new ApiError(status, 'TooManyRequests', 'Slow down.', { headers: { 'Retry-After': '1' } });
+        return state.handlers.createCall(input, context);
+      },
+    };
+    served = await serveMemory({ handlers });
+    const headers = repeatHeaders();
+    const first = await send(createCall(phoneCall, headers));
+    expect(first.status).toBe(status);
+    expect(first.headers.get('retry-after')).toBe('1');
+    const retried = await send(createCall(phoneCall, headers));
+    expect(retried.status).toBe(200);
+    expect(state.createdCount()).toBe(1);
+  });
+});
+
+describe('every answer', () => {
+  it('is told to onAnswer: the operation, the request, the status and the time taken', async () => {
+    const heard: AnswerInfo[] = [];
+    served = await serveMemory({ onAnswer: (info) => void heard.push(info) });
+    const created = await send(createCall(phoneCall, {}));
+    const callLegId = created.body.callLegId as string;
+    expect((await served.client.hangupCall(callLegId)).response.status).toBe(202);
+    expect((await served.client.hangupCall(callLegId)).response.status).toBe(404);
+    expect(heard.map(({ operationId, method, pathAndQuery, params, status }) => ({ operationId, method, pathAndQuery, params, status }))).toEqual([
+      { operationId: 'createCall', method: 'POST', pathAndQuery: '/calls', params: {}, status: 200 },
+      { operationId: 'hangupCall', method: 'POST', pathAndQuery: `/calls/${callLegId}/Hangup`, params: { callId: callLegId }, status: 202 },
+      { operationId: 'hangupCall', method: 'POST', pathAndQuery: `/calls/${callLegId}/Hangup`, params: { callId: callLegId }, status: 404 },
+    ]);
+    expect(heard.every((info) => info.ms >= 0 && /^[0-9a-f-]{36}$/.test(info.requestId))).toBe(true);
   });
 });
 
