@@ -23,7 +23,9 @@ const fixtures = join(import.meta.dirname, 'runtimes');
 /** The stub's key, as scripts/test/runtimes/stub.mjs has it. */
 const stubKey = Buffer.from('a local access key of 32 bytes..').toString('base64');
 const simulatorKey = Buffer.from('the simulator key, 32 bytes long').toString('base64');
-const callbackSecret = `whsec_${Buffer.from('the callback secret, 32 bytes...').toString('base64')}`;
+/** The simulator's callback secret; the stub's is scripts/test/runtimes/stub.mjs's. */
+const callbackSecret = `whsec_${Buffer.from('the simulator callback secret...').toString('base64')}`;
+const stubCallbackSecret = `whsec_${Buffer.from('the callback secret, 32 bytes...').toString('base64')}`;
 
 /** What the Bun and Deno program prints. */
 interface Report {
@@ -31,6 +33,8 @@ interface Report {
   packageVersion: string;
   stub: Record<'created' | 'hangup' | 'again' | 'wrongKey' | 'unsigned', { status: number; error: string | null; callLegId?: string | null }>;
   simulator?: { status: number; error: string | null; callLegId: string | null };
+  /** What the stub's callback delivery could not do. */
+  deliveryLog: string[];
 }
 
 interface Received {
@@ -90,17 +94,27 @@ async function simulatorCalls(): Promise<Array<{ callLegId: string; state: strin
   return (await response.json()) as Array<{ callLegId: string; state: string }>;
 }
 
-/** Waits for a signed callback about `callLegId`, verified with the client's events module. */
-async function signedCallbackFor(callLegId: string): Promise<{ type: string; data: { callLegId: string } }> {
+interface Event {
+  type: string;
+  data: { callLegId: string; callState?: string };
+}
+
+/**
+ * Waits for `count` callbacks about `callLegId`, each signature verified with `secret` by the
+ * client's events module; their types and call states.
+ */
+async function signedCallbacksFor(callLegId: string, secret: string, count = 1): Promise<string[]> {
   const deadline = Date.now() + 5000;
   for (;;) {
+    const events: string[] = [];
     for (const { body, headers } of received) {
-      const event = JSON.parse(body) as { type: string; data: { callLegId: string } };
+      const event = JSON.parse(body) as Event;
       if (event.data?.callLegId !== callLegId) continue;
-      verifyCallbackSignature(body, headers, callbackSecret);
-      return event;
+      verifyCallbackSignature(body, headers, secret);
+      events.push(`${event.type.replace(/^Microsoft\.Communication\./, '')} ${event.data.callState ?? ''}`.trim());
     }
-    if (Date.now() > deadline) throw new Error(`No callback about ${callLegId} reached ${callbackUri} in 5 s (received: ${received.length}).`);
+    if (events.length >= count) return events;
+    if (Date.now() > deadline) throw new Error(`${events.length} of ${count} callbacks about ${callLegId} reached ${callbackUri} in 5 s.`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -124,14 +138,19 @@ async function runProgram(file: string, args: string[]): Promise<Report> {
   return JSON.parse(line) as Report;
 }
 
-/** What the program saw of the stub it served: the client's signed calls answered, unsigned and wrongly signed ones refused. */
-function expectStubAnswers(report: Report) {
+/**
+ * What the program saw of the stub it served: the client's signed calls answered, unsigned and
+ * wrongly signed ones refused; and the stub's signed callbacks of the call reached the receiver.
+ */
+async function expectStubAnswers(report: Report) {
   expect(report.packageVersion).toMatch(/^\d+\.\d+\.\d+/);
   expect(report.stub.created).toEqual({ status: 200, error: null, callLegId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
   expect(report.stub.hangup).toEqual({ status: 202, error: null });
   expect(report.stub.again).toEqual({ status: 404, error: 'CallNotFound' });
   expect(report.stub.wrongKey).toEqual({ status: 401, error: 'InvalidSignature' });
   expect(report.stub.unsigned).toEqual({ status: 401, error: 'MissingAuthorization' });
+  expect(report.deliveryLog).toEqual([]);
+  expect(await signedCallbacksFor(report.stub.created.callLegId!, stubCallbackSecret, 2)).toEqual(['CallLegStateChanged establishing', 'CallLegStateChanged terminated']);
 }
 
 /** The call the program placed on the simulator exists there, and its signed callbacks reach the receiver. */
@@ -139,15 +158,14 @@ async function expectSimulatorCall(report: Report) {
   expect(report.simulator).toEqual({ status: 200, error: null, callLegId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
   const callLegId = report.simulator!.callLegId!;
   expect((await simulatorCalls()).map((call) => call.callLegId)).toContain(callLegId);
-  const event = await signedCallbackFor(callLegId);
-  expect(event.type).toBe('Microsoft.Communication.CallLegStateChanged');
+  expect((await signedCallbacksFor(callLegId, callbackSecret))[0]).toMatch(/^CallLegStateChanged /);
 }
 
 describe('Bun', () => {
   it('serves the stub with Bun.serve, signs createCall and hangupCall against it with the client, and places a call on the simulator', async () => {
     const report = await runProgram(executable('bun'), ['--no-install', 'stub-and-client.mjs']);
     expect(report.runtime).toMatch(/^bun \d/);
-    expectStubAnswers(report);
+    await expectStubAnswers(report);
     await expectSimulatorCall(report);
   });
 });
@@ -156,7 +174,7 @@ describe('Deno', () => {
   it('serves the stub with Deno.serve, signs createCall and hangupCall against it with the client, and places a call on the simulator, with no permission but the network on 127.0.0.1', async () => {
     const report = await runProgram(executable('deno'), ['run', '--node-modules-dir=manual', '--no-lock', '--allow-net=127.0.0.1', 'stub-and-client.mjs']);
     expect(report.runtime).toMatch(/^deno \d/);
-    expectStubAnswers(report);
+    await expectStubAnswers(report);
     await expectSimulatorCall(report);
   });
 });
@@ -184,7 +202,7 @@ describe('workerd (Miniflare)', () => {
       compatibilityDate: '2026-01-01',
       host: '127.0.0.1',
       port: 0,
-      // The Worker's own fetches may reach loopback only (the simulator).
+      // The Worker's own fetches may reach 127.0.0.1 only (the simulator, the callback receiver).
       outboundService: { network: { allow: ['127.0.0.1/32'] } },
     });
     workerUrl = await miniflare.ready;
@@ -192,28 +210,60 @@ describe('workerd (Miniflare)', () => {
 
   afterAll(() => miniflare?.dispose());
 
-  it('answers createCall and hangupCall signed by the client on Node (dispatchFetch), and refuses a wrong signature', async () => {
+  /** The client on Node, sending to the Worker through Miniflare's dispatchFetch. */
+  const nodeClient = (key = stubKey) =>
     // The endpoint is the Worker's own address: the stub verifies the Host the client signed.
-    const client = (key: string) =>
-      createCallAutomationClient(`endpoint=${workerUrl.origin}/;accesskey=${key}`, {
-        retry: false,
-        // The client calls its fetch as fetch(url, init), url a string.
-        fetch: (url, init) => miniflare.dispatchFetch(String(url), init as never) as unknown as Promise<Response>,
-      });
-    const created = await client(stubKey).createCall({
-      targets: [{ phoneNumber: { value: '+14251001000' } }],
-      callbackUri: 'https://app.example.com/callbacks',
-      requestedModalities: ['audio'],
-      requestedCallEvents: ['participantsUpdated'],
+    createCallAutomationClient(`endpoint=${workerUrl.origin}/;accesskey=${key}`, {
+      retry: false,
+      // The client calls its fetch as fetch(url, init), url a string.
+      fetch: (url, init) => miniflare.dispatchFetch(String(url), init as never) as unknown as Promise<Response>,
     });
+  const createCallBody = () => ({
+    targets: [{ phoneNumber: { value: '+14251001000' } }],
+    callbackUri,
+    requestedModalities: ['audio' as const],
+    requestedCallEvents: ['participantsUpdated' as const],
+  });
+
+  it("answers createCall and hangupCall signed by the client on Node (dispatchFetch), refuses a wrong signature, and delivers the signed callback of the stub's first request", async () => {
+    expect((await miniflare.dispatchFetch(new URL('/__reset', workerUrl), { method: 'POST' })).status).toBe(204);
+    const created = await nodeClient().createCall(createCallBody());
     expect(created.error).toBeUndefined();
     expect(created.response.status).toBe(200);
-    expect(created.data?.callLegId).toMatch(/^[0-9a-f-]{36}$/);
-    const hungUp = await client(stubKey).hangupCall(created.data!.callLegId);
-    expect(hungUp.response.status).toBe(202);
-    expect((await client(stubKey).hangupCall(created.data!.callLegId)).error?.code).toBe('CallNotFound');
-    const wrong = await client(Buffer.from('another key of 32 bytes, not it.').toString('base64')).hangupCall(created.data!.callLegId);
+    const callLegId = created.data!.callLegId;
+    expect(callLegId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await signedCallbacksFor(callLegId, stubCallbackSecret)).toEqual(['CallLegStateChanged establishing']);
+    expect((await nodeClient().hangupCall(callLegId)).response.status).toBe(202);
+    expect((await nodeClient().hangupCall(callLegId)).error?.code).toBe('CallNotFound');
+    const wrong = await nodeClient(Buffer.from('another key of 32 bytes, not it.').toString('base64')).hangupCall(callLegId);
     expect({ status: wrong.response.status, code: wrong.error?.code }).toEqual({ status: 401, code: 'InvalidSignature' });
+  });
+
+  it("cannot deliver the callbacks of the stub's later requests: the delivery's shutdown AbortController, made in its first request, is I/O workerd does not share with another request", async () => {
+    // The stub's first request, then a call made in a later one.
+    expect((await miniflare.dispatchFetch(new URL('/__reset', workerUrl), { method: 'POST' })).status).toBe(204);
+    expect((await nodeClient().hangupCall('4f1c2b7e-8c1d-4a7e-9c55-1e2f3a4b5c6d')).error?.code).toBe('CallNotFound');
+    const created = await nodeClient().createCall(createCallBody());
+    expect(created.response.status).toBe(200);
+    const deadline = Date.now() + 5000;
+    let log: string[] = [];
+    while (log.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      log = (await (await miniflare.dispatchFetch(new URL('/__delivery-log', workerUrl))).json()) as string[];
+    }
+    const delivered = received.some(({ body }) => (JSON.parse(body) as Event).data?.callLegId === created.data!.callLegId);
+    expect(
+      { delivered, log },
+      "The stub's callbacks now reach their receiver from any request on workerd: expect them here, as for the first request.",
+    ).toEqual({ delivered: false, log: [expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/callbacks: Error: Cannot perform I\/O on behalf of a different request\. .*\(I\/O type: RefcountedCanceler\) \(retry\)$/)] });
+  });
+
+  it("cannot make the callback delivery at a Worker's top level: createCallbackDelivery draws a random id when made, which workerd allows only inside a handler", async () => {
+    const response = await miniflare.dispatchFetch(new URL('/__top-level', workerUrl));
+    expect(
+      await response.json(),
+      'createCallbackDelivery can now be made at the top level of a Worker: scripts/test/runtimes/worker.mjs can make its delivery there.',
+    ).toEqual({ created: false, error: expect.stringMatching(/^Error: Disallowed operation called within global scope\. .*generating random values are not allowed within global scope/) });
   });
 
   it('runs the client inside the Worker: it signs createCall and hangupCall with Web Crypto against the simulator on loopback', async () => {
@@ -225,7 +275,7 @@ describe('workerd (Miniflare)', () => {
     const created = await ask({ callbackUri });
     expect(created).toEqual({ status: 200, error: null, callLegId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     expect((await simulatorCalls()).map((call) => call.callLegId)).toContain(created.callLegId);
-    expect((await signedCallbackFor(created.callLegId!)).type).toBe('Microsoft.Communication.CallLegStateChanged');
+    expect((await signedCallbacksFor(created.callLegId!, callbackSecret))[0]).toMatch(/^CallLegStateChanged /);
     expect(await ask({ hangup: created.callLegId })).toEqual({ status: 202, error: null });
     expect((await simulatorCalls()).map((call) => call.callLegId)).not.toContain(created.callLegId);
   });
