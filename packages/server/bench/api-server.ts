@@ -12,13 +12,34 @@ import { accessKey, callbackSecret } from './shared.ts';
 
 const stores = process.env.STORES;
 if (stores !== 'memory' && stores !== 'redis') throw new Error('STORES must be memory or redis.');
-const redis = stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT)) : undefined;
+const redis = stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT), { autoPipelining: process.env.AUTO_PIPELINING === '1' }) : undefined;
+// Every command the stores send, by name (the queue's scripts are EVALSHA), to say what a request costs in round trips.
+const commands: Record<string, number> = {};
+if (redis) {
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = (command, stream) => {
+    const name = label(command.name, command.args);
+    commands[name] = (commands[name] ?? 0) + 1;
+    return send(command, stream);
+  };
+}
+/** A script by the pattern of its first key and its number of arguments (`evalsha ca:q:{*} 3`), other commands by name. */
+function label(name: string, args: unknown[]): string {
+  if (name !== 'evalsha') return name;
+  const keys = Number(args[1]);
+  return `evalsha ${String(args[2]).replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '*')} ${args.length - 2 - keys}`;
+}
+let created = 0;
 const guard = createUriGuard({ allowLoopback: true });
 let logged = 0;
+let attempts = 0;
+if (process.env.BENCH_DEBUG) setInterval(() => console.error(`attempts so far: ${attempts}`), 1_000).unref();
 const callbacks = createCallbackDelivery({
   secret: callbackSecret,
   guard,
   ...(redis ? { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) } : {}),
+  ...(process.env.POLL_MS ? { pollIntervalMs: Number(process.env.POLL_MS) } : {}),
+  onAttempt: () => void attempts++,
   log: (message) => {
     if (logged++ < 5) console.error(message);
   },
@@ -27,6 +48,7 @@ const accepted = () => ({ status: 202 as const });
 const handlers: CallAutomationHandlers = {
   createCall: ({ body }, context) => {
     const callLegId = crypto.randomUUID();
+    created++;
     context.events.register(callLegId, body.callbackUri);
     context.events.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
     return { status: 200, body: { callLegId } };
@@ -51,6 +73,8 @@ const service = createCallAutomationService({
 const running = await serveApp(service);
 process.stdout.write(`READY ${JSON.stringify({ port: Number(new URL(running.url).port) })}\n`);
 
+// The bench asks for the counts before and after each run.
+process.on('SIGUSR2', () => process.stdout.write(`DATA ${JSON.stringify({ created, commands })}\n`));
 process.once('SIGTERM', () => {
   void (async () => {
     await running.close();

@@ -19,8 +19,8 @@ export function startBenchRedis(): Promise<RedisProcess> {
 }
 
 /** A connection as the README sets one up, resolved once it is ready. */
-export async function connectRedis(port: number): Promise<Redis> {
-  const redis = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+export async function connectRedis(port: number, options: { autoPipelining?: boolean } = {}): Promise<Redis> {
+  const redis = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: options.autoPipelining ?? false });
   await redis.connect();
   return redis;
 }
@@ -65,6 +65,18 @@ export function startNode(file: string, env: Record<string, string>, nodeArgs: s
       if (!ready) reject(new Error(`${file} exited with ${code ?? signal} before it was ready.`));
     });
   });
+}
+
+/** Sends the child SIGUSR2 and resolves with the next `DATA` line it prints. */
+export async function ask(child: Child, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  const seen = child.data.length;
+  process.kill(child.pid, 'SIGUSR2');
+  const deadline = Date.now() + timeoutMs;
+  while (child.data.length === seen) {
+    if (Date.now() > deadline) throw new Error(`The child ${child.pid} did not answer SIGUSR2 within ${timeoutMs} ms.`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return child.data[seen]!;
 }
 
 /** Resolves when the child has exited (by itself). */

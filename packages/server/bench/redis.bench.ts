@@ -21,13 +21,13 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Pool } from 'undici';
 import { createCallbackDelivery, createUriGuard } from '@call-automation/server';
 import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '@call-automation/server/redis';
-import { connectRedis, cpuSeconds, exited, freePort, median, startBenchRedis, startNode, stopChild, stopEverything, type Child } from './processes.ts';
+import { ask, connectRedis, cpuSeconds, exited, freePort, median, startBenchRedis, startNode, stopChild, stopEverything, type Child } from './processes.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 import { callbackSecret, cloudEventBody, createCallBody, signedHeaders } from './shared.ts';
 
@@ -55,26 +55,51 @@ const deliveryEvents = deliveryCalls * eventsPerCall;
 const concurrency = 16;
 const receiverDelayMs = 20;
 
+interface DeliveryResult {
+  eps: number;
+  /** The sending process's CPU time per event. */
+  cpuUs: number;
+  /** Redis commands sent per event. */
+  commands?: number;
+}
+
 /** createCallbackDelivery sending 2000 events of 200 calls; events/s from the first emit to the last answer. */
-async function viaDelivery(receiver: Receiver, redisPort?: number): Promise<number> {
+async function viaDelivery(url: string, redisPort?: number): Promise<DeliveryResult> {
   const redis = redisPort === undefined ? undefined : await connectRedis(redisPort);
+  let commands = 0;
+  if (redis) {
+    const send = redis.sendCommand.bind(redis);
+    redis.sendCommand = (command, stream) => {
+      commands++;
+      return send(command, stream);
+    };
+  }
+  let done = 0;
+  let finished: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (finished = resolve));
   const delivery = createCallbackDelivery({
     secret: callbackSecret,
     guard: createUriGuard({ allowLoopback: true }),
     ...(redis ? { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) } : {}),
+    onAttempt: (_delivery, outcome) => {
+      if (outcome.next !== 'done') throw new Error(`An attempt failed: ${JSON.stringify(outcome)}`);
+      if (++done === deliveryEvents) finished();
+    },
   });
   try {
     const ids = Array.from({ length: deliveryCalls }, () => randomUUID());
-    const before = receiver.count;
+    const cpu = process.cpuUsage();
     const started = performance.now();
-    for (const id of ids) delivery.register(id, receiver.url);
+    for (const id of ids) delivery.register(id, url);
     for (let i = 0; i < eventsPerCall; i++) {
       for (const id of ids) delivery.emit(id, 'CallLegStateChanged', { callLegId: id, callState: i % 2 ? 'established' : 'establishing' });
     }
-    await Promise.all([receiver.reached(before + deliveryEvents), delivery.drain()]);
+    await allDone;
     const elapsed = performance.now() - started;
-    if (receiver.count !== before + deliveryEvents) throw new Error(`The receiver got ${receiver.count - before} events, not ${deliveryEvents}.`);
-    return (deliveryEvents * 1000) / elapsed;
+    const { user, system } = process.cpuUsage(cpu);
+    const sent = commands;
+    await delivery.drain();
+    return { eps: (deliveryEvents * 1000) / elapsed, cpuUs: (user + system) / deliveryEvents, commands: redis ? sent / deliveryEvents : undefined };
   } finally {
     await delivery.close(1_000);
     redis?.disconnect();
@@ -82,12 +107,13 @@ async function viaDelivery(receiver: Receiver, redisPort?: number): Promise<numb
 }
 
 /** A bare undici Pool posting 2000 such bodies, 16 in flight over 16 connections. */
-async function viaPool(receiver: Receiver): Promise<number> {
-  const url = new URL(receiver.url);
+async function viaPool(receiverUrl: string): Promise<DeliveryResult> {
+  const url = new URL(receiverUrl);
   const bodies = Array.from({ length: deliveryEvents }, (_, i) => cloudEventBody(randomUUID(), i));
   const pool = new Pool(url.origin, { connections: concurrency });
   try {
     let next = 0;
+    const cpu = process.cpuUsage();
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -99,26 +125,30 @@ async function viaPool(receiver: Receiver): Promise<number> {
         }
       }),
     );
-    return (deliveryEvents * 1000) / (performance.now() - started);
+    const eps = (deliveryEvents * 1000) / (performance.now() - started);
+    const { user, system } = process.cpuUsage(cpu);
+    return { eps, cpuUs: (user + system) / deliveryEvents };
   } finally {
     await pool.close();
   }
 }
 
 async function deliveryBench() {
-  const deliveryRounds = Math.max(3, Math.ceil(rounds / 2));
+  const deliveryRounds = Math.max(3, rounds);
   console.log(
-    `\n1. Callback delivery: ${deliveryEvents} events over ${deliveryCalls} calls to one callbackUri whose receiver takes ${receiverDelayMs} ms a request; ` +
-      `concurrencyPerUri ${concurrency} (ceiling ${((concurrency * 1000) / receiverDelayMs).toFixed(0)} events/s), the URI guard on; ${deliveryRounds} interleaved rounds, medians`,
+    `\n1. Callback delivery: ${deliveryEvents} events over ${deliveryCalls} calls to one callbackUri whose receiver (a process of its own) takes ${receiverDelayMs} ms a request; ` +
+      `concurrencyPerUri ${concurrency} (ceiling ${((concurrency * 1000) / receiverDelayMs).toFixed(0)} events/s), the URI guard on; ${deliveryRounds} interleaved rounds, medians. ` +
+      `Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   );
   const redisProcess = await startBenchRedis();
-  const receiver = await startReceiver({ delayMs: receiverDelayMs });
+  const receiver = await startNode(join(here, 'receiver-process.ts'), { DELAY_MS: String(receiverDelayMs) });
+  const url = receiver.ready.url as string;
   const variants = [
-    { name: 'bare undici Pool (16 connections, 16 in flight)', run: () => viaPool(receiver) },
-    { name: 'createCallbackDelivery, memory queue', run: () => viaDelivery(receiver) },
-    { name: 'createCallbackDelivery, Redis queue + registry', run: () => viaDelivery(receiver, redisProcess.port) },
+    { name: 'bare undici Pool (16 connections, 16 in flight)', run: () => viaPool(url) },
+    { name: 'createCallbackDelivery, memory queue', run: () => viaDelivery(url) },
+    { name: 'createCallbackDelivery, Redis queue + registry', run: () => viaDelivery(url, redisProcess.port) },
   ];
-  const results = variants.map(() => [] as number[]);
+  const results = variants.map(() => [] as DeliveryResult[]);
   try {
     for (const variant of variants) await variant.run(); // warm-up
     for (let round = 0; round < deliveryRounds; round++) {
@@ -128,15 +158,18 @@ async function deliveryBench() {
       }
     }
   } finally {
-    await receiver.close();
+    await stopChild(receiver.child);
   }
   const baseline = results[0]!;
   const rows = variants.map((variant, i) => {
-    const ratio = median(results[i]!.map((value, round) => value / baseline[round]!));
+    const ratio = median(results[i]!.map((value, round) => value.eps / baseline[round]!.eps));
+    const commands = results[i]!.flatMap((r) => (r.commands === undefined ? [] : [r.commands]));
     return {
       variant: variant.name,
-      'events/s (median)': Math.round(median(results[i]!)),
-      'events/s (each round)': results[i]!.map((v) => Math.round(v)).join(' '),
+      'events/s (median)': Math.round(median(results[i]!.map((r) => r.eps))),
+      'events/s (each round)': results[i]!.map((r) => Math.round(r.eps)).join(' '),
+      'sender CPU µs/event': median(results[i]!.map((r) => r.cpuUs)).toFixed(0),
+      'Redis commands/event': commands.length ? median(commands).toFixed(1) : '',
       ratio: i === 0 ? '(baseline)' : ratio.toFixed(2),
       'target ≥ 0.80': i === 0 ? '' : verdict(ratio >= 0.8),
     };
@@ -154,11 +187,21 @@ const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
 interface LoadResult {
   rps: number;
   p99ms: number;
-  requests: number;
+  /** Requests wrk gave up on (its limit is 2 s). */
+  timeouts: number;
+  /** Calls the server created during the run (what its events are counted against). */
+  created: number;
   serverCpuUs?: number;
   redisCpuUs?: number;
-  delivered: number;
+  /** Redis commands sent per created call during the run and its drain, by name. */
+  commands: Record<string, number>;
+  /** The share of the events delivered while the load ran. */
+  deliveredDuringLoad: number;
+  /** After the load, until every created call's event was delivered (NaN: not within a minute). */
+  drainMs: number;
 }
+
+type Counts = { created: number; commands: Record<string, number> };
 
 /** One wrk run: every request signed alike (the stub refuses no replays by default) but with a new Repeatability-Request-ID. */
 async function load(server: Child, receiver: Receiver, redisPid: number | undefined): Promise<LoadResult> {
@@ -185,74 +228,138 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
   );
   const cpu = async () => [await cpuSeconds(server.pid), redisPid === undefined ? undefined : await cpuSeconds(redisPid)] as const;
   const deliveredBefore = receiver.count;
+  const countsBefore = (await ask(server)) as Counts;
   const [serverBefore, redisBefore] = await cpu();
   const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]).finally(() => rm(script, { force: true }));
-  const [serverAfter, redisAfter] = await cpu();
-  const delivered = receiver.count - deliveredBefore;
+  const loadEnded = performance.now();
+  const deliveredDuring = receiver.count - deliveredBefore;
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
   if (non2xx) throw new Error(`${non2xx[1]} answers were not 2xx: the load is not measuring successes.\n${stdout}`);
-  const requests = Number(/(\d+) requests in/.exec(stdout)![1]);
-  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout)!;
-  const perRequest = (before?: number, after?: number) => (before === undefined || after === undefined ? undefined : ((after - before) * 1e6) / requests);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+  // The next run starts once this one's events are out: a backlog would take CPU from it (and
+  // from the other servers' runs, all sharing the machine).
+  const created = ((await ask(server)) as Counts).created - countsBefore.created;
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  const caughtUp = await Promise.race([
+    receiver.reached(deliveredBefore + created).then(() => true),
+    new Promise<false>((resolve) => (drainTimer = setTimeout(resolve, 60_000, false))),
+  ]);
+  clearTimeout(drainTimer);
+  const drainMs = caughtUp ? performance.now() - loadEnded : NaN;
+  // CPU time and commands over the load and its drain: what each request cost, its delivery included.
+  const [serverAfter, redisAfter] = await cpu();
+  const countsAfter = (await ask(server)) as Counts;
+  const perRequest = (before?: number, after?: number) => (before === undefined || after === undefined || !created ? undefined : ((after - before) * 1e6) / created);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
-    p99ms: Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1),
-    requests,
+    p99ms: p99 ? Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) : NaN,
+    timeouts: Number(/timeout (\d+)/.exec(stdout)?.[1] ?? 0),
+    created,
     serverCpuUs: perRequest(serverBefore, serverAfter),
     redisCpuUs: perRequest(redisBefore, redisAfter),
-    delivered,
+    commands: Object.fromEntries(Object.entries(countsAfter.commands).map(([name, n]) => [name, (n - (countsBefore.commands[name] ?? 0)) / (created || NaN)])),
+    deliveredDuringLoad: created ? deliveredDuring / created : NaN,
+    drainMs,
   };
 }
 
+/** Calls emptied just before each run of the last row (the queue keeps empty calls indexed for a while, 60 s): a minute of calls at about 170 a second. */
+const seededCalls = 10_000;
+
 async function apiBench() {
   if (!hasWrk) throw new Error('wrk is needed for the API throughput rows (apt-get install wrk).');
-  console.log(`\n2. API throughput: signed POST /calls, a new Repeatability-Request-ID each, one event per call to a receiver answering 204 at once; wrk -t1 -c50, ${rounds} interleaved rounds of ${seconds} s, medians`);
-  const redisProcess = await startBenchRedis();
-  const receivers = { memory: await startReceiver(), redis: await startReceiver() };
-  const servers = [
-    { name: 'stub, memory stores', stores: 'memory' as const },
-    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters)', stores: 'redis' as const },
+  console.log(
+    `\n2. API throughput: signed POST /calls, a new Repeatability-Request-ID each; the handler registers the call and emits one event, delivered to a receiver answering 204 at once. ` +
+      `wrk -t1 -c50, ${rounds} interleaved rounds of ${seconds} s, medians; each run waits for its events to be delivered before the next starts. Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  const variants = [
+    { name: 'stub, memory stores', redis: false },
+    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters)', redis: true, target: true },
+    { name: '  the same, ioredis enableAutoPipelining (diagnostic)', redis: true, env: { AUTO_PIPELINING: '1' } },
+    { name: `  the same, ${seededCalls / 1000}k more calls emptied just before each run (diagnostic)`, redis: true, seed: seededCalls },
   ];
-  const running = await Promise.all(servers.map((s) => startNode(join(here, 'api-server.ts'), { STORES: s.stores, REDIS_PORT: String(redisProcess.port) })));
-  const results = servers.map(() => [] as LoadResult[]);
-  const redisPid = (stores: string) => (stores === 'redis' ? redisProcess.pid : undefined);
-  const indexSizes: number[] = [];
-  const redis = await connectRedis(redisProcess.port);
+  const servers = await Promise.all(
+    variants.map(async (variant) => {
+      const redisProcess = variant.redis ? await startBenchRedis() : undefined;
+      const receiver = await startReceiver();
+      const child = await startNode(join(here, 'api-server.ts'), { STORES: variant.redis ? 'redis' : 'memory', REDIS_PORT: String(redisProcess?.port ?? 0), ...variant.env });
+      const redis = redisProcess ? await connectRedis(redisProcess.port) : undefined;
+      return { variant, redisProcess, receiver, child, redis };
+    }),
+  );
+  const runOne = async (server: (typeof servers)[number]) => {
+    if (server.variant.seed) {
+      // Through the queue's own interface, whatever its layout: calls pushed to and emptied, as
+      // calls whose events were delivered leave the queue (they stay indexed for a while).
+      const queue = createRedisCallbackQueue(server.redis!);
+      await Promise.all(
+        Array.from({ length: server.variant.seed }, async (_, i) => {
+          const callLegId = randomUUID();
+          const now = Date.now();
+          const body = cloudEventBody(callLegId, i);
+          await queue.push({ id: `evt_seed_${i}`, callLegId, callbackUri: server.receiver.url, body, queuedAt: now, attempts: 0, notBefore: now });
+          await queue.shift(callLegId, `evt_seed_${i}`);
+        }),
+      );
+    }
+    return load(server.child, server.receiver, server.redisProcess?.pid);
+  };
+  const results = variants.map(() => [] as LoadResult[]);
+  const indexSizes = variants.map(() => [] as number[]);
   try {
-    for (const [i, server] of servers.entries()) await load(running[i]!, receivers[server.stores], redisPid(server.stores)); // warm-up
+    for (const server of servers) await runOne(server); // warm-up
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < servers.length; k++) {
         const i = (k + round) % servers.length;
-        const server = servers[i]!;
-        results[i]!.push(await load(running[i]!, receivers[server.stores], redisPid(server.stores)));
+        results[i]!.push(await runOne(servers[i]!));
+        if (servers[i]!.redis) indexSizes[i]!.push(await servers[i]!.redis!.zcard('ca:q:calls'));
       }
-      indexSizes.push(await redis.zcard('ca:q:calls'));
     }
   } finally {
-    redis.disconnect();
-    await Promise.all(running.map((r) => stopChild(r.child)));
-    await Promise.all(Object.values(receivers).map((r) => r.close()));
+    for (const server of servers) {
+      server.redis?.disconnect();
+      await stopChild(server.child.child);
+      await server.receiver.close();
+    }
   }
   const baseline = results[0]!.map((r) => r.rps);
-  const rows = servers.map((server, i) => {
-    const ratio = median(results[i]!.map((r, round) => r.rps / baseline[round]!));
-    const cpu = results[i]!.flatMap((r) => (r.serverCpuUs === undefined ? [] : [r.serverCpuUs]));
-    const redisCpu = results[i]!.flatMap((r) => (r.redisCpuUs === undefined ? [] : [r.redisCpuUs]));
-    return {
-      server: server.name,
+  const ratios = variants.map((_, i) => median(results[i]!.map((r, round) => r.rps / baseline[round]!)));
+  console.table(
+    variants.map((variant, i) => ({
+      server: variant.name,
       'req/s (median)': Math.round(median(results[i]!.map((r) => r.rps))),
       'req/s (each round)': results[i]!.map((r) => Math.round(r.rps)).join(' '),
       'p99 ms': median(results[i]!.map((r) => r.p99ms)).toFixed(1),
-      'server CPU µs/req': cpu.length ? median(cpu).toFixed(0) : '',
-      'redis CPU µs/req': redisCpu.length ? median(redisCpu).toFixed(0) : '',
-      'delivered / requests': median(results[i]!.map((r) => r.delivered / r.requests)).toFixed(2),
-      ratio: i === 0 ? '(baseline)' : ratio.toFixed(2),
-      'target ≥ 0.70': i === 0 ? '' : verdict(ratio >= 0.7),
-    };
-  });
-  console.table(rows);
-  console.log(`  calls in the Redis queue's index (ca:q:calls) after each round: ${indexSizes.join(', ')}`);
-  summary.push(`API, ${rows[1]!.server} / ${rows[0]!.server}: ${rows[1]!.ratio} (target ≥ 0.70: ${rows[1]!['target ≥ 0.70']})`);
+      'wrk timeouts (2 s)': results[i]!.reduce((sum, r) => sum + r.timeouts, 0),
+      ratio: i === 0 ? '(baseline)' : ratios[i]!.toFixed(2),
+      'target ≥ 0.70': variant.target ? verdict(ratios[i]! >= 0.7) : '',
+    })),
+  );
+  /** Median over runs of the commands per request named (all when none is). */
+  const perRequest = (i: number, names?: string[]) =>
+    median(results[i]!.map((r) => Object.entries(r.commands).reduce((sum, [name, n]) => (!names || names.includes(name) ? sum + n : sum), 0))).toFixed(1);
+  const all = (i: number) => [...new Set(results[i]!.flatMap((r) => Object.keys(r.commands)))];
+  console.log('  What each request cost (medians; CPU over the load and the drain of its events):');
+  console.table(
+    variants.map((variant, i) => {
+      const cpu = results[i]!.flatMap((r) => (r.serverCpuUs === undefined ? [] : [r.serverCpuUs]));
+      const redisCpu = results[i]!.flatMap((r) => (r.redisCpuUs === undefined ? [] : [r.redisCpuUs]));
+      return {
+        server: variant.name,
+        'server CPU µs': cpu.length ? median(cpu).toFixed(0) : '',
+        'redis-server CPU µs': redisCpu.length ? median(redisCpu).toFixed(0) : '',
+        'Redis commands': variant.redis ? perRequest(i) : '',
+        'of which polling (ZRANGE, LLEN, forget)': variant.redis ? perRequest(i, ['zrange', 'llen', 'evalsha ca:q:calls 2']) : '',
+        'events delivered during the load': median(results[i]!.map((r) => r.deliveredDuringLoad)).toFixed(2),
+        'rest delivered in s': median(results[i]!.map((r) => r.drainMs / 1000)).toFixed(1),
+      };
+    }),
+  );
+  for (const [i, variant] of variants.entries()) {
+    if (variant.redis) console.log(`  ${variant.name.trim()}: commands per request by name ${JSON.stringify(Object.fromEntries(all(i).map((name) => [name, Number(perRequest(i, [name]))])))}; calls in the queue's index after each run ${indexSizes[i]!.join(', ')}`);
+  }
+  summary.push(`API, ${variants[1]!.name} / ${variants[0]!.name}: ${ratios[1]!.toFixed(2)} (target ≥ 0.70: ${verdict(ratios[1]! >= 0.7)})`);
+  summary.push(`  diagnostics: with enableAutoPipelining ${ratios[2]!.toFixed(2)}, with ${seededCalls / 1000}k more calls emptied just before each run ${ratios[3]!.toFixed(2)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -290,9 +397,16 @@ async function soakBench() {
     `  heapUsed: first ${mb(first.heapUsed).toFixed(2)} MB, last ${mb(last.heapUsed).toFixed(2)} MB, max ${mb(max.heapUsed).toFixed(2)} MB (at ${max.t} s); ` +
       `slope ${slope.toFixed(2)} MB/min; the last ${(last.t - tailStart.t).toFixed(0)} s grew ${tailGrowth.toFixed(2)} MB (target < ${boundMb} MB: ${verdict(tailGrowth < boundMb)})`,
   );
-  console.log(`  attempts: ${JSON.stringify(end.outcomes)}; store failures logged: ${end.logs}; at close: ${JSON.stringify(end.report)}, ${end.queuedCalls} calls queued, Redis used_memory ${mb(end.redisMemory).toFixed(1)} MB`);
+  console.log(`  attempts: ${JSON.stringify(end.outcomes)}; lines logged by the delivery: ${end.logs}; at close: ${JSON.stringify(end.report)}, ${end.queuedCalls} calls queued, Redis used_memory ${mb(end.redisMemory).toFixed(1)} MB`);
   summary.push(`soak, heap growth over the last ${(last.t - tailStart.t).toFixed(0)} s: ${tailGrowth.toFixed(2)} MB, slope ${slope.toFixed(2)} MB/min (target < ${boundMb} MB: ${verdict(tailGrowth < boundMb)})`);
 }
+
+const git = (args: string[]) => spawnSync('git', args, { cwd: here, encoding: 'utf8' }).stdout?.trim() ?? '';
+const changed = git(['status', '--porcelain', '--', '../src']).split('\n').filter(Boolean).length;
+console.log(
+  `Redis scale-out bench: server source at ${git(['rev-parse', '--short', 'HEAD']) || 'unknown'}${changed ? ` with ${changed} uncommitted file(s) in src` : ''}; ` +
+    `${spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout?.trim().split(' ').slice(0, 3).join(' ')}; Node ${process.version}; ${cpus().length} CPUs`,
+);
 
 try {
   if (only.has('delivery')) await deliveryBench();
