@@ -152,7 +152,22 @@ describe('Redis killed and restarted under load', () => {
     const before = answers.length;
     await redis.kill();
     const killedAt = answers.length;
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Requests that arrive now, on either instance, are answered 503 at once; the callers' own
+    // may be waiting for their events to be recorded.
+    const outage = performance.now();
+    for (const base of bases) {
+      const [callLegId] = accepted.keys();
+      for (const [path, body] of [
+        ['/calls', { ...phoneCall, callbackUri: `${receiver.url}/outage`, subject: 'during the outage' }],
+        [`/calls/${callLegId}/PlayAudio`, { audioFileUri: 'https://media.contoso.com/hello.wav', operationContext: 'during the outage' }],
+      ] as const) {
+        const answer = await send(base, path, body);
+        answers.push(answer);
+        expect(answer.status).toBe(503);
+        expect(answer.ms).toBeLessThan(1_000);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 700 - (performance.now() - outage)));
     await redis.restart();
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     loading = false;
@@ -164,8 +179,7 @@ describe('Redis killed and restarted under load', () => {
     const ms = answers.slice(0, before).map((answer) => answer.ms).sort((x, y) => x - y);
     console.info(`${answers.length} answers (${before} before the kill, median ${Math.round(ms[ms.length >> 1]!)} ms), ${unavailable.length} of them 503; ${expected} plays accepted; slowest ${Math.round(Math.max(...answers.map((answer) => answer.ms)))} ms`);
     expect(answers.every((answer) => [200, 202, 503].includes(answer.status))).toBe(true);
-    expect(unavailable.length).toBeGreaterThan(0);
-    expect(during.some((answer) => answer.status === 503)).toBe(true);
+    expect(during.filter((answer) => answer.status === 503).length).toBeGreaterThanOrEqual(4);
     for (const answer of unavailable) {
       expect(answer.body?.code).toBe('ServiceUnavailable');
       expect(answer.retryAfter).toMatch(/^[1-9]\d*$/);
