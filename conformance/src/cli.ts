@@ -3,6 +3,7 @@
  * call-automation-conformance: checks a running server against the Call Automation contract.
  *
  *   pnpm conformance --base-url http://127.0.0.1:4780 --connection-string "endpoint=…;accesskey=…"
+ *     (or the connection string in CALL_AUTOMATION_CONNECTION_STRING; --base-url defaults to its endpoint)
  *     [--callback-secret whsec_…] [--callback-url URL-the-target-can-reach] [--control-url URL]
  *     [--expect-replay-refusal] [--only GLOB]… [--seed N] [--report-dir DIR]
  */
@@ -16,6 +17,8 @@ import { shellQuote } from './reproduce.ts';
 import { runChecks } from './runner.ts';
 
 const usage = `Usage: call-automation-conformance --base-url URL --connection-string "endpoint=…;accesskey=…"
+  --connection-string …         the target's endpoint and access key (default: CALL_AUTOMATION_CONNECTION_STRING)
+  --base-url URL                the server to check (default: the connection string's endpoint)
   [--callback-secret whsec_…]   verify the signatures of the callbacks received
   [--callback-url URL]          where the target can deliver callbacks: the suite listens on this URL's port
                                 (default: a free port on 127.0.0.1, which only a local target can reach)
@@ -50,15 +53,20 @@ if (args.help) {
   console.log(usage);
   process.exit(0);
 }
-if (!args['base-url'] || !args['connection-string']) {
-  console.error(`--base-url and --connection-string are required.\n\n${usage}`);
+// The connection string: the option, else the variable the client's README reads it from.
+const connectionFrom = args['connection-string'] ? '--connection-string' : process.env.CALL_AUTOMATION_CONNECTION_STRING ? 'CALL_AUTOMATION_CONNECTION_STRING' : undefined;
+if (!connectionFrom) {
+  console.error(
+    `No connection string: pass --connection-string "endpoint=https://<server>/;accesskey=<base64 key>", or set CALL_AUTOMATION_CONNECTION_STRING to it (the simulator prints one when it starts).\n\n${usage}`,
+  );
   process.exit(2);
 }
 let accessKey: string;
+let endpoint: string;
 try {
-  accessKey = parseConnectionString(args['connection-string']).accessKey;
+  ({ accessKey, endpoint } = parseConnectionString(args['connection-string'] || process.env.CALL_AUTOMATION_CONNECTION_STRING!));
 } catch (error) {
-  console.error((error as Error).message);
+  console.error(`${connectionFrom}: ${(error as Error).message}`);
   process.exit(2);
 }
 const seed = args.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(args.seed);
@@ -70,7 +78,7 @@ if (!Number.isInteger(seed)) {
 const wanted = args['callback-url'] ? new URL(args['callback-url']) : undefined;
 const receiver = await startCallbackReceiver({ port: wanted ? Number(wanted.port || (wanted.protocol === 'https:' ? 443 : 80)) : 0 });
 const callbackUrl = wanted ? wanted.href.replace(/\/$/, '') : `${receiver.url}/callbacks`;
-const baseUrl = args['base-url'].replace(/\/$/, '');
+const baseUrl = (args['base-url'] || endpoint).replace(/\/$/, '');
 
 console.log(`Conformance of ${baseUrl} to the Call Automation contract (seed ${seed}; replay with --seed ${seed})`);
 console.log(`callbacks: ${callbackUrl} (received on ${receiver.url})${args['callback-secret'] ? ', signatures verified' : ', signatures not verified (no --callback-secret)'}\n`);
@@ -84,8 +92,8 @@ const commandLine = [
   program,
   '--base-url',
   shellQuote(baseUrl),
-  '--connection-string',
-  shellQuote(args['connection-string'].replace(/(accesskey=)[^;]*/i, '$1<access key>')),
+  // From the environment, the connection string is left there.
+  ...(args['connection-string'] ? ['--connection-string', shellQuote(args['connection-string'].replace(/(accesskey=)[^;]*/i, '$1<access key>'))] : []),
   ...(args['callback-secret'] ? ['--callback-secret', shellQuote('<callback secret>')] : []),
   ...(wanted ? ['--callback-url', shellQuote(args['callback-url']!)] : []),
   ...(controlUrl ? ['--control-url', shellQuote(controlUrl)] : []),

@@ -118,12 +118,41 @@ describe('the CLI', () => {
     expect(stdout).toContain('Usage: call-automation-conformance --base-url URL');
   });
 
-  it('says what is missing, and exits 2, without its required options', async () => {
-    const { code, stdout } = await run(tsx, [cli]).then(
+  it('says what is missing and how to give it, and exits 2, without a connection string', async () => {
+    const env = { ...process.env, CALL_AUTOMATION_CONNECTION_STRING: '' };
+    const { code, stdout } = await run(tsx, [cli, '--base-url', 'http://127.0.0.1:4780'], { env }).then(
       () => ({ code: 0, stdout: '' }),
       (error: { code: number; stderr: string }) => ({ code: error.code, stdout: error.stderr }),
     );
     expect(code).toBe(2);
-    expect(stdout).toContain('--base-url and --connection-string are required');
+    expect(stdout).toMatch(/^No connection string: pass --connection-string "endpoint=https:\/\/<server>\/;accesskey=<base64 key>", or set CALL_AUTOMATION_CONNECTION_STRING to it/);
+    expect(stdout).toContain('Usage: call-automation-conformance');
   });
+
+  it('says which connection string is wrong, the option or the variable, never echoing the key', async () => {
+    const failing = (args: string[], connection: string) =>
+      run(tsx, [cli, ...args], { env: { ...process.env, CALL_AUTOMATION_CONNECTION_STRING: connection } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+      );
+    const fromVariable = await failing([], 'endpoint=http://127.0.0.1:4780/');
+    expect(fromVariable).toEqual({ code: 2, stderr: expect.stringMatching(/^CALL_AUTOMATION_CONNECTION_STRING: Connection string without accesskey: expected endpoint=/) });
+    const fromOption = await failing(['--connection-string', 'accesskey=c2VjcmV0'], 'endpoint=http://127.0.0.1:4780/;accesskey=a2V5');
+    expect(fromOption).toEqual({ code: 2, stderr: expect.stringMatching(/^--connection-string: Connection string without endpoint: expected endpoint=/) });
+    expect(fromOption.stderr).not.toContain('c2VjcmV0');
+  });
+
+  it('reads the connection string from CALL_AUTOMATION_CONNECTION_STRING, and checks its endpoint without --base-url', async () => {
+    const target = await serveTarget();
+    try {
+      const env = { ...process.env, CALL_AUTOMATION_CONNECTION_STRING: `endpoint=${target.url}/;accesskey=${accessKey}` };
+      const report = join(dir, 'from-env');
+      const { stdout } = await run(tsx, [cli, '--callback-secret', callbackSecret, '--only', 'errors.unknown-call', '--seed', '7', '--report-dir', report], { env });
+      expect(stdout).toContain(`Conformance of ${target.url} to the Call Automation contract (seed 7; replay with --seed 7)`);
+      expect(stdout).toMatch(/^✓ errors\.unknown-call /m);
+      expect(stdout).toMatch(/^total +1 +0 +0$/m);
+    } finally {
+      await target.close();
+    }
+  }, 60_000);
 });
