@@ -44,7 +44,8 @@ export { packageVersion };
 
 /** The endpoint and the signer of a client. */
 export function resolveTarget(target: ClientTarget): { endpoint: string; signer: Signer } {
-  const { endpoint, accessKey } = typeof target === 'string' ? parseConnectionString(target) : { endpoint: normalizeEndpoint(target.endpoint), accessKey: undefined };
+  // No target at all (an unset environment variable) is a missing connection string.
+  const { endpoint, accessKey } = typeof target === 'string' || !target ? parseConnectionString(target as string) : { endpoint: normalizeEndpoint(target.endpoint), accessKey: undefined };
   const credential = accessKey ?? (target as { credential: Credential }).credential;
   const key = typeof credential === 'string' ? credential : (credential as { key?: unknown } | undefined)?.key;
   if (typeof key === 'string') return { endpoint, signer: createHmacSigner(key) };

@@ -10,17 +10,20 @@ const expected = 'expected endpoint=https://<resource>.communication.azure.com/;
 
 /**
  * Parses `endpoint=…;accesskey=…` (keys matched case-insensitively, in any order). Throws a
- * `TypeError` that says what is wrong, and never repeats the key.
+ * `TypeError` that says what is wrong, and never repeats the key: for none at all (undefined or
+ * blank, as an unset environment variable gives it), where the README's example reads it from.
  */
 export function parseConnectionString(connectionString: string): ConnectionString {
   const fields = new Map<string, string>();
-  for (const part of connectionString.trim().split(';')) {
+  for (const part of String(connectionString).trim().split(';')) {
     const at = part.indexOf('=');
     if (at > 0) fields.set(part.slice(0, at).trim().toLowerCase(), part.slice(at + 1).trim());
   }
   const endpoint = fields.get('endpoint');
   const accessKey = fields.get('accesskey');
-  if (!endpoint || !accessKey) throw new TypeError(`Connection string without ${endpoint ? 'accesskey' : 'endpoint'}: ${expected}`);
+  if (!endpoint || !accessKey) {
+    throw new TypeError(`${connectionString?.trim() ? `Connection string without ${endpoint ? 'accesskey' : 'endpoint'}` : 'No connection string (set CALL_AUTOMATION_CONNECTION_STRING)'}: ${expected}`);
+  }
   return { endpoint: normalizeEndpoint(endpoint), accessKey };
 }
 

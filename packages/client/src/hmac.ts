@@ -50,9 +50,6 @@ export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {
     keyBytes = fromBase64(accessKey);
   } catch {}
   if (!keyBytes?.length) throw new TypeError('The access key is not base64: copy it from the connection string');
-  const native = options.webCrypto ? undefined : nodeCrypto;
-  const nodeHmac = native && nodeHmacSigner!(native, keyBytes);
-  const key = native ? undefined : crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   /** The last second dated and its text: formatting a date costs more than signing. */
   let dated = { second: Number.NaN, text: '' };
 
@@ -83,20 +80,25 @@ export function createHmacSigner(accessKey: string, options: HmacAuthOptions = {
     };
   }
 
-  async function signWithWebCrypto(method: string, url: string, body: string | Uint8Array): Promise<AuthHeaders> {
+  // In a browser build nodeCrypto is the constant undefined (no-node-crypto.ts): the bundler
+  // drops this branch whole.
+  if (nodeCrypto && !options.webCrypto) {
+    const native = nodeCrypto;
+    const nodeHmac = nodeHmacSigner!(native, keyBytes);
+    return (method, url, body) => {
+      const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native.hash('sha256', body, 'base64');
+      const { date, stringToSign } = prepare(method, url, contentHash);
+      return headers(date, contentHash, nodeHmac(stringToSign));
+    };
+  }
+
+  const key = crypto.subtle.importKey('raw', keyBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return async (method, url, body) => {
     const bytes = typeof body === 'string' ? encoder.encode(body) : body;
     const contentHash = bytes.length === 0 ? EMPTY_CONTENT_HASH : toBase64(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
     const { date, stringToSign } = prepare(method, url, contentHash);
-    return headers(date, contentHash, toBase64(await crypto.subtle.sign('HMAC', (await key)!, encoder.encode(stringToSign))));
-  }
-
-  return native
-    ? (method, url, body) => {
-        const contentHash = body.length === 0 ? EMPTY_CONTENT_HASH : native.hash('sha256', body, 'base64');
-        const { date, stringToSign } = prepare(method, url, contentHash);
-        return headers(date, contentHash, nodeHmac!(stringToSign));
-      }
-    : signWithWebCrypto;
+    return headers(date, contentHash, toBase64(await crypto.subtle.sign('HMAC', await key, encoder.encode(stringToSign))));
+  };
 }
 
 /** A source of access tokens, such as an Entra ID credential adapter. */

@@ -14,8 +14,11 @@ export interface Outgoing {
   headers: Record<string, string>;
   /** The body, signed and sent as it is on every attempt. */
   body: string | Uint8Array<ArrayBuffer> | undefined;
-  /** The operation of the spec that it is, if any: whether it may go again follows from it. */
-  operation: { idempotent: boolean; repeatable: boolean } | undefined;
+  /**
+   * The operation of the spec that it is, if any: whether it may go again follows from it, and a
+   * network error names it.
+   */
+  operation: { idempotent: boolean; repeatable: boolean; operationId?: string } | undefined;
   /** The caller's signal: aborting it stops the request and its retries at once. */
   signal?: AbortSignal | undefined;
   /** Each attempt's time limit in milliseconds. */
@@ -67,7 +70,15 @@ export function createTransport(signer: Signer, fetchImpl: FetchLike): Transport
       const delay = retry && !signal?.aborted ? retryDelay(outcome, attempt, idempotent, retry) : undefined;
       if (delay === undefined) {
         if (outcome.response) return withErrorBody(outcome.response);
-        throw outcome.error;
+        // What fetch threw (a refused connection, a name that does not resolve, the attempt's time
+        // limit), named with the operation (its entry is at hand), the method and the URL, and
+        // what failed under fetch: the code of undici's cause, else fetch's message ("Failed to
+        // fetch", "The operation was aborted due to timeout"). fetch's error is its cause, and
+        // lends it its name: a TimeoutError stays one.
+        const error = outcome.error as { name?: string; message?: string; cause?: { code?: string } } | undefined;
+        throw Object.assign(new TypeError(`${outgoing.operation?.operationId ?? ''} ${method} ${url} failed: ${error?.cause?.code ?? error?.message}`.trimStart(), { cause: error }), {
+          name: error?.name,
+        });
       }
       await outcome.response?.body?.cancel().catch(() => {});
       await sleep(delay, signal);

@@ -31,6 +31,24 @@ describe('connection strings', () => {
       expect((error as Error).message).not.toContain('a2V5');
     }
   });
+
+  it.each([undefined, null, '', '  '])('refuse none at all (%j), saying what is missing and where it comes from', (missing) => {
+    const message = /^No connection string \(set CALL_AUTOMATION_CONNECTION_STRING\): expected endpoint=https:\/\/<resource>\.communication\.azure\.com\/;accesskey=<base64 key>$/;
+    expect(() => parseConnectionString(missing as string)).toThrow(message);
+    expect(() => createCallAutomationClient(missing as string)).toThrow(message);
+    expect(() => createRawClient(missing as string)).toThrow(message);
+  });
+
+  it("refuse the README's quick start with the variable unset, naming the variable", () => {
+    vi.stubEnv('CALL_AUTOMATION_CONNECTION_STRING', undefined);
+    try {
+      expect(() => createCallAutomationClient(process.env.CALL_AUTOMATION_CONNECTION_STRING!)).toThrow(new TypeError(
+        'No connection string (set CALL_AUTOMATION_CONNECTION_STRING): expected endpoint=https://<resource>.communication.azure.com/;accesskey=<base64 key>',
+      ));
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
 });
 
 describe('the client', () => {
@@ -177,7 +195,7 @@ describe('the client', () => {
       middleware: [{ onError: ({ error }) => (errors.push(error), new Response(null, { status: 202 })) }],
     });
     expect((await recovering.hangupCall('leg-1')).response.status).toBe(202);
-    expect(errors).toMatchObject([{ message: 'fetch failed' }]);
+    expect(errors).toMatchObject([{ message: 'hangupCall POST https://contoso.communication.azure.com/calls/leg-1/Hangup failed: ECONNRESET' }]);
     const renaming = createCallAutomationClient(connectionString, { fetch, retry: false, middleware: [{ onError: () => new Error('the service is unreachable') }] });
     await expect(renaming.hangupCall('leg-1')).rejects.toThrow('the service is unreachable');
   });

@@ -15,10 +15,14 @@ const bin = (name: string) => join(packageDir, 'node_modules', '.bin', name);
 
 /**
  * The main entry's budget, bundled for browsers, minified, gzipped: everything it exports, with
- * its signing and retries and the spec's table of operations its methods are made from (about
- * 0.3 kB of it), as `pnpm bench` prints it.
+ * its signing and retries and the spec's table of operations its methods are made from, as
+ * `pnpm bench` prints it. 4.6 kB: it was 4.5 kB until the two errors a user meets first said what
+ * to do (about 0.11 kB): a missing connection string names CALL_AUTOMATION_CONNECTION_STRING, and
+ * a network error names the operation, method, URL and code. The operation table is the main
+ * entry's largest part, and most of its fields (statuses, validators, contacted URIs, …) serve
+ * the server and the conformance suite: the client reads seven of them.
  */
-const sizeCeiling = 4608;
+const sizeCeiling = 4710;
 
 describe('the published package', () => {
   let dir: string;
@@ -97,7 +101,7 @@ describe('the published package', () => {
     expect(Object.keys(result.metafile.inputs).filter((input) => input.startsWith('node:'))).toEqual([]);
   });
 
-  it('bundles the main entry for browsers within its 4.5 kB budget, without openapi-fetch', async () => {
+  it('bundles the main entry for browsers within its 4.6 kB budget, without openapi-fetch', async () => {
     const result = await build({
       entryPoints: [join(dir, 'package', 'dist', 'index.js')],
       bundle: true,

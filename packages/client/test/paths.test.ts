@@ -158,7 +158,7 @@ describe.each([
       const { fetch, seen } = stubFetch(() => {
         throw networkError('ECONNRESET');
       });
-      await expect(entry(connectionString, { fetch, retry: fast }).playAudio()).rejects.toThrow('fetch failed');
+      await expect(entry(connectionString, { fetch, retry: fast }).playAudio()).rejects.toThrow(/^playAudio POST https:\/\/contoso\.communication\.azure\.com\/calls\/[^/]+\/PlayAudio failed: ECONNRESET$/);
       expect(seen).toHaveLength(1);
     });
 
@@ -283,7 +283,8 @@ describe.each([
       }).hangupCall();
       expect(outcome(result)).toEqual({ status: 202, data: undefined, error: undefined });
       expect(seen).toHaveLength(3);
-      expect(errors).toMatchObject([{ message: 'fetch failed', cause: { code: 'ECONNRESET' } }]);
+      // What fetch threw, named with the request, and fetch's error under it.
+      expect(errors).toMatchObject([{ message: expect.stringMatching(/^hangupCall POST https:\/\/\S+\/Hangup failed: ECONNRESET$/), cause: { message: 'fetch failed', cause: { code: 'ECONNRESET' } } }]);
     });
 
     it('sees what signing threw (a credential without a token), which is not retried', async () => {

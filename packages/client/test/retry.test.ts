@@ -171,7 +171,7 @@ describe('retries', () => {
       retry: fast,
       middleware: [{ onRequest: ({ request }) => (request.headers.delete('Repeatability-Request-ID'), request) }],
     });
-    await expect(client.createCall(phoneCall)).rejects.toThrow('fetch failed');
+    await expect(client.createCall(phoneCall)).rejects.toThrow('createCall POST https://contoso.communication.azure.com/calls failed: ECONNRESET');
     expect(seen).toHaveLength(1);
   });
 
@@ -181,7 +181,7 @@ describe('retries', () => {
     });
     await expect(
       createCallAutomationClient(connectionString, { fetch: reset.fetch, retry: fast }).playAudio('leg-1', { audioFileUri: 'https://m.contoso.com/a.wav' }),
-    ).rejects.toThrow('fetch failed');
+    ).rejects.toThrow('playAudio POST https://contoso.communication.azure.com/calls/leg-1/PlayAudio failed: ECONNRESET');
     expect(reset.seen).toHaveLength(1);
 
     const refused = stubFetch((_r, n) => {
