@@ -27,13 +27,13 @@ const callbackSecret = `whsec_${Buffer.from('the callback secret, 32 bytes...').
 /** The page's script, bundled with the client: `placeCall` signs and sends a createCall, and shows its outcome. */
 const pageScript = `import { createCallAutomationClient } from '@call-automation/client';
 
-window.placeCall = async (connectionString) => {
+window.placeCall = async (connectionString, callbackUri) => {
   const output = document.getElementById('result');
   try {
     const client = createCallAutomationClient(connectionString, { retry: false });
     const created = await client.createCall({
       targets: [{ phoneNumber: { value: '+14251001000' } }],
-      callbackUri: 'https://app.example.com/callbacks',
+      callbackUri,
       requestedModalities: ['audio'],
       requestedCallEvents: ['participantsUpdated'],
     });
@@ -61,6 +61,9 @@ describe.skipIf(!runInBrowser)('the client in Chromium', () => {
   let project: InstalledProject;
   let dir: string;
   let simulator: RunningSimulator;
+  /** Where the simulator sends the calls' callbacks (so that it has none left to send when it stops). */
+  let receiver: Server;
+  let callbackUri: string;
   let browser: Browser;
   let page: Page;
   let bundle: string;
@@ -93,6 +96,9 @@ ${bundle}
     // The simulator serves its docs page beside the API: here, this page, from the API's origin.
     const docs = join(dir, 'index.html');
     await writeFile(docs, html);
+    receiver = createServer((req, res) => void req.resume().on('end', () => res.writeHead(204).end()));
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    callbackUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/callbacks`;
     const spec = join(repoRoot, 'spec', 'openapi.yaml');
     [simulator, browser] = await Promise.all([
       runSimulator({
@@ -101,6 +107,7 @@ ${bundle}
         controlPort: 0,
         accessKey,
         callbackSecret,
+        allowLoopback: true,
         files: { docs, specJson: spec, specYaml: spec },
         log: () => {},
       }),
@@ -115,6 +122,7 @@ ${bundle}
   afterAll(async () => {
     await browser?.close();
     await simulator?.stop();
+    await new Promise((resolve) => receiver?.close(resolve));
     if (dir) await rm(dir, { recursive: true, force: true });
     await project?.remove();
   });
@@ -135,7 +143,7 @@ ${bundle}
     await page.goto(`${simulator.url}/docs`, { waitUntil: 'load' });
     await page.waitForFunction(() => typeof (window as unknown as { placeCall?: unknown }).placeCall === 'function');
     const connectionString = `endpoint=${simulator.url}/;accesskey=${accessKey}`;
-    await page.evaluate((value) => (window as unknown as { placeCall(cs: string): Promise<unknown> }).placeCall(value), connectionString);
+    await page.evaluate(({ cs, uri }) => (window as unknown as { placeCall(cs: string, uri: string): Promise<unknown> }).placeCall(cs, uri), { cs: connectionString, uri: callbackUri });
     const result = page.locator('#result');
     await expect(result.getAttribute('data-status')).resolves.toBe('200');
     const callLegId = (await result.textContent()) ?? '';
@@ -185,8 +193,8 @@ ${bundle}
         await crossPage.goto(otherOrigin, { waitUntil: 'load' });
         await crossPage.waitForFunction(() => typeof (window as unknown as { placeCall?: unknown }).placeCall === 'function');
         const outcome = await crossPage.evaluate(
-          (value) => (window as unknown as { placeCall(cs: string): Promise<{ status: string; text: string }> }).placeCall(value),
-          `endpoint=${simulator.url}/;accesskey=${accessKey}`,
+          ({ cs, uri }) => (window as unknown as { placeCall(cs: string, uri: string): Promise<{ status: string; text: string }> }).placeCall(cs, uri),
+          { cs: `endpoint=${simulator.url}/;accesskey=${accessKey}`, uri: callbackUri },
         );
         // A network error, as fetch reports a refused preflight: the client throws it (no HTTP answer to give).
         expect(outcome.status).toBe('threw');
