@@ -137,8 +137,9 @@ Call Automation simulator on ${running.url}
   callback secret    ${callbackSecret}${secretNote}
   docs               ${running.url}/docs
   spec               ${running.url}/openapi.json  ${running.url}/openapi.yaml
+  inspector          ${running.controlUrl}/  (calls, requests, events and deliveries, live; loopback only)
   control            ${running.controlUrl}  (loopback only)
-                       GET  /calls
+                       GET  /calls                                        POST /calls/{callLegId}/hangup
                        POST /calls/{callLegId}/dtmf                       {"tones": ["tone1", "pound"]}
                        POST /calls/{callLegId}/participants/{id}/leave
                        POST /invitations/decline                          {"rawId": "4:+14251001000"}

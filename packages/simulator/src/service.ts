@@ -5,12 +5,18 @@ import {
   createCallbackDelivery,
   createUriGuard,
   type CallbackDeliveryOptions,
+  type CallAutomationHandlers,
+  type CallbackEmitter,
+  type HandlerContext,
   type PendingDelivery,
   type Resolver,
 } from '@call-automation/server';
 import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
+import { readFile } from 'node:fs/promises';
 import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
 import type { Cluster, Redis } from 'ioredis';
+import { createJournal, type JournalEntry } from './journal.ts';
 import { createRedisState } from './redis-state.ts';
 import { createSimulator, type SimulatorOptions } from './simulator.ts';
 
@@ -46,16 +52,31 @@ export interface SimulatorServiceOptions extends Omit<SimulatorOptions, 'state' 
   redis?: Redis | Cluster;
 }
 
+/** The event name a delivery carries (CallLegStateChanged), read from its CloudEvent. */
+function typeOf(delivery: PendingDelivery): string {
+  return readEvent(delivery).type;
+}
+
+/** A delivery's event name, and what it says in a word (the call's state, the tone, the result). */
+function readEvent(delivery: PendingDelivery): { type: string; detail?: string } {
+  try {
+    const event = JSON.parse(delivery.body) as { type?: string; data?: { callState?: string; status?: string; toneInfo?: { tone?: string } } };
+    return { type: event.type?.replace(/^Microsoft\.Communication\./, '') ?? 'event', detail: event.data?.callState ?? event.data?.status ?? event.data?.toneInfo?.tone };
+  } catch {
+    return { type: 'event' };
+  }
+}
+
 /** One line on a failed delivery attempt: what, where, what came back, and what happens next. */
 function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; error?: string; next: string }, now: number): string {
-  let type = 'event';
-  try {
-    type = (JSON.parse(delivery.body) as { type?: string }).type?.replace(/^Microsoft\.Communication\./, '') ?? type;
-  } catch {}
+  const type = typeOf(delivery);
   const answer = outcome.status !== undefined ? `HTTP ${outcome.status}` : (outcome.error ?? 'no answer');
   const next = outcome.next === 'retry' ? `next attempt in ${Math.max(0, Math.round((delivery.notBefore - now) / 100) / 10)} s` : `kept as a dead letter (${outcome.next}; GET /dead-letters on the control surface)`;
   return `callback ${type} ${delivery.id} of call ${delivery.callLegId} to ${delivery.callbackUri}: attempt ${delivery.attempts}, ${answer}; ${next}`;
 }
+
+/** The inspector's page, read once. */
+let inspectorPage: string | undefined;
 
 /**
  * The simulator as a service: the API (the server stub with the simulator's handlers, callback
@@ -64,6 +85,9 @@ function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; 
  */
 export function createSimulatorService(options: SimulatorServiceOptions) {
   const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
+  const journal = createJournal();
+  /** The call each createCall made, by its request id, until its answer is journaled. */
+  const created = new Map<string, string>();
   const log = options.log ?? ((line: string) => console.log(line));
   const redis = options.redis;
   const delivery = createCallbackDelivery({
@@ -74,12 +98,53 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     guard,
     onAttempt(pending, outcome) {
       options.delivery?.onAttempt?.(pending, outcome);
+      journal.add({
+        kind: 'attempt',
+        callLegId: pending.callLegId,
+        eventId: pending.id,
+        ...readEvent(pending),
+        uri: pending.callbackUri,
+        attempt: pending.attempts,
+        status: outcome.status,
+        error: outcome.error,
+        next: outcome.next,
+        nextAt: outcome.next === 'retry' ? pending.notBefore : undefined,
+      });
       if (outcome.next !== 'done') log(describeAttempt(pending, outcome, Date.now()));
     },
   });
-  const simulator = createSimulator({ ...options, log, events: delivery, state: redis && createRedisState(redis, { log }) });
+  // What the simulator emits is journaled on its way to the delivery (looked up at each emit, so
+  // that a delivery whose emit is replaced in place is still the one used).
+  const events: CallbackEmitter = {
+    emit(callLegId, name, data) {
+      journal.add({ kind: 'event', callLegId, eventId: '', type: name, data });
+      delivery.emit(callLegId, name, data);
+    },
+    register: (callLegId, callbackUri) => delivery.register(callLegId, callbackUri),
+    unregister: (callLegId) => delivery.unregister(callLegId),
+    settled: () => delivery.settled?.(),
+  };
+  const simulator = createSimulator({ ...options, log, events, state: redis && createRedisState(redis, { log }) });
+  // The simulator's handlers, looked up at each request (tests replace them in place), noting the
+  // call each createCall made for the journal.
+  const handlers = Object.fromEntries(
+    Object.keys(simulator.handlers).map((operationId) => [
+      operationId,
+      async (input: never, context: HandlerContext) => {
+        const reply = await (simulator.handlers[operationId as keyof CallAutomationHandlers] as (input: never, context: HandlerContext) => unknown)(input, context);
+        const callLegId = (reply as { body?: { callLegId?: unknown } } | undefined)?.body?.callLegId;
+        if (operationId === 'createCall' && typeof callLegId === 'string') created.set(context.requestId, callLegId);
+        return reply;
+      },
+    ]),
+  ) as unknown as CallAutomationHandlers;
   const api = createCallAutomationService({
-    handlers: simulator.handlers,
+    handlers,
+    onAnswer(info) {
+      const callLegId = info.params.callId ?? created.get(info.requestId);
+      created.delete(info.requestId);
+      journal.add({ kind: 'request', callLegId, operationId: info.operationId, method: info.method, path: info.pathAndQuery, status: info.status, ms: info.ms, requestId: info.requestId });
+    },
     ...(redis && { idempotency: createRedisIdempotencyStore(redis) }),
     auth: { accessKeys: options.accessKeys, host: options.signedHost },
     callbacks: delivery,
@@ -92,17 +157,58 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   control.onError((error, c) =>
     error instanceof ApiError ? c.json(error.body, error.status as 404, error.options.headers) : c.json({ code: 'InternalServerError', message: String(error) }, 500),
   );
+  control.get('/', async (c) => c.html((inspectorPage ??= await readFile(new URL('../inspector/index.html', import.meta.url), 'utf8'))));
+  // The journal as Server-Sent Events: what is kept, then each entry as it comes; a reconnecting
+  // page gets only what it missed (Last-Event-ID).
+  control.get('/stream', (c) =>
+    streamSSE(c, async (stream) => {
+      const after = Number(c.req.header('last-event-id')) || 0;
+      const queue: JournalEntry[] = journal.list(after);
+      let wake: (() => void) | undefined;
+      const stop = journal.follow((entry) => {
+        queue.push(entry);
+        wake?.();
+      });
+      stream.onAbort(() => {
+        stop();
+        wake?.();
+      });
+      try {
+        while (!stream.aborted && !stream.closed) {
+          while (queue.length) {
+            const entry = queue.shift()!;
+            await stream.writeSSE({ id: String(entry.seq), data: JSON.stringify(entry) });
+          }
+          // A comment now and then keeps proxies from closing a quiet stream.
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 15_000).unref?.();
+          });
+          if (!queue.length && !stream.aborted) await stream.write(': keep-alive\n\n');
+        }
+      } finally {
+        stop();
+      }
+    }),
+  );
   control.get('/calls', async (c) => c.json(await simulator.listCalls()));
+  control.post('/calls/:callId/hangup', async (c) => {
+    await simulator.hangUp(c.req.param('callId'));
+    journal.add({ kind: 'control', callLegId: c.req.param('callId'), action: 'hang up' });
+    return c.body(null, 202);
+  });
   control.post('/calls/:callId/dtmf', async (c) => {
     const { tones: pressed } = await c.req.json<{ tones?: unknown }>().catch(() => ({ tones: undefined }));
     if (!Array.isArray(pressed) || pressed.length === 0 || !pressed.every((t) => tones.has(t as string))) {
       throw new ApiError(400, 'ValidationFailed', `tones must be a list of ${[...tones].join(', ')}.`, { target: '/tones' });
     }
     await simulator.pressTones(c.req.param('callId'), pressed);
+    journal.add({ kind: 'control', callLegId: c.req.param('callId'), action: 'pressed', detail: pressed.join(' ') });
     return c.body(null, 202);
   });
   control.post('/calls/:callId/participants/:participantId/leave', async (c) => {
     await simulator.leave(c.req.param('callId'), c.req.param('participantId'));
+    journal.add({ kind: 'control', callLegId: c.req.param('callId'), action: 'participant left', detail: c.req.param('participantId') });
     return c.body(null, 202);
   });
   control.post('/invitations/decline', async (c) => {
@@ -120,7 +226,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     c.json(
       {
         code: 'NotFound',
-        message: 'Control routes: GET /calls, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline, GET /dead-letters, POST /dead-letters/{id}/redrive.',
+        message: 'Control routes: GET / (the inspector), GET /stream, GET /calls, POST /calls/{id}/hangup, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline, GET /dead-letters, POST /dead-letters/{id}/redrive.',
       },
       404,
     ),
@@ -131,6 +237,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     control,
     simulator,
     delivery,
+    journal,
     /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out; says what became of the rest. */
     async close(timeoutMs = 5000) {
       await simulator.stop();

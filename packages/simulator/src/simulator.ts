@@ -355,7 +355,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     /** The calls in progress, with their participants (on shared state: every instance's). */
     async listCalls() {
       try {
-        return (await state.list()).map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants] }));
+        return (await state.list()).map((call) => ({ callLegId: call.callLegId, state: call.state, participants: [...call.participants], plays: [...call.plays] }));
       } catch (error) {
         return unavailable(error);
       }
@@ -365,6 +365,10 @@ export function createSimulator(options: SimulatorOptions = {}) {
       await request(callLegId, (call, fx) => {
         for (const tone of tones) emit(call, fx, 'DtmfReceived', { callLegId, toneInfo: { sequenceId: call.toneSequence++, tone } });
       });
+    },
+    /** Ends a call, as the application's hang-up would. */
+    async hangUp(callLegId: string) {
+      await request(callLegId, (call, fx) => endCall(call, fx));
     },
     /** A participant hangs up their side; when no one is left, the call ends. */
     async leave(callLegId: string, participantId: string) {

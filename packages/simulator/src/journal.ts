@@ -1,0 +1,53 @@
+/** One thing the simulator did or saw, as the inspector shows it. */
+export type JournalEntry = { seq: number; at: number; callLegId?: string } & (
+  | { kind: 'request'; operationId: string; method: string; path: string; status: number; ms: number; requestId: string }
+  | { kind: 'event'; eventId: string; type: string; data: unknown }
+  | {
+      kind: 'attempt';
+      eventId: string;
+      type: string;
+      /** What the event says, in a word: the call's state, the tone, the result. */
+      detail?: string;
+      uri: string;
+      attempt: number;
+      status?: number;
+      error?: string;
+      /** done, retry, or the dead letter's reason. */
+      next: string;
+      /** When the next attempt starts, for a retry. */
+      nextAt?: number;
+    }
+  | { kind: 'control'; action: string; detail?: string }
+  | { kind: 'faults'; faults: unknown }
+);
+
+type Unsequenced<T> = T extends unknown ? Omit<T, 'seq' | 'at'> & { at?: number } : never;
+
+/**
+ * What the simulator did, recently: a bounded list (the oldest entries go first) that the
+ * inspector reads when it opens, and follows as entries are added.
+ */
+export function createJournal(maxEntries = 5_000) {
+  const entries: JournalEntry[] = [];
+  const listeners = new Set<(entry: JournalEntry) => void>();
+  let seq = 0;
+  return {
+    add(entry: Unsequenced<JournalEntry>) {
+      const full = { ...entry, seq: ++seq, at: entry.at ?? Date.now() } as JournalEntry;
+      entries.push(full);
+      if (entries.length > maxEntries) entries.splice(0, entries.length - maxEntries);
+      for (const listener of listeners) listener(full);
+    },
+    /** The entries kept, oldest first; with `after`, only those that came after that sequence number. */
+    list(after = 0): JournalEntry[] {
+      return after ? entries.filter((entry) => entry.seq > after) : [...entries];
+    },
+    /** Hears each entry as it is added; answers the function that stops it. */
+    follow(listener: (entry: JournalEntry) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+export type Journal = ReturnType<typeof createJournal>;
