@@ -61,12 +61,19 @@ export interface CallbackQueue {
   size(): Promise<number>;
   /** How many deliveries of one call wait. A shared queue has it, for an instance's account of what it leaves at shutdown. */
   length?(callLegId: string): Promise<number>;
+  /**
+   * A shared queue's answer to a poll, instead of every call of `calls()`: the calls that may
+   * need an instance now (events pushed since, a retry due, a lease lapsed), a batch at a time.
+   */
+  due?(): Promise<string[]>;
+  /** Tells a shared queue that a call needs no instance before `until` (its next event's retry time), so that polls skip it till then. */
+  defer?(callLegId: string, until: number): Promise<void>;
   /** Takes, or extends, the right to deliver a call's events for `ms`; false while another `owner` holds it. */
   lease?(callLegId: string, owner: string, ms: number): Promise<boolean>;
   /** Extends a lease `owner` holds; false when it has lost it. */
   renew?(callLegId: string, owner: string, ms: number): Promise<boolean>;
-  /** Gives up a lease `owner` holds. */
-  releaseLease?(callLegId: string, owner: string): Promise<void>;
+  /** Gives up a lease `owner` holds; `handOver` when it stops with the call's events left, for another instance to take up at once. */
+  releaseLease?(callLegId: string, owner: string, handOver?: boolean): Promise<void>;
 }
 
 /**
@@ -388,7 +395,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       await deliverDue(callLegId, () => lost);
     } finally {
       clearInterval(renewal);
-      if (!lost) await queue.releaseLease!(callLegId, owner).catch(() => {});
+      if (!lost) await queue.releaseLease!(callLegId, owner, stopped).catch(() => {});
     }
     return true;
   }
@@ -408,6 +415,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
       const wait = delivery.notBefore - now();
       if (wait > 0) {
+        // Other instances' polls skip the call till then (a hint: if it is not taken, they look again).
+        await queue.defer?.(callLegId, delivery.notBefore).catch(() => {});
+        if (stopped) return;
         // Its slot goes to another call meanwhile: a failing receiver of one call holds back no other.
         scheduled.set(
           callLegId,
@@ -521,7 +531,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     if (polling || stopped) return;
     polling = true;
     try {
-      for (const callLegId of await queue.calls()) {
+      for (const callLegId of await (queue.due ? queue.due() : queue.calls())) {
         if (stopped) return;
         if (working.has(callLegId) || scheduled.has(callLegId) || [...waiting.values()].some((calls) => calls.has(callLegId))) continue;
         const head = await queue.head(callLegId);

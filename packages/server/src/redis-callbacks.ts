@@ -159,6 +159,14 @@ export interface RedisCallbackQueueOptions {
   prefix?: string;
   /** The most deliveries one call may have waiting (default 10 000); past that an event is a dead letter (`overflow`). */
   maxPerCall?: number;
+  /**
+   * The most deliveries waiting in the whole queue, every call and instance together (default
+   * 1 000 000); past that an event is a dead letter (`overflow`). Counted as events are pushed
+   * and removed; a command that fails halfway can leave the count high, never low.
+   */
+  maxEntries?: number;
+  /** How many calls one poll takes up at most (default 1 000); the next poll goes on from there. */
+  pollBatch?: number;
   /** How long a command may take before the queue gives up on it. Default 2 s. */
   timeoutMs?: number;
 }
@@ -192,14 +200,16 @@ redis.call('LPOP', KEYS[1])
 return 1
 `;
 
-// ARGV[3] is 1 to take a free lease, 0 only to extend one already held.
+// ARGV[3] is 1 to take a free lease, 0 only to extend one already held. Held by another, it
+// answers minus the milliseconds left of that lease.
 const leaseScript = `
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-if holder or ARGV[3] == '0' then return 0 end
+if holder then return -math.max(1, redis.call('PTTL', KEYS[1])) end
+if ARGV[3] == '0' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `;
@@ -209,13 +219,66 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
-// The index of calls with events: a sorted set scored by the last push's time. It lives in one
-// slot, apart from the calls' keys, so a push adds to it before it queues: an event is never in
-// a list the index misses. A call whose list was found empty leaves it only if its last push is
-// a while ago: a push since the list was read has refreshed the score, and keeps it.
+// Beside the calls' keys, in one slot of their own (the hash tag of the index's name, so that an
+// index written before them is still theirs): `ca:q:calls` every call with events, scored by its
+// last push's time; `{ca:q:calls}:due` the same calls scored by when one may need an instance
+// (now, on a push; a retry's time; a lease's end); `{ca:q:calls}:count` how many events wait.
+// A poll reads only the due calls, a batch at a time: a call waiting for a retry, or delivered
+// under another's lease, costs nothing until then.
+//
+// A push counts and indexes before it queues: an event is never in a list the index misses.
+// ARGV: callLegId, the push's time, maxEntries. Answers 0 when the queue is full.
+const indexScript = `
+local count = tonumber(redis.call('GET', KEYS[3]) or '0')
+if count >= tonumber(ARGV[3]) then return 0 end
+redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return 1
+`;
+
+// A call whose list was found empty leaves the index only if its last push is a while ago: a
+// push since the list was read has refreshed the score, and keeps it (due again once that while
+// has passed, to be looked at once more).
 const forgetScript = `
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if not score or tonumber(score) < tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+redis.call('ZADD', KEYS[2], tonumber(score) + tonumber(ARGV[3]), ARGV[1])
+return 0
+`;
+
+// The due calls of a poll: ARGV[2] of them from offset ARGV[3], due by ARGV[1]. Calls indexed by
+// a version of the queue without the due set (the two sets' sizes differ) are made due at once
+// first: the union keeps every due time, and gives the others 0.
+const dueScript = `
+if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then
+  redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'WEIGHTS', 1, 0, 'AGGREGATE', 'MAX')
+end
+return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', ARGV[3], ARGV[2])
+`;
+
+// Brings a call's due time forward to ARGV[2] (an instance handing it over at shutdown).
+const hurryScript = `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
+return 1
+`;
+
+// An event off the queue. Never below 0: events queued before the count existed are not in it.
+const uncountScript = `
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+`;
+
+// Puts off a call's due time to ARGV[2], if it is indexed and due sooner.
+const deferScript = `
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end
 return 1
 `;
 
@@ -225,21 +288,31 @@ interface QueueScripts {
   caQueueShift(list: string, id: string): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueRelease(lease: string, owner: string): Promise<number>;
-  caQueueForget(index: string, callLegId: string, staleBefore: number): Promise<number>;
+  caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
+  caQueueForget2(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
+  caQueueDefer(due: string, callLegId: string, until: number): Promise<number>;
+  caQueueHurry(due: string, callLegId: string, until: number): Promise<number>;
+  caQueueDue(index: string, due: string, now: number, batch: number, offset: number): Promise<string[]>;
+  caQueueUncount(count: string): Promise<number>;
 }
 
 /**
  * A callback queue in Redis, shared by every instance: durable (a shutdown leaves events queued
  * for the others), in order per call, with per-call leases so that one instance at a time
  * delivers a call, and another takes over when the lease of one that died expires. Each call's
- * keys share its hash tag, `ca:q:{<callLegId>}`, so the queue works on Redis Cluster.
+ * keys share its hash tag, `ca:q:{<callLegId>}`, so the queue works on Redis Cluster. Polls read
+ * only the calls due (`pollBatch` at a time), whatever the number waiting.
  */
 export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallbackQueueOptions = {}): CallbackQueue {
   const prefix = options.prefix ?? 'ca:q:';
   const index = `${prefix}calls`;
+  const dueKey = `{${index}}:due`;
+  const countKey = `{${index}}:count`;
   const list = (callLegId: string) => `${prefix}{${callLegId}}`;
   const lease = (callLegId: string) => `${prefix}{${callLegId}}:lease`;
   const max = options.maxPerCall ?? 10_000;
+  const maxEntries = options.maxEntries ?? 1_000_000;
+  const pollBatch = options.pollBatch ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
   // An empty call stays indexed this long after its last push: longer than a push takes.
   const emptyGraceMs = 60_000;
@@ -248,38 +321,58 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueShift', { numberOfKeys: 1, lua: shiftScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueRelease', { numberOfKeys: 1, lua: releaseScript });
-  redis.defineCommand('caQueueForget', { numberOfKeys: 1, lua: forgetScript });
+  redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
+  redis.defineCommand('caQueueForget2', { numberOfKeys: 2, lua: forgetScript });
+  redis.defineCommand('caQueueDefer', { numberOfKeys: 1, lua: deferScript });
+  redis.defineCommand('caQueueHurry', { numberOfKeys: 1, lua: hurryScript });
+  redis.defineCommand('caQueueDue', { numberOfKeys: 2, lua: dueScript });
+  redis.defineCommand('caQueueUncount', { numberOfKeys: 1, lua: uncountScript });
   const scripts = redis as unknown as QueueScripts;
   const limit = <T>(command: Promise<T>) => withTimeout(command, timeoutMs, 'the callback queue');
+  /** Where this instance's polls go on from: an offset among the due calls. */
+  let cursor = 0;
 
   /** The calls with events waiting and how many each has; forgets calls long empty. */
   async function waiting(): Promise<Array<[string, number]>> {
     const calls = await limit(redis.zrange(index, '0', '-1'));
     // One command per call: on Redis Cluster the lists live on different nodes.
     const lengths = await Promise.all(calls.map((callLegId) => limit(redis.llen(list(callLegId)))));
-    const staleBefore = Date.now() - emptyGraceMs;
-    await Promise.all(calls.map((callLegId, i) => (lengths[i] === 0 ? limit(scripts.caQueueForget(index, callLegId, staleBefore)) : undefined)));
+    await Promise.all(calls.map((callLegId, i) => (lengths[i] === 0 ? forget(callLegId) : undefined)));
     return calls.flatMap((callLegId, i): Array<[string, number]> => (lengths[i]! > 0 ? [[callLegId, lengths[i]!]] : []));
+  }
+
+  function forget(callLegId: string) {
+    return limit(scripts.caQueueForget2(index, dueKey, callLegId, Date.now() - emptyGraceMs, emptyGraceMs));
+  }
+
+  /** Counts an event off the queue; a failure leaves the count high, which errs toward overflow. */
+  function uncount() {
+    void limit(scripts.caQueueUncount(countKey)).catch(() => {});
   }
 
   return {
     durable: true,
     async push(delivery) {
       const sent = Date.now();
-      await limit(redis.zadd(index, String(sent), delivery.callLegId));
+      if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, delivery.callLegId, sent, maxEntries))) === 0) return false;
+      // A push that fails leaves the count as it is: whether it was queued is not known.
       const pushed = await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max, sent + timeoutMs));
+      if (pushed !== 1) uncount();
       if (pushed === -1) throw new Error(`Redis refused event ${delivery.id} as late (${Date.now() - sent} ms after it was sent). Are the clocks of this instance and Redis apart?`);
       return pushed === 1;
     },
     async head(callLegId) {
       const head = await limit(redis.lindex(list(callLegId), 0));
-      return head ? (JSON.parse(head) as PendingDelivery) : undefined;
+      if (head) return JSON.parse(head) as PendingDelivery;
+      // Empty: not due again unless pushed to (or the grace ends, to be forgotten then).
+      await forget(callLegId);
+      return undefined;
     },
     async update(delivery) {
       await limit(scripts.caQueueUpdate(list(delivery.callLegId), delivery.id, JSON.stringify(delivery)));
     },
     async shift(callLegId, id) {
-      await limit(scripts.caQueueShift(list(callLegId), id ?? ''));
+      if ((await limit(scripts.caQueueShift(list(callLegId), id ?? ''))) === 1) uncount();
     },
     async calls() {
       return (await waiting()).map(([callLegId]) => callLegId);
@@ -290,14 +383,29 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async length(callLegId) {
       return limit(redis.llen(list(callLegId)));
     },
+    async due() {
+      const calls = await limit(scripts.caQueueDue(index, dueKey, Date.now(), pollBatch, cursor));
+      // A full batch: the next poll goes on after it (a call taken up now is due later, and
+      // leaves the range); a short one: the next starts again from the earliest.
+      cursor = calls.length === pollBatch ? cursor + pollBatch : 0;
+      return calls;
+    },
+    async defer(callLegId, until) {
+      await limit(scripts.caQueueDefer(dueKey, callLegId, until));
+    },
     async lease(callLegId, owner, ms) {
-      return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 1))) === 1;
+      const taken = await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 1));
+      // Another instance delivers it: polls skip it till its lease would end.
+      if (taken < 0) await limit(scripts.caQueueDefer(dueKey, callLegId, Date.now() - taken)).catch(() => {});
+      return taken === 1;
     },
     async renew(callLegId, owner, ms) {
       return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 0))) === 1;
     },
-    async releaseLease(callLegId, owner) {
+    async releaseLease(callLegId, owner, handOver) {
       await limit(scripts.caQueueRelease(lease(callLegId), owner));
+      // Another instance takes it up at its next poll, whatever due time polls had put off to.
+      if (handOver) await limit(scripts.caQueueHurry(dueKey, callLegId, Date.now()));
     },
   };
 }

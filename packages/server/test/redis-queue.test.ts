@@ -5,7 +5,7 @@ import { parseCallbackEvent } from '@call-automation/client/events';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type CallbackDeliveryOptions } from '../src/index.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, type RedisCallbackQueueOptions } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver, type ReceivedCallback } from '../../../conformance/src/harness/receiver.ts';
 import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
@@ -35,8 +35,8 @@ afterAll(async () => {
   }
 });
 
-async function connect(): Promise<Redis> {
-  const connection = new Redis({ host: '127.0.0.1', port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+async function connect(port = redis.port): Promise<Redis> {
+  const connection = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   connection.on('error', () => {});
   connections.push(connection);
   await new Promise((resolve) => connection.once('ready', resolve));
@@ -44,15 +44,15 @@ async function connect(): Promise<Redis> {
 }
 
 /** An instance's delivery: its own connection, the shared queue, registry and dead letters. */
-async function instance(prefix: string, options: Partial<CallbackDeliveryOptions> = {}): Promise<CallbackDelivery> {
-  const connection = await connect();
+async function instance(prefix: string, options: Partial<CallbackDeliveryOptions> = {}, queueOptions: RedisCallbackQueueOptions = {}, port?: number): Promise<CallbackDelivery> {
+  const connection = await connect(port);
   const delivery = createCallbackDelivery({
     secret,
     retryDelaysMs: [20, 40],
     jitter: 0,
     attemptTimeoutMs: 1_000,
     guard: createUriGuard({ allowLoopback: true }),
-    queue: createRedisCallbackQueue(connection, { prefix: `${prefix}q:` }),
+    queue: createRedisCallbackQueue(connection, { prefix: `${prefix}q:`, ...queueOptions }),
     registry: createRedisCallbackRegistry(connection, { prefix: `${prefix}call:` }),
     deadLetters: createRedisDeadLetterStore(connection, { prefix: `${prefix}dl:` }),
     pollIntervalMs: 50,
@@ -160,7 +160,7 @@ describe('two deliveries sharing the Redis callback queue', () => {
       expect(report).toEqual({ delivered: 0, stillQueued: 3, inSharedQueue: 5, deadLettered: 0 });
       expect(logged).toContain('Callback delivery stopped: 0 delivered while stopping, 3 left queued (5 waiting in the shared queue for every instance), 0 kept as dead letters (closed).');
     } finally {
-      for (const res of held) res.writeHead(503).end();
+      for (const res of held) res.writeHead(204).end();
     }
   });
 
@@ -218,5 +218,124 @@ describe('two deliveries sharing the Redis callback queue', () => {
     expect(sequence(path)).toEqual({ sequenceIds: [0, 1, 2, 3, 4], duplicates: 1 });
     await b.drain();
     expect(await inspector.exists(`${prefix}q:{${callLegId}}`, `${prefix}q:{${callLegId}}:lease`)).toBe(0);
+  });
+});
+
+describe('polling the Redis callback queue', () => {
+  it('reads only the calls due: a hundred calls waiting for their retry cost no command of their own until then', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const calls = Array.from({ length: 100 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
+    for (const callLegId of calls) answers.set(`/waiting/${callLegId}`, (_d, res) => void res.writeHead(503).end());
+    // A Redis of its own, so that what it counts is these instances' commands alone.
+    const own = await startRedis();
+    const a = await instance(prefix, { retryDelaysMs: [60_000] }, {}, own.port);
+    await instance(prefix, { retryDelaysMs: [60_000] }, {}, own.port);
+    for (const callLegId of calls) {
+      a.register(callLegId, `${receiver.url}/waiting/${callLegId}`);
+      a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
+    }
+    await until(() => calls.every((callLegId) => receiver.received.some((d) => d.path === `/waiting/${callLegId}`)), 10_000, 'Every first attempt');
+    const inspector = await connect(own.port);
+    // Each call is put off till its retry once its attempt has failed.
+    await until(async () => (await inspector.zcount(`{${prefix}q:calls}:due`, '-inf', String(Date.now()))) === 0, 5_000, 'Every call put off');
+    // The other instance may still be taking up the calls its first polls found due, once each: a
+    // window of 500 ms with no command on any call's keys is what follows.
+    const window = async () => {
+      await inspector.config('RESETSTAT');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const counts: Record<string, number> = {};
+      for (const [, name, calls] of (await inspector.info('commandstats')).matchAll(/^cmdstat_(\S+?):calls=(\d+)/gm)) counts[name!] = Number(calls);
+      return counts;
+    };
+    let counts = await window();
+    for (let tries = 1; (counts.lindex ?? 0) > 0 && tries < 8; tries++) counts = await window();
+    // Two instances polling every 50 ms: about twenty polls, each one script. Reading every
+    // waiting call would have cost a hundred LLEN a poll.
+    const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
+    console.info(`In 500 ms of polls with 100 calls waiting: ${total} commands, ${JSON.stringify(counts)}`);
+    expect(counts.llen ?? 0).toBe(0);
+    expect(counts.lindex ?? 0).toBe(0);
+    expect(total).toBeLessThan(100);
+    expect(receiver.received.filter((d) => d.path.startsWith('/waiting/'))).toHaveLength(100);
+  });
+
+  it('takes up, a batch at a time, the calls an earlier version of the queue indexed', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const calls = Array.from({ length: 30 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
+    // Registered through one instance, queued as the queue did before it kept due times.
+    const a = await instance(prefix);
+    for (const callLegId of calls) a.register(callLegId, `${receiver.url}/batch/${callLegId}`);
+    await a.drain();
+    for (const callLegId of calls) answers.set(`/batch/${callLegId}`, (_d, res) => void setTimeout(() => res.writeHead(204).end(), 20));
+    const inspector = await connect();
+    for (const callLegId of calls) {
+      await inspector.zadd(`${prefix}q:calls`, String(Date.now()), callLegId);
+      await inspector.rpush(`${prefix}q:{${callLegId}}`, JSON.stringify({ id: `evt_${crypto.randomUUID()}`, callLegId, callbackUri: `${receiver.url}/batch/${callLegId}`, body: JSON.stringify({ data: dtmf(callLegId, 0) }), queuedAt: Date.now(), attempts: 0, notBefore: 0 }));
+    }
+    await instance(prefix, {}, { pollBatch: 10 });
+    await until(() => calls.every((callLegId) => receiver.received.some((d) => d.path === `/batch/${callLegId}`)), 10_000, 'Every call delivered');
+    // Events it did not count are not counted off: the count stays at least 0.
+    expect((await inspector.get(`{${prefix}q:calls}:count`)) ?? '0').toBe('0');
+  });
+});
+
+describe('the whole Redis callback queue', () => {
+  it('is bounded: past maxEntries an event is an overflow dead letter, and room comes back as events leave', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const held: ServerResponse[] = [];
+    answers.set('/bounded', (_d, res) => void held.push(res));
+    try {
+      const a = await instance(prefix, { attemptTimeoutMs: 5_000 }, { maxEntries: 3 });
+      const calls = Array.from({ length: 5 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
+      for (const callLegId of calls) {
+        a.register(callLegId, `${receiver.url}/bounded`);
+        a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
+      }
+      await until(async () => (await a.deadLetters()).length === 2, 5_000, 'Two overflow dead letters');
+      expect((await a.deadLetters()).map((letter) => [letter.callLegId, letter.reason])).toEqual([
+        [calls[3], 'overflow'],
+        [calls[4], 'overflow'],
+      ]);
+      await until(() => held.length === 3, 5_000, 'Three attempts');
+      for (const res of held.splice(0)) res.writeHead(204).end();
+      await a.drain();
+      const inspector = await connect();
+      expect(await inspector.get(`{${prefix}q:calls}:count`)).toBe('0');
+      answers.set('/bounded', (_d, res) => void res.writeHead(204).end());
+      expect(await a.redrive((await a.deadLetters())[0]!.id)).toBe(true);
+      await a.drain();
+      expect(receiver.received.filter((d) => d.path === '/bounded')).toHaveLength(4);
+    } finally {
+      for (const res of held) res.writeHead(503).end();
+    }
+  });
+
+  it('hands a call over at shutdown at once, though another instance\'s poll had put it off till the lease would end', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    const path = `/handover-now/${callLegId}`;
+    let first: ServerResponse | undefined;
+    answers.set(path, (_d, res) => {
+      if (first) res.writeHead(204).end();
+      else first = res;
+    });
+    try {
+      const options = { leaseMs: 10_000, attemptTimeoutMs: 5_000 };
+      const a = await instance(prefix, options);
+      const b = await instance(prefix, options);
+      a.register(callLegId, `${receiver.url}${path}`);
+      a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
+      await until(() => first !== undefined, 5_000, 'The first attempt');
+      const inspector = await connect();
+      // B's poll found the call leased by A and put it off till A's lease would end.
+      await until(async () => Number(await inspector.zscore(`{${prefix}q:calls}:due`, callLegId)) > Date.now() + 5_000, 5_000, 'The call put off');
+      await a.close(50);
+      const closedAt = Date.now();
+      await until(() => sequence(path).sequenceIds.length === 1 && receiver.received.filter((d) => d.path === path).length === 2, 5_000, 'B delivering');
+      expect(Date.now() - closedAt).toBeLessThan(1_000);
+      await b.drain();
+    } finally {
+      first?.writeHead(503).end();
+    }
   });
 });
