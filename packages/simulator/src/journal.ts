@@ -42,6 +42,24 @@ export function createJournal(maxEntries = 5_000) {
     list(after = 0): JournalEntry[] {
       return after ? entries.filter((entry) => entry.seq > after) : [...entries];
     },
+    /** The sequence number of the newest entry (0 when there is none). */
+    get seq(): number {
+      return seq;
+    },
+    /** Resolves once `done()` holds, checked now and after each new entry; false after `timeoutMs`. */
+    waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+      if (done()) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const finish = (result: boolean) => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          resolve(result);
+        };
+        const check = () => void (done() && finish(true));
+        const timer = setTimeout(() => finish(false), timeoutMs);
+        listeners.add(check);
+      });
+    },
     /** Hears each entry as it is added; answers the function that stops it. */
     follow(listener: (entry: JournalEntry) => void): () => void {
       listeners.add(listener);

@@ -3,7 +3,9 @@ import {
   ApiError,
   createCallAutomationService,
   createCallbackDelivery,
+  createPinnedFetch,
   createUriGuard,
+  type OperationId,
   type CallbackDeliveryOptions,
   type CallAutomationHandlers,
   type CallbackEmitter,
@@ -16,6 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Cluster, Redis } from 'ioredis';
+import { createFaults } from './faults.ts';
 import { createJournal, type JournalEntry } from './journal.ts';
 import { createRedisState } from './redis-state.ts';
 import { createSimulator, type SimulatorOptions } from './simulator.ts';
@@ -90,10 +93,15 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   const created = new Map<string, string>();
   const log = options.log ?? ((line: string) => console.log(line));
   const redis = options.redis;
+  const faults = createFaults();
+  // Deliveries go through the pinned fetch (connecting only to addresses the guard vetted), with
+  // the callback faults in force applied to each attempt.
+  const pinned = options.delivery?.fetch ? undefined : createPinnedFetch(guard, 'callbackUri');
   const delivery = createCallbackDelivery({
     log,
     ...(redis && { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) }),
     ...options.delivery,
+    ...(!options.delivery?.fetch && { fetch: faults.wrapFetch(pinned!) }),
     secret: options.callbackSecret,
     guard,
     onAttempt(pending, outcome) {
@@ -130,10 +138,19 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   const handlers = Object.fromEntries(
     Object.keys(simulator.handlers).map((operationId) => [
       operationId,
-      async (input: never, context: HandlerContext) => {
-        const reply = await (simulator.handlers[operationId as keyof CallAutomationHandlers] as (input: never, context: HandlerContext) => unknown)(input, context);
-        const callLegId = (reply as { body?: { callLegId?: unknown } } | undefined)?.body?.callLegId;
-        if (operationId === 'createCall' && typeof callLegId === 'string') created.set(context.requestId, callLegId);
+      async (input: { params?: { callId?: string } }, context: HandlerContext) => {
+        await faults.beforeOperation(operationId as OperationId);
+        const since = journal.seq;
+        const reply = await (simulator.handlers[operationId as keyof CallAutomationHandlers] as (input: unknown, context: HandlerContext) => unknown)(input, context);
+        const made = (reply as { body?: { callLegId?: unknown } } | undefined)?.body?.callLegId;
+        if (operationId === 'createCall' && typeof made === 'string') created.set(context.requestId, made);
+        const callLegId = typeof made === 'string' ? made : input.params?.callId;
+        if (faults.beforeAnswer && callLegId) {
+          // The request's events reach the receiver (or fail to) before its answer goes.
+          const newer = (kind: string, settled?: boolean) =>
+            journal.list(since).filter((e) => e.callLegId === callLegId && e.kind === kind && (!settled || (e.kind === 'attempt' && e.next !== 'retry'))).length;
+          await journal.waitUntil(() => newer('attempt', true) >= newer('event'), 2_000);
+        }
         return reply;
       },
     ]),
@@ -191,6 +208,20 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
       }
     }),
   );
+  control.get('/faults', (c) => c.json(faults.current));
+  control.post('/faults', async (c) => {
+    const body = await c.req.json<unknown>().catch(() => {
+      throw new ApiError(400, 'InvalidJson', 'The faults must be a JSON object, e.g. {"seed": 7, "operations": {"playAudio": {"status": 503, "rate": 0.5}}}.');
+    });
+    const set = faults.set(body);
+    journal.add({ kind: 'faults', faults: set });
+    return c.json(set);
+  });
+  control.delete('/faults', (c) => {
+    faults.clear();
+    journal.add({ kind: 'faults', faults: {} });
+    return c.body(null, 204);
+  });
   control.get('/calls', async (c) => c.json(await simulator.listCalls()));
   control.post('/calls/:callId/hangup', async (c) => {
     await simulator.hangUp(c.req.param('callId'));
@@ -226,7 +257,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     c.json(
       {
         code: 'NotFound',
-        message: 'Control routes: GET / (the inspector), GET /stream, GET /calls, POST /calls/{id}/hangup, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline, GET /dead-letters, POST /dead-letters/{id}/redrive.',
+        message: 'Control routes: GET / (the inspector), GET /stream, GET|POST|DELETE /faults, GET /calls, POST /calls/{id}/hangup, POST /calls/{id}/dtmf, POST /calls/{id}/participants/{pid}/leave, POST /invitations/decline, GET /dead-letters, POST /dead-letters/{id}/redrive.',
       },
       404,
     ),
@@ -241,7 +272,10 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     /** Stops the calls' timers and waits (at most `timeoutMs`) for queued callbacks to go out; says what became of the rest. */
     async close(timeoutMs = 5000) {
       await simulator.stop();
-      return delivery.close(timeoutMs);
+      await faults.flush();
+      const report = await delivery.close(timeoutMs);
+      await pinned?.close();
+      return report;
     },
   };
 }
