@@ -107,7 +107,7 @@ function eventsOf(callLegId: string): { labels: string[]; received: number } {
   return { labels, received };
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 8_000) {
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`Not within ${timeoutMs} ms: ${what}`);
@@ -186,8 +186,9 @@ describe('the simulator on Redis', () => {
   it('fires the timers of an instance killed with SIGKILL on another, and delivers every event it had queued', async () => {
     const slow = await startCallbackReceiver({ answer: (_delivery, _n, res) => void setTimeout(() => res.writeHead(204).end(), 300) });
     try {
-      // One delivery at a time, so that events wait in its queue; targets answer after it is gone.
-      const doomed = await apart({ answerDelayMs: 1_000, delivery: { concurrencyPerUri: 1, attemptTimeoutMs: 400, leaseMs: 1_000 } });
+      // One delivery at a time, so that events wait in its queue; targets answer after it is gone (its
+      // timers not yet taken: one it had taken would wait out its claim, 5 s, before another took it).
+      const doomed = await apart({ answerDelayMs: 3_000, delivery: { concurrencyPerUri: 1, attemptTimeoutMs: 400, leaseMs: 1_000 } });
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) {
         const created = await doomed.client.createCall({ targets: [phone('+14251001000')], callbackUri: `${slow.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
@@ -204,7 +205,7 @@ describe('the simulator on Redis', () => {
           .filter((e) => e.data.callLegId === id)
           .filter((e, i, all) => all.findIndex((o) => o.id === e.id) === i)
           .map((e) => e.data.callState);
-      await until('every call is answered on the survivor', () => ids.every((id) => states(id).includes('established')), 10_000);
+      await until('every call is answered on the survivor', () => ids.every((id) => states(id).includes('established')), 15_000);
       for (const id of ids) expect(states(id)).toEqual(['establishing', 'established']);
       // The survivor serves the calls the dead instance made.
       for (const id of ids) expect((await survivor.client.hangupCall(id)).response.status).toBe(202);
