@@ -387,7 +387,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     let lost = false;
     const renewal = setInterval(() => {
       queue.renew!(callLegId, owner, leaseMs).then(
-        (held) => void (lost ||= !held),
+        (held) => {
+          if (held || lost) return;
+          lost = true;
+          // Renewed too late (this process or Redis too slow): another instance may deliver the call now, and send again what this one was sending.
+          log(`Callback lease of call ${callLegId} lost: another instance may deliver it now.`);
+        },
         (error: unknown) => log(`Callback lease of call ${callLegId} not renewed: ${(error as Error).message}`),
       );
     }, leaseMs / 3);

@@ -252,12 +252,14 @@ redis.call('ZADD', KEYS[2], tonumber(score) + tonumber(ARGV[3]), ARGV[1])
 return 0
 `;
 
-// The due calls of a poll: ARGV[2] of them from offset ARGV[3], due by ARGV[1]. Calls indexed by
-// a version of the queue without the due set (the two sets' sizes differ) are made due at once
-// first: the union keeps every due time, and gives the others 0.
+// The due calls of a poll: ARGV[2] of them from offset ARGV[3], due by ARGV[1]. The two sets hold
+// the same calls; where their sizes differ, a version of the queue without the due set has
+// indexed or forgotten calls: the union makes the calls it indexed due at once (it keeps every
+// due time and gives the others 0), the intersection drops those it forgot.
 const dueScript = `
 if redis.call('ZCARD', KEYS[1]) ~= redis.call('ZCARD', KEYS[2]) then
   redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'WEIGHTS', 1, 0, 'AGGREGATE', 'MAX')
+  redis.call('ZINTERSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'WEIGHTS', 1, 0, 'AGGREGATE', 'MAX')
 end
 return redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', ARGV[3], ARGV[2])
 `;
