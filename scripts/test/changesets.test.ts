@@ -104,6 +104,15 @@ describe('changeset version', () => {
     expect(output).not.toMatch(/error/i);
   });
 
+  it('is run by the root scripts: changeset, version (then generate) and release (build, then publish)', async () => {
+    const { scripts } = await readJson<Manifest>(join(repoRoot, 'package.json'));
+    expect(scripts!.changeset).toBe('node .changeset/changeset.mjs');
+    expect(scripts!.version).toBe('node .changeset/changeset.mjs version && pnpm generate');
+    expect(scripts!.release).toBe('pnpm -r run build && node .changeset/changeset.mjs publish');
+    const config = await readJson<{ fixed: string[][]; access: string; baseBranch: string }>(join(repoRoot, '.changeset', 'config.json'));
+    expect(config).toMatchObject({ access: 'public', baseBranch: 'main', fixed: [publishedPackages.map((p) => p.name)] });
+  });
+
   it('writes a CHANGELOG.md for each, with the new version and what changed', async () => {
     for (const { dir, name } of publishedPackages) {
       const changelog = await readFile(join(work, relativeDir(dir), 'CHANGELOG.md'), 'utf8');
