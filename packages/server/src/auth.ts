@@ -19,7 +19,10 @@ export interface AuthOptions {
    * each: 160 MB, or a steady 1 100 requests a second): past that the service answers 503 with
    * Retry-After rather than forget one early. Several instances behind one load balancer must
    * share where they remember them (`store`: `createRedisReplayStore` from
-   * `@call-automation/server/redis`), or a signature one accepted is accepted again by another.
+   * `@call-automation/server/redis`), or a signature one accepted is accepted again by another;
+   * a store has its own bound (`maxEntries` here bounds the default, in memory). A store that
+   * cannot answer (Redis away) has the request answered 503 with `Retry-After: 1`, and its error
+   * goes to the service's `onError`.
    */
   refuseReplays?: boolean | { maxEntries?: number; store?: ReplayStore };
   /** Verifies a bearer token and answers who it belongs to, or undefined to refuse it. */
