@@ -25,7 +25,8 @@ export interface RedisReplayStoreOptions {
 // checked and set, and counted, by one script, so every key shares one hash tag: on Redis
 // Cluster they live in one slot, on one node (bounded, as the dead-letter store is).
 // Expired seconds are dropped from the count at most once a second of Redis's clock, reading the
-// hash (one field per second of the window, about 1 800 at most).
+// hash (one field per second of the window, about 1 800 at most); the earliest second left is
+// kept beside them, so that a full store answers when it has room without reading them.
 const rememberScript = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -33,31 +34,31 @@ if now > tonumber(ARGV[3]) then return {'late', tostring(now)} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'replayed'} end
 local current = math.floor(now / 1000)
 local total = tonumber(redis.call('HGET', KEYS[2], 'total') or '0')
+local earliest = tonumber(redis.call('HGET', KEYS[2], 'earliest') or '0')
 if tonumber(redis.call('HGET', KEYS[2], 'pruned') or '-1') < current then
   local fields = redis.call('HGETALL', KEYS[2])
+  earliest = 0
   for i = 1, #fields, 2 do
     local second = tonumber(fields[i])
     if second and second <= current then
       total = total - tonumber(fields[i + 1])
       redis.call('HDEL', KEYS[2], fields[i])
+    elseif second and (earliest == 0 or second < earliest) then
+      earliest = second
     end
   end
-  redis.call('HSET', KEYS[2], 'pruned', current, 'total', total)
+  redis.call('HSET', KEYS[2], 'pruned', current, 'total', total, 'earliest', earliest)
 end
 if total >= tonumber(ARGV[2]) then
-  local earliest
-  local fields = redis.call('HKEYS', KEYS[2])
-  for _, field in ipairs(fields) do
-    local second = tonumber(field)
-    if second and (not earliest or second < earliest) then earliest = second end
-  end
-  return {'full', tostring(earliest and math.max(0, earliest * 1000 - now) or 1000)}
+  return {'full', tostring(earliest > 0 and math.max(0, earliest * 1000 - now) or 1000)}
 end
 local expires = math.max(tonumber(ARGV[1]), now + 1)
+local second = math.ceil(expires / 1000)
 redis.call('SET', KEYS[1], '1')
 redis.call('PEXPIREAT', KEYS[1], expires)
-redis.call('HINCRBY', KEYS[2], tostring(math.ceil(expires / 1000)), 1)
+redis.call('HINCRBY', KEYS[2], tostring(second), 1)
 redis.call('HINCRBY', KEYS[2], 'total', 1)
+if earliest == 0 or second < earliest then redis.call('HSET', KEYS[2], 'earliest', second) end
 return {'recorded'}
 `;
 
