@@ -104,8 +104,9 @@ describe('the manifests', () => {
 
   it("the conformance suite's bin is its built CLI, and Prism an optional peer of its harness", async () => {
     const { root, manifest, files } = pack('@call-automation/conformance');
-    expect(manifest.bin).toEqual({ 'call-automation-conformance': './dist/cli.js' });
+    expect(manifest.bin).toEqual({ 'call-automation-conformance': './dist/cli.js', 'call-automation-trigger': './dist/trigger-cli.js' });
     expect((await readFile(join(root, 'dist', 'cli.js'), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect((await readFile(join(root, 'dist', 'trigger-cli.js'), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
     expect(manifest.dependencies).not.toHaveProperty('@stoplight/prism-cli');
     expect(manifest.peerDependencies?.['@stoplight/prism-cli']).toBeDefined();
     expect(manifest.peerDependenciesMeta?.['@stoplight/prism-cli']?.optional).toBe(true);
