@@ -42,6 +42,16 @@ describe('verifyCallbackSignature', () => {
     expect(verifyCallbackSignature(body, new Headers(headers), secret).id).toBe(established.id);
   });
 
+  it.each([undefined, '', []])('refuses to verify without a secret (%j), naming the variable the README reads it from', (missing) => {
+    const { body, headers } = signed(established);
+    const check = () => verifyCallbackSignature(body, headers, missing as string);
+    expect(check).toThrow(CallbackVerificationError);
+    expect(check).toThrow('No callback secret (set CALL_AUTOMATION_CALLBACK_SECRET): the whsec_ secret the service signs callbacks with.');
+    expect(() => createCallbackHandler({ secret: missing as string, on: {} })).toThrow(
+      new TypeError('No callback secret (set CALL_AUTOMATION_CALLBACK_SECRET): the whsec_ secret the service signs callbacks with.'),
+    );
+  });
+
   it('accepts a signature by either secret while one is rotated', () => {
     const { body, headers } = signed(established, { secret: otherSecret });
     expect(verifyCallbackSignature(body, headers, [secret, otherSecret]).id).toBe(established.id);

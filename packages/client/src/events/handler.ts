@@ -1,5 +1,5 @@
 import { parseCallbackEvent, CallbackEventError, UnknownEventTypeError } from './parse.ts';
-import { CallbackVerificationError, verifyCallbackSignature } from './verify.ts';
+import { CallbackVerificationError, noSecret, verifyCallbackSignature } from './verify.ts';
 import { eventNameOfType, type CallAutomationEvent, type EventName, type EventOf } from './names.ts';
 
 /** One function per event you want; the others are acknowledged and ignored. */
@@ -28,6 +28,9 @@ function answer(status: number, code?: string, message?: string, details?: unkno
  * again), and answers 204. A handler that throws answers 500, so that the service retries.
  */
 export function createCallbackHandler(options: CallbackHandlerOptions): (request: Request) => Promise<Response> {
+  // Refused when made, not on every delivery: no secret verifies anything.
+  const secrets = typeof options.secret === 'string' ? [options.secret] : (options.secret ?? []);
+  if (!secrets.some(Boolean)) throw new TypeError(noSecret);
   const ttlMs = options.dedupe?.ttlMs ?? 10 * 60_000;
   const maxEntries = options.dedupe?.maxEntries ?? 10_000;
   const handled = new Map<string, number>();

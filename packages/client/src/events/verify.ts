@@ -36,14 +36,17 @@ function header(headers: HeadersLike, name: string): string | undefined {
  * matches in constant time. `secret` is the `whsec_…` secret, or several while one is rotated.
  * Throws a CallbackVerificationError saying why; answers the delivery's id and time.
  */
+/** None given (undefined or empty, as an unset environment variable gives it), where the README's examples read it from. */
+export const noSecret = 'No callback secret (set CALL_AUTOMATION_CALLBACK_SECRET): the whsec_ secret the service signs callbacks with.';
+
 export function verifyCallbackSignature(rawBody: string, headers: HeadersLike, secret: string | readonly string[]): { id: string; timestamp: Date } {
   const wanted = {
     'webhook-id': header(headers, 'webhook-id') ?? '',
     'webhook-timestamp': header(headers, 'webhook-timestamp') ?? '',
     'webhook-signature': header(headers, 'webhook-signature') ?? '',
   };
-  const secrets = typeof secret === 'string' ? [secret] : secret;
-  if (secrets.length === 0) throw new CallbackVerificationError('bad-secret', 'No callback secret was given.');
+  const secrets = (typeof secret === 'string' ? [secret] : (secret ?? [])).filter(Boolean);
+  if (secrets.length === 0) throw new CallbackVerificationError('bad-secret', noSecret);
   let failure: CallbackVerificationError | undefined;
   for (const candidate of secrets) {
     let webhook: Webhook;
