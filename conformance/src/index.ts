@@ -9,3 +9,5 @@ export type { Exchange, SendOptions, TargetOptions } from './context.ts';
 export { Contract } from './contract.ts';
 export type { Operation, OperationFacts, OperationTable } from './contract.ts';
 export { summaryTable, toJUnit } from './report.ts';
+export { buildEvent, eventNames, sendEvent, TriggerError } from './trigger.ts';
+export type { SentEvent } from './trigger.ts';
