@@ -23,11 +23,23 @@ if (redis) {
     return send(command, stream);
   };
 }
-/** A script by the pattern of its first key and its number of arguments (`evalsha ca:q:{*} 3`), other commands by name. */
+/**
+ * A command's name; a script's with its keys (ids as *) and the shape of its arguments (numbers
+ * as #, JSON as json, other long strings as text), e.g. `evalsha ca:q:{*} json # #`, so that the queue's scripts can be told apart.
+ */
 function label(name: string, args: unknown[]): string {
   if (name !== 'evalsha') return name;
   const keys = Number(args[1]);
-  return `evalsha ${String(args[2]).replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '*')} ${args.length - 2 - keys}`;
+  const id = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+  const shape = (arg: unknown, i: number) => {
+    const text = String(arg);
+    if (i < keys) return text.replace(id, '*');
+    if (text.startsWith('{"')) return 'json';
+    if (/^-?\d+(\.\d+)?$/.test(text)) return '#';
+    if (/^evt_[0-9a-f]+$/.test(text)) return 'evt';
+    return text.length > 40 ? 'text' : text.replace(id, '*');
+  };
+  return `evalsha ${args.slice(2).map(shape).join(' ')}`;
 }
 let created = 0;
 const guard = createUriGuard({ allowLoopback: true });
