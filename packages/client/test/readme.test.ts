@@ -12,7 +12,7 @@ describe('the README', async () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it('has its examples', () => {
-    expect(blocks.length).toBe(6);
+    expect(blocks.length).toBe(7);
   });
 
   it('examples compile against the package, strict', async () => {

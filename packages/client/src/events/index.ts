@@ -7,3 +7,5 @@ export type { CallbackEventHandlers, CallbackHandlerOptions } from './handler.ts
 export { eventNameOfType, eventNames } from './names.ts';
 export type { CallAutomationEvent, EventName, EventOf, EventType } from './names.ts';
 export type { EventSchemas } from '@call-automation/contract';
+export { createEventTracker, EventTimeoutError } from './tracker.ts';
+export type { EventTracker, EventTrackerOptions, WaitOptions } from './tracker.ts';
