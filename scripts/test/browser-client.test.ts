@@ -100,19 +100,17 @@ ${bundle}
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     callbackUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/callbacks`;
     const spec = join(repoRoot, 'spec', 'openapi.yaml');
-    [simulator, browser] = await Promise.all([
-      runSimulator({
-        host: '127.0.0.1',
-        port: 0,
-        controlPort: 0,
-        accessKey,
-        callbackSecret,
-        allowLoopback: true,
-        files: { docs, specJson: spec, specYaml: spec },
-        log: () => {},
-      }),
-      launchChromium(),
-    ]);
+    simulator = await runSimulator({
+      host: '127.0.0.1',
+      port: 0,
+      controlPort: 0,
+      accessKey,
+      callbackSecret,
+      allowLoopback: true,
+      files: { docs, specJson: spec, specYaml: spec },
+      log: () => {},
+    });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.addInitScript(countWebCrypto);
     // The page may reach its own origin and nothing else.

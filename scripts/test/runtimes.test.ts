@@ -2,9 +2,11 @@
 // a program that imports the installed client and server (packed as for publication, so from
 // dist, resolved by the packages' own manifests), serves the stub with the runtime's server
 // (Bun.serve, Deno.serve) and signs calls against it with the client, then places a call on the
-// simulator this test runs on Node. workerd (through Miniflare) runs the stub bundled as a Worker,
-// answering calls signed by the client on Node, and the client inside the Worker signing calls to
-// the simulator over loopback. Every process binds 127.0.0.1 on a free port and is ended by its pid.
+// simulator this test runs on Node; the stub's signed callbacks reach a receiver on loopback.
+// workerd (through Miniflare) runs the stub bundled as a Worker, answering calls signed by the
+// client on Node, and the client inside the Worker signing calls to the simulator over loopback;
+// what the stub's callback delivery cannot do there is said by tests of its own. Every process
+// binds 127.0.0.1 on a free port and is ended by its pid.
 import { copyFile, readdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -61,20 +63,18 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   callbackUri = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/callbacks`;
   const spec = join(repoRoot, 'spec', 'openapi.yaml');
-  [project, simulator] = await Promise.all([
-    installPublished('call-automation-runtimes-'),
-    runSimulator({
-      host: '127.0.0.1',
-      port: 0,
-      controlPort: 0,
-      accessKey: simulatorKey,
-      callbackSecret,
-      allowLoopback: true,
-      answerDelayMs: 50,
-      files: { docs: spec, specJson: spec, specYaml: spec },
-      log: () => {},
-    }),
-  ]);
+  simulator = await runSimulator({
+    host: '127.0.0.1',
+    port: 0,
+    controlPort: 0,
+    accessKey: simulatorKey,
+    callbackSecret,
+    allowLoopback: true,
+    answerDelayMs: 50,
+    files: { docs: spec, specJson: spec, specYaml: spec },
+    log: () => {},
+  });
+  project = await installPublished('call-automation-runtimes-');
   for (const name of await readdir(fixtures)) if (name.endsWith('.mjs')) await copyFile(join(fixtures, name), join(project.dir, name));
 }, 240_000);
 
