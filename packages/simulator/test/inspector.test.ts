@@ -105,6 +105,16 @@ describe.skipIf(!runInBrowser)('the inspector, in Chromium', () => {
     await page.screenshot({ path: join(shots, 'inspector-buttons.png'), fullPage: true });
   });
 
+  it('shows the faults in force, live, and their clearing', async () => {
+    const set = await fetch(`${control.url}/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seed: 7, operations: { playAudio: { status: 503, rate: 0.5 } }, callbacks: { delayMs: 300 } }) });
+    expect(set.status).toBe(200);
+    await page.getByTestId('faults').filter({ hasText: 'playAudio: 503 at 0.5' }).waitFor({ timeout: 1_000 });
+    expect(await page.getByTestId('faults').innerText()).toContain('callbacks delayMs: 300');
+    await page.screenshot({ path: join(shots, 'inspector-faults.png'), fullPage: true });
+    await fetch(`${control.url}/faults`, { method: 'DELETE' });
+    await expect.poll(() => page.getByTestId('faults').innerText(), { timeout: 1_000 }).toBe('');
+  });
+
   it('lists a dead letter and sends it again from its button', async () => {
     answerStatus = 400;
     const created = await client().createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: `${receiver.url}/rejecting`, requestedModalities: ['audio'], requestedCallEvents: [] });
