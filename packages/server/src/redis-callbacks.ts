@@ -291,7 +291,7 @@ interface QueueScripts {
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueRelease(lease: string, owner: string): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
-  caQueueForget2(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
+  caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
   caQueueDefer(due: string, callLegId: string, until: number): Promise<number>;
   caQueueHurry(due: string, callLegId: string, until: number): Promise<number>;
   caQueueDue(index: string, due: string, now: number, batch: number, offset: number): Promise<string[]>;
@@ -324,7 +324,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueRelease', { numberOfKeys: 1, lua: releaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
-  redis.defineCommand('caQueueForget2', { numberOfKeys: 2, lua: forgetScript });
+  redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
   redis.defineCommand('caQueueDefer', { numberOfKeys: 1, lua: deferScript });
   redis.defineCommand('caQueueHurry', { numberOfKeys: 1, lua: hurryScript });
   redis.defineCommand('caQueueDue', { numberOfKeys: 2, lua: dueScript });
@@ -344,7 +344,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   }
 
   function forget(callLegId: string) {
-    return limit(scripts.caQueueForget2(index, dueKey, callLegId, Date.now() - emptyGraceMs, emptyGraceMs));
+    return limit(scripts.caQueueForget(index, dueKey, callLegId, Date.now() - emptyGraceMs, emptyGraceMs));
   }
 
   /** Counts an event off the queue; a failure leaves the count high, which errs toward overflow. */
