@@ -2,7 +2,8 @@
 // so from dist) bundled by esbuild for the browser, on a page served by the simulator itself
 // (from the same origin as the API, as its docs page is), signing createCall with Web Crypto
 // against the simulator this test runs on 127.0.0.1. The test reads the callLegId from the page
-// and asks the simulator's control surface whether the call exists.
+// and asks the simulator's control surface whether the call exists. The same page on another
+// origin cannot call the simulator: its API answers no CORS (a test says so, and fails once it does).
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';

@@ -233,6 +233,7 @@ describe('workerd (Miniflare)', () => {
     const callLegId = created.data!.callLegId;
     expect(callLegId).toMatch(/^[0-9a-f-]{36}$/);
     expect(await signedCallbacksFor(callLegId, stubCallbackSecret)).toEqual(['CallLegStateChanged establishing']);
+    // The hangup's event is emitted in a later request of the stub: see the next test.
     expect((await nodeClient().hangupCall(callLegId)).response.status).toBe(202);
     expect((await nodeClient().hangupCall(callLegId)).error?.code).toBe('CallNotFound');
     const wrong = await nodeClient(Buffer.from('another key of 32 bytes, not it.').toString('base64')).hangupCall(callLegId);
