@@ -1,6 +1,6 @@
 import { createHmacAuth } from '@call-automation/client/raw';
 import { describe, expect, it } from 'vitest';
-import { constantTimeEqual, createAuthenticator } from '../src/index.ts';
+import { constantTimeEqual, createAuthenticator, createMemoryReplayStore, type ReplayStore } from '../src/index.ts';
 
 async function signedInput(key: string, body: string, webCrypto = false) {
   const request = await createHmacAuth(key, { webCrypto }).sign(new Request('http://127.0.0.1:4780/calls/abc/PlayAudio?x=1', { method: 'POST', body }));
@@ -44,5 +44,29 @@ describe('the authenticator', () => {
     expect(constantTimeEqual('abc=', 'abd=')).toBe(false);
     expect(constantTimeEqual('abc', 'abc=')).toBe(false);
     expect(constantTimeEqual('', '')).toBe(true);
+  });
+
+  it('asks the replay store it is given, by either crypto, and answers 503 with Retry-After when the store fails', async () => {
+    const key = Buffer.from('replay-store-key').toString('base64');
+    const asked: Array<[string, number]> = [];
+    const memory = createMemoryReplayStore();
+    const recording: ReplayStore = { remember: (signature, expires) => (asked.push([signature, expires]), memory.remember(signature, expires)) };
+    for (const webCrypto of [false, true]) {
+      const authenticate = createAuthenticator({ accessKeys: [key], refuseReplays: { store: recording }, webCrypto });
+      const input = await signedInput(key, `{"webCrypto":${webCrypto}}`);
+      await expect(Promise.resolve(authenticate(input))).resolves.toEqual({ kind: 'hmac', keyIndex: 0 });
+      await expect(Promise.resolve().then(() => authenticate(input))).rejects.toMatchObject({ status: 401, code: 'ReplayedRequest' });
+      // Held until x-ms-date leaves the 15-minute window.
+      expect(asked.at(-1)![1]).toBe(Date.parse(input.headers.get('x-ms-date')!) + 15 * 60_000);
+    }
+    const failure = new Error('Redis is away');
+    for (const store of [{ remember: () => Promise.reject(failure) }, { remember: () => { throw failure; } }] satisfies ReplayStore[]) {
+      const authenticate = createAuthenticator({ accessKeys: [key], refuseReplays: { store } });
+      await expect(Promise.resolve().then(async () => authenticate(await signedInput(key, '{}')))).rejects.toMatchObject({
+        status: 503,
+        code: 'ServiceUnavailable',
+        options: { headers: { 'Retry-After': '1' }, cause: failure },
+      });
+    }
   });
 });
