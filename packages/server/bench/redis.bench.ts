@@ -42,9 +42,16 @@ const soakSeconds = Number(process.env.SOAK_SECONDS ?? 60);
 const verdict = (met: boolean) => (met ? 'met' : 'NOT MET');
 const summary: string[] = [];
 
-process.once('SIGINT', () => {
-  void stopEverything().finally(() => process.exit(130));
-});
+// Whatever ends the bench, the processes it started are stopped first.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void stopEverything().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143)));
+}
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.once(event, (error: unknown) => {
+    console.error(error);
+    void stopEverything().finally(() => process.exit(1));
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Callback delivery to one slow receiver
@@ -416,36 +423,79 @@ function leastSquares(points: Array<[number, number]>): number {
   return (points.reduce((sum, [t, v]) => sum + (t - mt) * (v - mv), 0) / points.reduce((sum, [t]) => sum + (t - mt) ** 2, 0)) * 60;
 }
 
+interface SoakSample {
+  t: number;
+  heapUsed: number;
+  rss: number;
+  calls: number;
+  emitted: number;
+  attempts: number;
+}
+
 async function soakBench() {
   const sampleMs = Number(process.env.SAMPLE_MS ?? (soakSeconds >= 30 ? 5_000 : Math.max(1_000, (soakSeconds * 1000) / 6)));
   const tail = Math.min(30, soakSeconds / 2);
   const boundMb = 5;
+  const reusedCalls = 200;
   console.log(
     `\n3. Heap over ${soakSeconds} s: the Redis queue delivering to an endpoint that refuses connections, a new call with 10 events every 50 ms (200 events/s), ` +
-      `waits of 1 s between attempts; heapUsed after gc every ${sampleMs / 1000} s`,
+      `waits of 1 s between attempts; heapUsed after gc every ${sampleMs / 1000} s. Beside it, at the same time (a process and redis-server of its own), ` +
+      `the same events to ${reusedCalls} calls taken in turn (diagnostic: what grows with the calls waiting rather than with events)`,
   );
-  const redisProcess = await startBenchRedis();
   const deadPort = await freePort(); // nothing listens there: every attempt is refused
-  const soak = await startNode(join(here, 'soak.ts'), { REDIS_PORT: String(redisProcess.port), DEAD_URI: `http://127.0.0.1:${deadPort}/callbacks`, SOAK_SECONDS: String(soakSeconds), SAMPLE_MS: String(sampleMs) }, ['--expose-gc']);
-  const code = await exited(soak.child);
-  if (code !== 0) throw new Error(`The soak exited with ${code}.`);
-  const samples = [soak.ready, ...soak.data.filter((d) => !d.done)] as Array<{ t: number; heapUsed: number; rss: number; calls: number; emitted: number; attempts: number }>;
-  const end = soak.data.find((d) => d.done) as { report: unknown; outcomes: Record<string, number>; logs: number; queuedCalls: number; redisMemory: number };
-  const mb = (bytes: number) => bytes / 2 ** 20;
-  console.table(samples.map((s) => ({ 't s': s.t, 'heapUsed MB': mb(s.heapUsed).toFixed(2), 'rss MB': mb(s.rss).toFixed(1), 'events emitted': s.emitted, attempts: s.attempts })));
-  const first = samples[0]!;
-  const last = samples.at(-1)!;
-  const max = samples.reduce((a, b) => (b.heapUsed > a.heapUsed ? b : a));
-  const slope = leastSquares(samples.map((s) => [s.t, mb(s.heapUsed)]));
-  const tailStart = samples.find((s) => s.t >= last.t - tail - 0.5)!;
-  const tailGrowth = mb(last.heapUsed - tailStart.heapUsed);
-  const tailSlope = leastSquares(samples.filter((s) => s.t >= tailStart.t).map((s) => [s.t, mb(s.heapUsed)]));
-  console.log(
-    `  heapUsed: first ${mb(first.heapUsed).toFixed(2)} MB, last ${mb(last.heapUsed).toFixed(2)} MB, max ${mb(max.heapUsed).toFixed(2)} MB (at ${max.t} s); ` +
-      `slope ${slope.toFixed(2)} MB/min over the run, ${tailSlope.toFixed(2)} MB/min over the last ${(last.t - tailStart.t).toFixed(0)} s; the last ${(last.t - tailStart.t).toFixed(0)} s grew ${tailGrowth.toFixed(2)} MB (target < ${boundMb} MB: ${verdict(tailGrowth < boundMb)})`,
+  const variants: Array<{ name: string; env: Record<string, string> }> = [
+    { name: 'new calls', env: {} },
+    { name: `${reusedCalls} calls reused (diagnostic)`, env: { SOAK_CALLS: String(reusedCalls) } },
+  ];
+  const soaks = await Promise.all(
+    variants.map(async (variant) => {
+      const redisProcess = await startBenchRedis();
+      const env = { REDIS_PORT: String(redisProcess.port), DEAD_URI: `http://127.0.0.1:${deadPort}/callbacks`, SOAK_SECONDS: String(soakSeconds), SAMPLE_MS: String(sampleMs), ...variant.env };
+      return startNode(join(here, 'soak.ts'), env, ['--expose-gc']);
+    }),
   );
-  console.log(`  attempts: ${JSON.stringify(end.outcomes)}; lines logged by the delivery: ${end.logs}; at close: ${JSON.stringify(end.report)}, ${end.queuedCalls} calls queued, Redis used_memory ${mb(end.redisMemory).toFixed(1)} MB`);
-  summary.push(`soak, heap growth over the last ${(last.t - tailStart.t).toFixed(0)} s: ${tailGrowth.toFixed(2)} MB (slope there ${tailSlope.toFixed(2)} MB/min; over the run ${slope.toFixed(2)} MB/min, warm-up included) (target < ${boundMb} MB: ${verdict(tailGrowth < boundMb)})`);
+  for (const soak of soaks) {
+    const code = await exited(soak.child);
+    if (code !== 0) throw new Error(`The soak exited with ${code}.`);
+  }
+  const mb = (bytes: number) => bytes / 2 ** 20;
+  const runs = soaks.map((soak) => ({
+    samples: [soak.ready, ...soak.data.filter((d) => !d.done)] as unknown as SoakSample[],
+    end: soak.data.find((d) => d.done) as { report: unknown; outcomes: Record<string, number>; logs: number; queuedCalls: number; redisMemory: number },
+  }));
+  const [main, reused] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  console.table(
+    main.samples.map((s, i) => ({
+      't s': s.t,
+      'heapUsed MB': mb(s.heapUsed).toFixed(2),
+      'rss MB': mb(s.rss).toFixed(1),
+      calls: s.calls,
+      'events emitted': s.emitted,
+      attempts: s.attempts,
+      [`heapUsed MB, ${reusedCalls} calls reused`]: reused.samples[i] ? mb(reused.samples[i]!.heapUsed).toFixed(2) : '',
+      [`attempts, ${reusedCalls} calls reused`]: reused.samples[i]?.attempts ?? '',
+    })),
+  );
+  for (const [i, run] of runs.entries()) {
+    const { samples, end } = run;
+    const first = samples[0]!;
+    const last = samples.at(-1)!;
+    const max = samples.reduce((a, b) => (b.heapUsed > a.heapUsed ? b : a));
+    const slope = leastSquares(samples.map((s) => [s.t, mb(s.heapUsed)]));
+    const tailStart = samples.find((s) => s.t >= last.t - tail - 0.5)!;
+    const tailGrowth = mb(last.heapUsed - tailStart.heapUsed);
+    const tailSlope = leastSquares(samples.filter((s) => s.t >= tailStart.t).map((s) => [s.t, mb(s.heapUsed)]));
+    const span = (last.t - tailStart.t).toFixed(0);
+    const target = i === 0 ? ` (target < ${boundMb} MB: ${verdict(tailGrowth < boundMb)})` : '';
+    console.log(
+      `  ${variants[i]!.name}: heapUsed first ${mb(first.heapUsed).toFixed(2)} MB, last ${mb(last.heapUsed).toFixed(2)} MB, max ${mb(max.heapUsed).toFixed(2)} MB (at ${max.t} s); ` +
+        `slope ${slope.toFixed(2)} MB/min over the run, ${tailSlope.toFixed(2)} MB/min over the last ${span} s; the last ${span} s grew ${tailGrowth.toFixed(2)} MB${target}`,
+    );
+    console.log(`    attempts: ${JSON.stringify(end.outcomes)}; at close: ${JSON.stringify(end.report)}, ${end.queuedCalls} calls queued, Redis used_memory ${mb(end.redisMemory).toFixed(1)} MB`);
+    summary.push(
+      `${i === 0 ? 'soak' : '  diagnostic soak'}, ${variants[i]!.name}: heap growth over the last ${span} s ${tailGrowth.toFixed(2)} MB (slope there ${tailSlope.toFixed(2)} MB/min; over the run ${slope.toFixed(2)} MB/min, warm-up included)${target}`,
+    );
+  }
 }
 
 const git = (args: string[]) => spawnSync('git', args, { cwd: here, encoding: 'utf8' }).stdout?.trim() ?? '';

@@ -2,7 +2,7 @@
  * The soak, in a process of its own (run with --expose-gc): a delivery on the Redis queue, registry
  * and dead-letter store sends to DEAD_URI, where nothing listens (every attempt is refused), while
  * calls come and go: every 50 ms a new call is registered, given 10 events and unregistered
- * (200 events a second). Waits between attempts are 1 s, so that every waiting call is tried
+ * (200 events a second); with SOAK_CALLS, a fixed set of calls takes them in turn instead. Waits between attempts are 1 s, so that every waiting call is tried
  * again each second and the retry path runs all the time. Every SAMPLE_MS, after two full
  * collections, heapUsed is printed; at the end the delivery closes and says what it left queued.
  */
@@ -38,17 +38,24 @@ const delivery = createCallbackDelivery({
   },
 });
 
-let calls = 0;
+// SOAK_CALLS=n: the same n calls, registered once, take the events in turn (no new calls), to
+// tell what grows with the number of calls waiting from what grows with events and attempts.
+const reused = process.env.SOAK_CALLS ? Array.from({ length: Number(process.env.SOAK_CALLS) }, () => crypto.randomUUID()) : undefined;
+for (const callLegId of reused ?? []) delivery.register(callLegId, deadUri);
+let calls = reused?.length ?? 0;
 let emitted = 0;
+let tick = 0;
 const emitter = setInterval(() => {
-  const callLegId = crypto.randomUUID();
-  calls++;
-  delivery.register(callLegId, deadUri);
+  const callLegId = reused ? reused[tick++ % reused.length]! : crypto.randomUUID();
+  if (!reused) {
+    calls++;
+    delivery.register(callLegId, deadUri);
+  }
   for (let i = 0; i < 10; i++) {
     delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: i % 2 ? 'established' : 'establishing' });
     emitted++;
   }
-  delivery.unregister(callLegId);
+  if (!reused) delivery.unregister(callLegId);
 }, 50);
 
 function sample() {
