@@ -31,13 +31,18 @@ export function createJournal(maxEntries = 5_000) {
   const entries: JournalEntry[] = [];
   const listeners = new Set<(entry: JournalEntry) => void>();
   let seq = 0;
+  function record(full: JournalEntry) {
+    seq = Math.max(seq, full.seq);
+    entries.push(full);
+    if (entries.length > maxEntries) entries.splice(0, entries.length - maxEntries);
+    for (const listener of listeners) listener(full);
+  }
   return {
     add(entry: Unsequenced<JournalEntry>) {
-      const full = { ...entry, seq: ++seq, at: entry.at ?? Date.now() } as JournalEntry;
-      entries.push(full);
-      if (entries.length > maxEntries) entries.splice(0, entries.length - maxEntries);
-      for (const listener of listeners) listener(full);
+      record({ ...entry, seq: seq + 1, at: entry.at ?? Date.now() } as JournalEntry);
     },
+    /** Keeps an entry numbered elsewhere (another instance's, read from a shared journal). */
+    record,
     /** The entries kept, oldest first; with `after`, only those that came after that sequence number. */
     list(after = 0): JournalEntry[] {
       return after ? entries.filter((entry) => entry.seq > after) : [...entries];
@@ -69,3 +74,4 @@ export function createJournal(maxEntries = 5_000) {
 }
 
 export type Journal = ReturnType<typeof createJournal>;
+export type { Unsequenced };

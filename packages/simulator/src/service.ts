@@ -19,7 +19,8 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Cluster, Redis } from 'ioredis';
 import { createFaults } from './faults.ts';
-import { createJournal, type JournalEntry } from './journal.ts';
+import { createJournal, type Journal, type JournalEntry } from './journal.ts';
+import { createRedisJournal } from './redis-journal.ts';
 import { createRedisState } from './redis-state.ts';
 import { createSimulator, type SimulatorOptions } from './simulator.ts';
 
@@ -88,11 +89,12 @@ let inspectorPage: string | undefined;
  */
 export function createSimulatorService(options: SimulatorServiceOptions) {
   const guard = createUriGuard({ allowLoopback: options.allowLoopback, resolve: options.resolve });
-  const journal = createJournal();
-  /** The call each createCall made, by its request id, until its answer is journaled. */
-  const created = new Map<string, string>();
   const log = options.log ?? ((line: string) => console.log(line));
   const redis = options.redis;
+  // On Redis the journal is every instance's: each inspector shows what all of them did.
+  const journal: Journal & { stop?(): Promise<void> } = redis ? createRedisJournal(redis, { log }) : createJournal();
+  /** The call each createCall made, by its request id, until its answer is journaled. */
+  const created = new Map<string, string>();
   const faults = createFaults();
   // Deliveries go through the pinned fetch (connecting only to addresses the guard vetted), with
   // the callback faults in force applied to each attempt.
@@ -275,6 +277,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
       await faults.flush();
       const report = await delivery.close(timeoutMs);
       await pinned?.close();
+      await journal.stop?.();
       return report;
     },
   };

@@ -115,6 +115,26 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
+/** Reads a Server-Sent Events stream until `done` holds for what came, or fails after `timeoutMs`. */
+async function readStream(url: string, done: (text: string) => boolean, timeoutMs = 5_000): Promise<string> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const decoder = new TextDecoder();
+  let text = '';
+  const reader = response.body!.getReader();
+  try {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      text += decoder.decode(read.value, { stream: true });
+      if (done(text)) {
+        await reader.cancel().catch(() => {});
+        return text;
+      }
+    }
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; the stream had:\n${text}`);
+  }
+  throw new Error(`The stream ended without what was awaited:\n${text}`);
+}
+
 const create = async (on: Instance, events: Array<'participantsUpdated' | 'dtmfReceived'> = []) => {
   const created = await on.client.createCall({ targets: [phone('+14251001000')], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: events });
   expect(created.response.status).toBe(200);
@@ -154,6 +174,10 @@ describe('the simulator on Redis', () => {
     await until('the call ends', () => eventsOf(id).labels.includes('CallLegStateChanged:terminated'));
     expect((await b.client.hangupCall(id)).response.status).toBe(404);
 
+    // Either inspector shows what both instances did: A's createCall is in B's journal stream.
+    const streamed = await readStream(`${b.controlUrl}/stream`, (text) => text.includes(`"callLegId":"${id}","operationId":"createCall"`) && text.includes('"operationId":"playAudio"'));
+    expect(streamed).toContain('"status":200');
+
     const { labels, received } = eventsOf(id);
     expect(labels).toEqual([
       'CallLegStateChanged:establishing',
@@ -172,7 +196,9 @@ describe('the simulator on Redis', () => {
   it('keeps each of many calls in order when its operations go to alternate instances', async () => {
     const instances = [await instance(), await instance()];
     const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => create(instances[i % 2]!)));
-    await until('every call is answered', () => ids.every((id) => eventsOf(id).labels.includes('CallLegStateChanged:established')));
+    await until('every call is answered', () => ids.every((id) => eventsOf(id).labels.includes('CallLegStateChanged:established'))).catch((error: Error) => {
+      throw new Error(`${error.message}; the calls that were not: ${JSON.stringify(ids.filter((id) => !eventsOf(id).labels.includes('CallLegStateChanged:established')).map((id) => [id, eventsOf(id)]))}`);
+    });
     await Promise.all(ids.map(async (id, i) => expect((await instances[(i + 1) % 2]!.client.hangupCall(id)).response.status).toBe(202)));
     await until('every call ends', () => ids.every((id) => eventsOf(id).labels.at(-1) === 'CallLegStateChanged:terminated'));
     for (const id of ids) {
