@@ -134,6 +134,7 @@ Call Automation simulator on ${running.url}
 
   state              ${stateNote}
   connection string  endpoint=${running.url}/;accesskey=${accessKey}${keyNote}
+                     for the client and pnpm conformance: export CALL_AUTOMATION_CONNECTION_STRING='endpoint=${running.url}/;accesskey=${accessKey}'
   callback secret    ${callbackSecret}${secretNote}
   docs               ${running.url}/docs
   spec               ${running.url}/openapi.json  ${running.url}/openapi.yaml
