@@ -266,7 +266,9 @@ export interface CallbackDelivery extends CallbackEmitter {
   /**
    * Stops sending new events (they become dead letters) and waits at most `timeoutMs` for the
    * queue to drain; what is left then stays queued (durable queue) or becomes a dead letter, and
-   * the report (also logged) says how many of each.
+   * the report (also logged) says how many of each. With a queue shared by instances it waits for
+   * this instance's own calls only (those it is delivering, or holds for a retry or a slot), and
+   * takes up no other instance's meanwhile.
    */
   close(timeoutMs?: number): Promise<ShutdownReport>;
   deadLetters(): Promise<DeadLetter[]>;
@@ -324,6 +326,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   /** Aborts the attempts under way when a shutdown's grace period ends. */
   const shutdown = new AbortController();
   let idle: Array<() => void> = [];
+  /** With a shared queue, who waits (a shutdown) for this instance's own calls to be done with. */
+  let ownIdle: Array<() => void> = [];
+  const busy = () => working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0;
   let delivered = 0;
   let closed = false;
   /** Set when close() stops waiting: no worker makes another attempt. */
@@ -514,7 +519,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   function settleIdle() {
-    if (idle.length === 0 || working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0) return;
+    if (ownIdle.length > 0 && !busy()) {
+      for (const resolve of ownIdle) resolve();
+      ownIdle = [];
+    }
+    if (idle.length === 0 || busy()) return;
     void queue.size().then(
       (size) => {
         if (size > 0 || working.size > 0 || scheduled.size > 0 || emitting > 0) return;
@@ -533,7 +542,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   let polling = false;
   let pollFailing = false;
   async function poll() {
-    if (polling || stopped) return;
+    // A shutting-down instance takes up no other instance's calls.
+    if (polling || stopped || closed) return;
     polling = true;
     try {
       for (const callLegId of await (queue.due ? queue.due() : queue.calls())) {
@@ -642,7 +652,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       closed = true;
       const deliveredBefore = delivered;
       let deadline: ReturnType<typeof setTimeout> | undefined;
-      const drained = await Promise.race([this.drain().then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
+      // With a shared queue the grace period is for this instance's own calls: the others' are
+      // theirs to deliver, and the whole queue need not empty for this one to stop.
+      const done = leased ? (busy() ? new Promise<void>((resolve) => ownIdle.push(resolve)) : Promise.resolve()) : this.drain();
+      const drained = await Promise.race([done.then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
       clearTimeout(deadline);
       stopped = true;
       // The calls this instance had in hand: with a shared queue, what it leaves to the others.

@@ -165,6 +165,26 @@ describe('two deliveries sharing the Redis callback queue', () => {
     }
   });
 
+  it('shuts down at once when it has no call of its own in hand, whatever waits in the shared queue for the others', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    let held: ServerResponse | undefined;
+    answers.set(`/others/${callLegId}`, (_d, res) => void (held = res));
+    try {
+      const a = await instance(prefix, { attemptTimeoutMs: 10_000 });
+      const b = await instance(prefix, { attemptTimeoutMs: 10_000 });
+      b.register(callLegId, `${receiver.url}/others/${callLegId}`);
+      for (let n = 0; n < 2; n++) b.emit(callLegId, 'DtmfReceived', dtmf(callLegId, n));
+      await until(() => held !== undefined, 5_000, "B's attempt");
+      const started = performance.now();
+      const report = await a.close(5_000);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(report).toEqual({ delivered: 0, stillQueued: 0, inSharedQueue: 2, deadLettered: 0 });
+    } finally {
+      held?.writeHead(204).end();
+    }
+  });
+
   it('loses no event emitted while Redis is away: each is pushed, in order, once Redis is back', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const callLegId = `leg-${crypto.randomUUID()}`;
