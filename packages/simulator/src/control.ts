@@ -63,7 +63,7 @@ export function createControlApp({ simulator, delivery, journal, faults }: { sim
     const body = await c.req.json<unknown>().catch(() => {
       throw new ApiError(400, 'InvalidJson', 'The faults must be a JSON object, e.g. {"seed": 7, "operations": {"playAudio": {"status": 503, "rate": 0.5}}}.');
     });
-    const set = faults.set(body);
+    const set = await faults.set(body);
     journal.add({ kind: 'faults', faults: set });
     return c.json(set);
   });

@@ -1,6 +1,6 @@
 import { operationTable, type OperationId } from '@call-automation/contract';
 import { ApiError, toDetails } from '@call-automation/server';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Ajv2020 } from 'ajv/dist/2020.js';
 
 /** An operation's faults: refuse it (429 or 503 with Retry-After) at a rate, and/or answer it late. */
 export interface OperationFault {
@@ -93,7 +93,8 @@ const sleep = (delay: number, signal?: AbortSignal | null) =>
  * operations before their handlers run, and to callback deliveries through `wrapFetch`.
  */
 export function createFaults() {
-  const validate = new Ajv2020({ allErrors: true, strict: true }).compile(faultSchema);
+  // Compiled when faults are first set: a start that sets none does without it.
+  let validate: ReturnType<Ajv2020['compile']> | undefined;
   let faults: Faults = {};
   let random = seeded(0);
   /** Per callbackUri, the delivery held back to be sent after the next one. */
@@ -111,7 +112,8 @@ export function createFaults() {
       return faults;
     },
     /** Replaces the faults in force, after checking them; a 400 ApiError says what is wrong. */
-    set(value: unknown): Faults {
+    async set(value: unknown): Promise<Faults> {
+      validate ??= new (await import('ajv/dist/2020.js')).Ajv2020({ allErrors: true, strict: true }).compile(faultSchema);
       if (!validate(value)) throw new ApiError(400, 'ValidationFailed', 'The faults do not match what POST /faults takes.', { details: toDetails(validate.errors ?? []) });
       faults = value as Faults;
       random = seeded(faults.seed ?? 0);

@@ -1,4 +1,4 @@
-import { Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { createJournal, type Journal, type JournalEntry } from './journal.ts';
 
 export interface RedisJournalOptions {
@@ -49,7 +49,7 @@ export function createRedisJournal(redis: Redis | Cluster, options: RedisJournal
   // XREAD BLOCK holds its connection: the reader has one of its own.
   // Its commands wait for it to connect, whatever the instance's own connection was told.
   const waiting = { lazyConnect: false, enableOfflineQueue: true };
-  const reader: Redis | Cluster = redis instanceof Cluster ? redis.duplicate(undefined, waiting) : redis.duplicate(waiting);
+  const reader: Redis | Cluster = redis.isCluster ? (redis as Cluster).duplicate(undefined, waiting) : (redis as Redis).duplicate(waiting);
   reader.on('error', () => {});
   let stopped = false;
   let failing = false;

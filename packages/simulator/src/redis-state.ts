@@ -62,12 +62,21 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 `;
 
+const cancelScript = `
+for _, id in ipairs(ARGV) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return 1
+`;
+
 interface Scripts {
   caSimPut(key: string, version: number, data: string, ttl: number): Promise<number>;
   caSimRemove(key: string, version: number): Promise<number>;
   caSimClaim(due: string, data: string, now: number, until: number, limit: number): Promise<Array<string | null>>;
   caSimSchedule(due: string, data: string, id: string, at: number, timer: string): Promise<number>;
   caSimDone(due: string, data: string, id: string): Promise<number>;
+  caSimCancel(due: string, data: string, ...ids: string[]): Promise<number>;
 }
 
 class RedisStateTimeoutError extends Error {
@@ -102,6 +111,7 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
   redis.defineCommand('caSimClaim', { numberOfKeys: 2, lua: claimScript });
   redis.defineCommand('caSimSchedule', { numberOfKeys: 2, lua: scheduleScript });
   redis.defineCommand('caSimDone', { numberOfKeys: 2, lua: doneScript });
+  redis.defineCommand('caSimCancel', { numberOfKeys: 2, lua: cancelScript });
   const scripts = redis as unknown as Scripts;
 
   /** `command`'s answer, or an error after `timeoutMs`: ioredis queues commands while it reconnects. */
@@ -212,6 +222,18 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
     },
     async done(timer) {
       await limit(scripts.caSimDone(dueKey, dataKey, timer.id));
+    },
+    async postpone(timer, ms) {
+      // Only while it is still scheduled: one done meanwhile stays done.
+      await limit(redis.zadd(dueKey, 'XX', String(Date.now() + ms), timer.id));
+      const handle = setTimeout(() => {
+        soon.delete(handle);
+        void poll();
+      }, ms);
+      soon.add(handle);
+    },
+    async cancel(timerIds) {
+      if (timerIds.length) await limit(scripts.caSimCancel(dueKey, dataKey, ...timerIds));
     },
     async decline(rawId) {
       await limit(redis.sadd(declining, rawId));

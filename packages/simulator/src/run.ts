@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Hono } from 'hono';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
-import { Redis } from 'ioredis';
 import { createSimulatorService, type SimulatorServiceOptions } from './service.ts';
 
 export interface RunOptions extends Omit<SimulatorServiceOptions, 'accessKeys' | 'callbackSecret'> {
@@ -29,7 +28,10 @@ export interface RunningSimulator {
 /** Serves the simulator's API (with the docs at /docs and the spec at /openapi.json and /openapi.yaml) and its control surface. */
 export async function runSimulator(options: RunOptions): Promise<RunningSimulator> {
   // Commands fail at once while Redis is away (the API answers 503), rather than wait in a queue.
-  const redis = options.redisUrl ? new Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }) : undefined;
+  // ioredis is loaded only to run on Redis: a start in memory does without it.
+  const redis = options.redisUrl
+    ? new (await import('ioredis')).Redis(options.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true })
+    : undefined;
   if (redis) {
     // ioredis reconnects by itself; what went wrong is said at start, and by the API's 503s later.
     let cause: Error | undefined;

@@ -1,8 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { CommunicationIdentifier, EventData } from '@call-automation/server';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { parse as parseYaml } from 'yaml';
 
 type Tone = EventData<'DtmfReceived'>['toneInfo']['tone'];
 
@@ -84,11 +82,12 @@ export async function loadScenarios(path: string): Promise<Record<string, Behavi
   }
   let value: unknown;
   try {
-    value = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+    // The YAML parser and the validator load only when a scenario file is given.
+    value = /\.ya?ml$/i.test(path) ? (await import('yaml')).parse(text) : JSON.parse(text);
   } catch (error) {
     throw new Error(`The scenario file ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(error as Error).message}`);
   }
-  validate ??= new Ajv2020({ allErrors: true, strict: true }).compile(scenarioSchema());
+  validate ??= new (await import('ajv/dist/2020.js')).Ajv2020({ allErrors: true, strict: true }).compile(scenarioSchema());
   if (!validate(value)) {
     const problems = validate.errors!.map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
     throw new Error(`The scenario file ${path} does not match scenarios.schema.json: ${problems}.`);

@@ -60,12 +60,17 @@ interface Effects {
   events: Array<{ name: EventName; data: EventData<EventName> }>;
   timers: Timer[];
   ended: boolean;
+  /** The timers an ended call still had: they are called off once it is gone. */
+  cancelled: string[];
 }
 
 /** A call's record, copied so that a change that loses its write leaves nothing changed. */
 function copy(call: CallRecord): CallRecord {
   return { ...call, participants: [...call.participants], plays: [...call.plays], timers: [...call.timers] };
 }
+
+/** How long after its time a timer whose call cannot be found is dropped. */
+const orphanAfterMs = 10_000;
 
 /** How often a change is tried again when other writes to its call keep coming first. */
 const maxConflicts = 50;
@@ -121,6 +126,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
 
   function endCall(call: CallRecord, fx: Effects) {
     fx.ended = true;
+    fx.cancelled = call.timers;
     call.timers = [];
     setState(call, fx, 'terminating');
     setState(call, fx, 'terminated');
@@ -183,7 +189,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
       const found = await state.get(callLegId);
       if (!found) return missing();
       const call = copy(found.call);
-      const fx: Effects = { events: [], timers: [], ended: false };
+      const fx: Effects = { events: [], timers: [], ended: false, cancelled: [] };
       const result = change(call, fx);
       await Promise.all(fx.timers.map((timer) => state.schedule(timer)));
       if (await (fx.ended ? state.remove(callLegId, found.version) : state.put(call, found.version))) {
@@ -198,6 +204,8 @@ export function createSimulator(options: SimulatorOptions = {}) {
     for (const { name, data } of fx.events) events?.emit(callLegId, name, data);
     // The call's last event: its callbackUri can be forgotten once that is sent.
     if (fx.ended) events?.unregister?.(callLegId);
+    // A timer not called off (the state failing now) finds no call when it fires, and is dropped then.
+    if (fx.cancelled.length) void state.cancel(fx.cancelled).catch(() => {});
   }
 
   /** A call that exists and has not ended, or a 404. */
@@ -217,9 +225,9 @@ export function createSimulator(options: SimulatorOptions = {}) {
   /** What a timer does when it fires: nothing, when its call ended or it already ran. */
   async function fire(timer: Timer) {
     try {
-      await update(
+      const outcome = await update<'gone' | undefined>(
         timer.callLegId,
-        (call, fx) => {
+        (call, fx): undefined => {
           const index = call.timers.indexOf(timer.id);
           if (index === -1) return;
           call.timers.splice(index, 1);
@@ -253,8 +261,11 @@ export function createSimulator(options: SimulatorOptions = {}) {
             leaves(call, fx, timer.participantId);
           }
         },
-        () => undefined,
+        () => 'gone',
       );
+      // A call not found may be one whose first write is still on its way (a timer due at once,
+      // the state slow): the timer is tried again a little later, until it is clearly an orphan.
+      if (outcome === 'gone' && Date.now() - timer.at < orphanAfterMs) return await state.postpone(timer, 100);
       await state.done(timer);
     } catch (error) {
       // Kept where it is: on shared state it fires again (on any instance) once its claim lapses.
@@ -283,7 +294,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
           const first = await state.oldest();
           if (first) await end(first);
         }
-        const fx: Effects = { events: [], timers: [], ended: false };
+        const fx: Effects = { events: [], timers: [], ended: false, cancelled: [] };
         setState(call, fx, 'establishing');
         for (const { ms, outcome, identifiers } of await settling(body.targets)) later(call, fx, ms, { kind: outcome === 'answer' ? 'answer' : 'unanswered', targets: identifiers });
         await Promise.all(fx.timers.map((timer) => state.schedule(timer)));

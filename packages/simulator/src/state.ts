@@ -78,6 +78,10 @@ export interface SimulatorState {
   schedule(timer: Timer): Promise<void>;
   /** Says a timer has run (or did nothing): it will not fire again. */
   done(timer: Timer): Promise<void>;
+  /** Fires a timer again `ms` from now. */
+  postpone(timer: Timer, ms: number): Promise<void>;
+  /** Calls off timers by id (those of a call that ended). */
+  cancel(timerIds: string[]): Promise<void>;
   /** Invitations to these identifiers (raw ids) are declined. */
   decline(rawId: string): Promise<void>;
   declines(rawIds: string[]): Promise<boolean[]>;
@@ -164,6 +168,11 @@ export function createMemoryState(): SimulatorState {
       else handles.set(timer.callLegId, new Map([[timer.id, handle]]));
     },
     async done() {},
+    async postpone(timer, ms) {
+      await this.schedule({ ...timer, at: Date.now() + ms });
+    },
+    // A call's timers stop when it is removed.
+    async cancel() {},
     async decline(rawId) {
       declining.add(rawId);
     },
