@@ -11,7 +11,13 @@ import {
   type PendingDelivery,
   type Resolver,
 } from '@call-automation/server';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
+import {
+  createRedisCallbackQueue,
+  createRedisCallbackRegistry,
+  createRedisDeadLetterStore,
+  createRedisGoneUriStore,
+  createRedisIdempotencyStore,
+} from '@call-automation/server/redis';
 import type { Cluster, Redis } from 'ioredis';
 import { createControlApp } from './control.ts';
 import { createFaults } from './faults.ts';
@@ -90,7 +96,12 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   const pinned = options.delivery?.fetch ? undefined : createPinnedFetch(guard, 'callbackUri');
   const delivery = createCallbackDelivery({
     log,
-    ...(redis && { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) }),
+    ...(redis && {
+      queue: createRedisCallbackQueue(redis),
+      registry: createRedisCallbackRegistry(redis),
+      deadLetters: createRedisDeadLetterStore(redis),
+      gone: createRedisGoneUriStore(redis),
+    }),
     ...options.delivery,
     ...(!options.delivery?.fetch && { fetch: faults.wrapFetch(pinned!) }),
     secret: options.callbackSecret,
