@@ -7,8 +7,21 @@ export type Resolver = (hostname: string) => Promise<string[]>;
 export interface UriGuardOptions {
   /** Let URIs reach loopback addresses (127.0.0.0/8, ::1): for local development and tests only. */
   allowLoopback?: boolean;
-  /** How host names are resolved; by default the system's resolver (node:dns), every address. */
+  /**
+   * How host names are resolved; by default the system's resolver (node:dns), every address. A
+   * runtime without node:dns (workerd without nodejs_compat, a browser) has no resolver: pass one
+   * (a DNS-over-HTTPS lookup, say), or host names are refused (see `allowUnvettedNames`).
+   */
   resolve?: Resolver;
+  /**
+   * With no resolver on this runtime (no `resolve`, no node:dns), let URIs that name a host pass
+   * unvetted rather than refuse them: the check judges only their form and literal addresses, and
+   * deliveries fetch them as they are. Only for a platform whose outbound requests cannot reach
+   * private networks whatever a name resolves to (Cloudflare Workers' fetch reaches the public
+   * internet only). Without a resolver and without this, every host name is refused. Where there
+   * is a resolver it changes nothing.
+   */
+  allowUnvettedNames?: boolean;
   /**
    * How long an allowed URI is remembered, so that an app's one callbackUri is not parsed and
    * resolved on every request. Default 30 s; 0 turns it off. Checks asked to be fresh always
@@ -21,10 +34,15 @@ interface DnsModule {
   promises: { lookup(hostname: string, options: { all: true; verbatim: true }): Promise<Array<{ address: string }>> };
 }
 
-const systemResolver: Resolver = async (hostname) => {
+/** The system's resolver (node:dns), or undefined on a runtime that has none. */
+function systemResolver(): Resolver | undefined {
   const dns = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:dns') as DnsModule | undefined;
-  if (!dns) throw new Error('No resolver: pass `resolve` to createUriGuard on this runtime.');
-  return (await dns.promises.lookup(hostname, { all: true, verbatim: true })).map((entry) => entry.address);
+  if (!dns) return undefined;
+  return async (hostname) => (await dns.promises.lookup(hostname, { all: true, verbatim: true })).map((entry) => entry.address);
+}
+
+const noResolver: Resolver = async () => {
+  throw new Error('No resolver: pass `resolve` to createUriGuard on this runtime.');
 };
 
 /** An address the guard vetted, as a connection needs it. */
@@ -117,12 +135,18 @@ export function refusedRange(address: string, allowLoopback = false): string | u
  * address is refused. `check(uri, field, { resolve: false })` judges the form and a literal
  * address only, for URIs the service never contacts.
  *
+ * On a runtime with no resolver at all (no `resolve`, no node:dns), names can never be vetted:
+ * a check that would resolve refuses every host name (a literal address is still judged as it
+ * is), unless `allowUnvettedNames` lets them pass on a platform whose egress reaches no private
+ * network.
+ *
  * `resolveHost(hostname, field)` is the connect-time half: it resolves a name and answers its
  * addresses only if every one may be contacted, so that a connection made to what it answered
  * reaches nothing the guard did not see (no DNS rebinding between check and connect).
  */
 export function createUriGuard(options: UriGuardOptions = {}) {
-  const resolve = options.resolve ?? systemResolver;
+  const resolver = options.resolve ?? systemResolver();
+  const resolve = resolver ?? noResolver;
   const refuse = (field: string, message: string) => new ApiError(400, 'UriNotAllowed', `${field} ${message}.`, { target: `/${field}` });
   const cacheMs = options.cacheMs ?? 30_000;
   const allowed = new Map<string, { addresses: string[]; until: number }>();
@@ -157,6 +181,13 @@ export function createUriGuard(options: UriGuardOptions = {}) {
     }
     if (!options.allowLoopback && /(^|\.)localhost\.?$/i.test(host)) throw refuse(field, `names ${host}, a loopback address`);
     if (!resolving) return [];
+    if (!resolver) {
+      if (options.allowUnvettedNames) return [];
+      throw refuse(
+        field,
+        `names the host ${host}, which cannot be vetted: this runtime has no resolver. Pass \`resolve\` to createUriGuard (a DNS-over-HTTPS lookup, for one), or \`allowUnvettedNames: true\` on a platform whose egress cannot reach private networks`,
+      );
+    }
     let addresses: string[];
     try {
       addresses = await resolve(host);
