@@ -94,7 +94,7 @@ describe('delivery with no resolver on the runtime', () => {
   });
 
   it('dead-letters the event as refused rather than send it', async () => {
-    const d = createCallbackDelivery({ secret, guard, fetch: createPinnedFetch(guard, 'callbackUri'), retryDelaysMs: [20], jitter: 0, attemptTimeoutMs: 300, lifetimeMs: 2_000, log: () => {} });
+    const d = createCallbackDelivery({ secret, guard, fetch: createPinnedFetch(guard, 'callbackUri') as typeof fetch, retryDelaysMs: [20], jitter: 0, attemptTimeoutMs: 300, lifetimeMs: 2_000, log: () => {} });
     try {
       d.register('leg-1', unvetted);
       d.emit('leg-1', 'CallLegStateChanged', { callLegId: 'leg-1', callState: 'established' });
