@@ -16,6 +16,9 @@ export type JournalEntry = { seq: number; at: number; callLegId?: string } & (
       next: string;
       /** When the next attempt starts, for a retry. */
       nextAt?: number;
+      /** How long the attempt took, and the webhook-signature it carried (what went on the wire). */
+      ms?: number;
+      signature?: string;
     }
   | { kind: 'control'; action: string; detail?: string }
   | { kind: 'faults'; faults: unknown }

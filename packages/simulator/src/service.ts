@@ -94,6 +94,17 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   // Deliveries go through the pinned fetch (connecting only to addresses the guard vetted), with
   // the callback faults in force applied to each attempt.
   const pinned = options.delivery?.fetch ? undefined : createPinnedFetch(guard, 'callbackUri');
+  /** Each attempt's time and signature, by webhook-id, until its outcome is journaled. */
+  const measured = new Map<string, { ms: number; signature?: string }>();
+  const timed = (send: (input: string, init?: RequestInit) => Promise<Response>) => async (input: string, init?: RequestInit) => {
+    const headers = (init?.headers ?? {}) as Record<string, string>;
+    const started = performance.now();
+    try {
+      return await send(input, init);
+    } finally {
+      if (headers['webhook-id']) measured.set(headers['webhook-id'], { ms: performance.now() - started, signature: headers['webhook-signature'] });
+    }
+  };
   const delivery = createCallbackDelivery({
     log,
     ...(redis && {
@@ -103,12 +114,16 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
       gone: createRedisGoneUriStore(redis),
     }),
     ...options.delivery,
-    ...(!options.delivery?.fetch && { fetch: faults.wrapFetch(pinned!) }),
+    ...(!options.delivery?.fetch && { fetch: faults.wrapFetch(timed(pinned!)) }),
     secret: options.callbackSecret,
     guard,
     onAttempt(pending, outcome) {
       options.delivery?.onAttempt?.(pending, outcome);
+      const attempt = measured.get(pending.id);
+      measured.delete(pending.id);
       journal.add({
+        ms: attempt?.ms,
+        signature: attempt?.signature,
         kind: 'attempt',
         callLegId: pending.callLegId,
         eventId: pending.id,

@@ -77,7 +77,11 @@ describe.skipIf(!runInBrowser)('the inspector, in Chromium', () => {
     expect(text).toContain('POST /calls → 200');
     expect(text).toContain('CallLegStateChanged establishing');
     expect(text).toContain('CallLegStateChanged established');
-    expect(text).toMatch(new RegExp(`CallLegStateChanged establishing #1 to ${receiver.url}/cb: HTTP 204`));
+    expect(text).toMatch(new RegExp(`CallLegStateChanged establishing #1 to ${receiver.url}/cb: HTTP 204 \\(\\d+ ms\\)`));
+    // Each attempt shows the signature it carried: the one the receiver got.
+    const delivered = receiver.received.find((d) => d.body.includes(callLegId) && d.body.includes('establishing'))!;
+    await timeline.locator('li[data-kind="attempt"] summary', { hasText: 'signature' }).first().click();
+    expect(await timeline.innerText()).toContain(`webhook-signature: ${delivered.headers['webhook-signature'] as string}`);
     expect(await page.getByTestId('participants').innerText()).toContain('+14251001000');
 
     expect((await client().playAudio(callLegId, { audioFileUri: 'https://cdn.contoso.com/hold.wav', loop: true, operationContext: 'hold-music' })).response.status).toBe(202);
