@@ -1,4 +1,5 @@
 import type { OpenAPI3 } from 'openapi-typescript';
+import type { OperationFacts, OperationRoute } from '../../packages/contract/src/facts.ts';
 import { eventsOf, operationsOf, resolve } from './contract.ts';
 import { generatedHeader } from './generated.ts';
 import { generateValidators } from './validators.ts';
@@ -23,6 +24,12 @@ function parameterSchema(spec: OpenAPI3, path: string, method: string, place: 'p
   }
   return { type: 'object', properties, required };
 }
+
+/** The fields of an operation's facts its route keeps (`OperationRoute` in facts.ts), in this order. */
+const routeFields = ['operationId', 'method', 'path', 'pathParams', 'body', 'repeatable', 'idempotent'] as const satisfies ReadonlyArray<keyof OperationRoute>;
+
+/** An operation's route: its facts cut to the fields a client reads. */
+const routeOf = (facts: OperationFacts): OperationRoute => Object.fromEntries(routeFields.map((field) => [field, facts[field]])) as OperationRoute;
 
 const comment = (text: string | undefined, indent: string) =>
   text
@@ -52,7 +59,7 @@ export function generateContract(spec: OpenAPI3): Record<string, string> {
   const eventValidators = Object.fromEntries(events.map(({ facts }) => [facts.validator, `#/components/schemas/${facts.schema}`]));
 
   const hints = patternHints(spec);
-  const table = `${header}import type { EventFacts, OperationFacts } from '../facts.ts';
+  const table = `${header}import type { EventFacts, OperationFacts, OperationRoute } from '../facts.ts';
 import type { components } from './openapi.gen.ts';
 
 /**
@@ -62,6 +69,16 @@ import type { components } from './openapi.gen.ts';
 export const operationTable = {
 ${operations.map(({ facts, docs }) => `${comment(docs.summary, '  ')}  ${JSON.stringify(facts.operationId)}: ${JSON.stringify(facts, null, 2).replace(/\n/g, '\n  ')},`).join('\n')}
 } as const satisfies Record<string, OperationFacts>;
+
+/**
+ * Each operation's route, by operationId: the fields of the table a client reads to call it
+ * (method, path, path parameters, whether it takes a body, whether it may go again). A client
+ * bundled for browsers imports this rather than the table, whose other fields serve the server
+ * and the conformance suite, so that the bundle leaves them out.
+ */
+export const operationRoutes = {
+${operations.map(({ facts }) => `  ${JSON.stringify(facts.operationId)}: ${JSON.stringify(routeOf(facts), null, 2).replace(/\n/g, '\n  ')},`).join('\n')}
+} as const satisfies Record<string, OperationRoute>;
 
 /** Every callback event of the spec (its webhooks), by name. */
 export const eventTable = {

@@ -1,6 +1,6 @@
 import type { MergedOptions, Middleware } from 'openapi-fetch';
 import { normalizeEndpoint, parseConnectionString } from './connection-string.ts';
-import { operationTable, type OperationEntry } from '@call-automation/contract';
+import { operationRoutes, type OperationRouteEntry } from '@call-automation/contract';
 import type { CallAutomationOperations } from './generated/operations.gen.ts';
 import { createBearerSigner, createHmacSigner, type Signer, type TokenCredential } from './hmac.ts';
 import type { OperationOptions } from './options.ts';
@@ -94,7 +94,7 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
   const clientRetry = options.retry || undefined;
   const retryDefaults = options.retry === false ? undefined : retrySettings(clientRetry);
 
-  async function send<Op extends OperationId>(operation: OperationEntry & { operationId: Op }, path: Record<string, string>, body: unknown, options: OperationOptions | undefined): Promise<OperationResult<Op>> {
+  async function send<Op extends OperationId>(operation: OperationRouteEntry & { operationId: Op }, path: Record<string, string>, body: unknown, options: OperationOptions | undefined): Promise<OperationResult<Op>> {
     const { method } = operation;
     const url = endpoint + fillPath(operation.path, path);
     const sent = body === undefined ? undefined : JSON.stringify(body);
@@ -165,7 +165,7 @@ export function createCallAutomationClient(target: ClientTarget, options: Client
   // One method per operation of the spec: its path parameters in order, then its body if it
   // takes one, then the options (the signature `CallAutomationOperations` declares).
   const client: Record<string, unknown> = { endpoint };
-  for (const operation of Object.values(operationTable) as OperationEntry[]) {
+  for (const operation of Object.values(operationRoutes) as OperationRouteEntry[]) {
     const { pathParams } = operation;
     const hasBody = operation.body !== null;
     client[operation.operationId] = (...args: unknown[]) => {

@@ -35,6 +35,12 @@ export interface OperationFacts {
   readonly validators: { readonly body: string | null; readonly params: string | null; readonly headers: string | null };
 }
 
+/**
+ * What a client needs to know of one operation to call it: the fields of its facts the client
+ * reads, and no more, so that a browser bundle of the client carries only these.
+ */
+export type OperationRoute = Pick<OperationFacts, 'operationId' | 'method' | 'path' | 'pathParams' | 'body' | 'repeatable' | 'idempotent'>;
+
 /** What every package needs to know of one callback event (a webhook of the spec). */
 export interface EventFacts {
   readonly name: string;

@@ -2,16 +2,18 @@
  * The Call Automation API's contract as code, generated from its spec: what every package (the
  * client, the server stub, the conformance suite) reads instead of keeping a list of its own.
  */
-export { eventTable, operationTable, patternHints } from './generated/operations.gen.ts';
+export { eventTable, operationRoutes, operationTable, patternHints } from './generated/operations.gen.ts';
 export type { EventSchemas, RequestBodies } from './generated/operations.gen.ts';
-export type { EventFacts, OperationFacts } from './facts.ts';
+export type { EventFacts, OperationFacts, OperationRoute } from './facts.ts';
 export type * from './generated/openapi.gen.ts';
-import { eventTable, operationTable } from './generated/operations.gen.ts';
+import { eventTable, operationRoutes, operationTable } from './generated/operations.gen.ts';
 
 /** The operations of the spec, by operationId. */
 export type OperationId = keyof typeof operationTable;
 /** One operation's entry in the table. */
 export type OperationEntry = (typeof operationTable)[OperationId];
+/** One operation's route: the fields of its entry a client reads (`operationRoutes`). */
+export type OperationRouteEntry = (typeof operationRoutes)[OperationId];
 /** The callback events of the spec, by name. */
 export type EventName = keyof typeof eventTable;
 /** One event's entry in the table. */

@@ -4,7 +4,7 @@
  * client of your own.
  */
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
-import { operationTable, type OperationEntry, type paths } from '@call-automation/contract';
+import { operationRoutes, type OperationRouteEntry, type paths } from '@call-automation/contract';
 import { resolveTarget, userAgentOf, type ClientOptions, type ClientTarget } from '../client.ts';
 import type { Signer } from '../hmac.ts';
 import { repeatabilityHeaders, retrySettings } from '../retry.ts';
@@ -44,7 +44,7 @@ function clientFetch(endpoint: string, signer: Signer, options: Pick<ClientOptio
 }
 
 /** The repeatable operations, by method and path template. */
-const repeatable = new Set((Object.values(operationTable) as OperationEntry[]).filter((entry) => entry.repeatable).map((entry) => `${entry.method} ${entry.path}`));
+const repeatable = new Set((Object.values(operationRoutes) as OperationRouteEntry[]).filter((entry) => entry.repeatable).map((entry) => `${entry.method} ${entry.path}`));
 
 /**
  * Gives a request to a repeatable operation (createCall) the repeatability headers the caller did

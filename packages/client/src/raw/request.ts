@@ -1,4 +1,4 @@
-import { operationTable, type OperationEntry } from '@call-automation/contract';
+import { operationRoutes, type OperationRouteEntry } from '@call-automation/contract';
 
 /**
  * A Request that remembers the body text it was built with.
@@ -52,7 +52,7 @@ export async function bodyOf(request: Request): Promise<string | Uint8Array<Arra
 }
 
 /** Finds the operation of the spec that a request is, by its method and URL. */
-export type OperationFinder = (method: string, url: string) => OperationEntry | undefined;
+export type OperationFinder = (method: string, url: string) => OperationRouteEntry | undefined;
 
 /**
  * The operation a request to `endpoint` is, matched by method and path template: a path
@@ -66,7 +66,7 @@ export function operationFinder(endpoint: string): OperationFinder {
   };
   const base = endpoint.includes('/', endpoint.indexOf('//') + 2) ? pathOf(endpoint) : '';
   const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const routes = (Object.values(operationTable) as OperationEntry[]).map((entry) => ({
+  const routes = (Object.values(operationRoutes) as OperationRouteEntry[]).map((entry) => ({
     entry,
     pattern: new RegExp(`^${escape(base)}${entry.path.split(/\{[^}]+\}/).map(escape).join('[^/]+')}$`),
   }));
