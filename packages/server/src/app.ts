@@ -40,13 +40,15 @@ export function createCallAutomationApp(serviceOrOptions: CallAutomationService 
     // Routes of their own for the common methods a path lacks, so that the 405 stays when the app
     // is mounted in another; notFound answers the rest.
     const others = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'OPTIONS'].filter((method) => !entry.allow.includes(method));
-    if (others.length) app.on(others, honoPath, (c) => toResponse(service.methodNotAllowed(c.req.method, entry.allow)));
+    // (OPTIONS among them: with `cors`, the service answers a preflight there.)
+    if (others.length) app.on(others, honoPath, (c) => toResponse(service.methodNotAllowed(c.req.method, entry.allow, headerReader(c))));
   }
   app.notFound((c) => {
     const found = service.route(c.req.method, c.req.path);
-    return toResponse(found.kind === 'method-not-allowed' ? service.methodNotAllowed(c.req.method, found.allow) : service.notFound(c.req.method, c.req.path));
+    const header = headerReader(c);
+    return toResponse(found.kind === 'method-not-allowed' ? service.methodNotAllowed(c.req.method, found.allow, header) : service.notFound(c.req.method, c.req.path, header));
   });
-  app.onError((error) => toResponse(service.failed(error)));
+  app.onError((error, c) => toResponse(service.failed(error, headerReader(c))));
   return app;
 }
 

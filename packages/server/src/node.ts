@@ -98,22 +98,23 @@ export function createNodeListener(service: CallAutomationService, options: Pick
     const path = end === -1 ? url : url.slice(0, end);
     const method = req.method ?? 'GET';
     const found = service.route(method, path);
+    const headers = req.headers;
+    const header = (name: string) => {
+      const value = headers[name];
+      return typeof value === 'object' ? value.join(', ') : value;
+    };
     if (found.kind === 'operation') {
-      const headers = req.headers;
       const request: ApiRequest = {
         method,
         pathAndQuery: url,
         host: headers.host,
-        header: (name) => {
-          const value = headers[name];
-          return typeof value === 'object' ? value.join(', ') : value;
-        },
+        header,
         params: found.params,
         body: (limit) => readBody(req, limit),
       };
       const fail = (error: unknown) => {
         if (res.headersSent) res.destroy();
-        else write(req, res, service.failed(error), discard);
+        else write(req, res, service.failed(error, header), discard);
       };
       service.respond(found.operation, request).then((answer) => {
         try {
@@ -123,9 +124,9 @@ export function createNodeListener(service: CallAutomationService, options: Pick
           fail(error);
         }
       }, fail);
-    } else if (found.kind === 'method-not-allowed') write(req, res, service.methodNotAllowed(method, found.allow), discard);
+    } else if (found.kind === 'method-not-allowed') write(req, res, service.methodNotAllowed(method, found.allow, header), discard);
     else if (fallback) void fallback(req, res);
-    else write(req, res, service.notFound(method, path), discard);
+    else write(req, res, service.notFound(method, path, header), discard);
   };
 }
 

@@ -43,7 +43,56 @@ export interface CallAutomationServiceOptions {
    * inspectors: the operation, the request, the status, and how long it took.
    */
   onAnswer?: (info: AnswerInfo) => void;
+  /**
+   * Lets browser apps on other origins call the API (CORS). A preflight (OPTIONS with Origin and
+   * Access-Control-Request-Method) on a path of the API answers 204 with the path's methods and
+   * the headers clients send; every answer to an allowed origin, errors too, names that origin in
+   * Access-Control-Allow-Origin and exposes the headers clients read. Without it the API answers
+   * no CORS headers, and OPTIONS answers 405.
+   */
+  cors?: CorsOptions;
 }
+
+/** Which browser origins may call the API, and for how long a preflight's answer holds. */
+export interface CorsOptions {
+  /**
+   * The origins allowed, as browsers send them (`https://app.contoso.com`,
+   * `http://127.0.0.1:5173`), or `'*'` for any. An allowed request's own origin is answered,
+   * with `Vary: Origin`.
+   */
+  origins: readonly string[] | '*';
+  /** How long a browser may reuse a preflight's answer, in seconds. Default 600. */
+  maxAgeSeconds?: number;
+  /**
+   * Request headers to allow beyond those the API's clients send (Authorization, Content-Type,
+   * x-ms-date, x-ms-content-sha256, the Repeatability headers, x-ms-client-request-id,
+   * x-ms-useragent, User-Agent).
+   */
+  allowHeaders?: readonly string[];
+}
+
+/**
+ * The request headers a preflight allows: what the API's clients send (the HMAC headers,
+ * Content-Type, the repeatability headers; Azure's SDKs add a client request id and, in browsers,
+ * x-ms-useragent).
+ */
+const corsAllowedHeaders = [
+  'Authorization',
+  'Content-Type',
+  'x-ms-date',
+  'x-ms-content-sha256',
+  'Repeatability-Request-ID',
+  'Repeatability-First-Sent',
+  'x-ms-client-request-id',
+  'x-ms-useragent',
+  'User-Agent',
+] as const;
+
+/** The answer headers a page may read: what the API's clients read. */
+const corsExposedHeaders = ['Retry-After', 'Repeatability-Result', 'x-ms-request-id'] as const;
+
+/** A request's header by its lower-case name. */
+export type HeaderReader = (name: string) => string | undefined;
 
 /** What `onAnswer` hears of one request and its answer. */
 export interface AnswerInfo {
@@ -136,12 +185,15 @@ export interface CallAutomationService {
   route(method: string, path: string): RouteMatch;
   /** Answers a routed request; never throws. */
   respond(operation: Operation, request: ApiRequest): Promise<Answer>;
-  /** The 405 answer for a path the API has, asked with a method it lacks. */
-  methodNotAllowed(method: string, allow: readonly string[]): Answer;
+  /**
+   * The 405 answer for a path the API has, asked with a method it lacks; with `cors` and the
+   * request's headers, a CORS preflight's answer (204, or 403 to an origin not allowed).
+   */
+  methodNotAllowed(method: string, allow: readonly string[], header?: HeaderReader): Answer;
   /** The 404 answer for a path the API does not have. */
-  notFound(method: string, path: string): Answer;
+  notFound(method: string, path: string, header?: HeaderReader): Answer;
   /** The 500 answer for an error met outside `respond` (writing an answer); reports it to `onError`. */
-  failed(error: unknown): Answer;
+  failed(error: unknown, header?: HeaderReader): Answer;
 }
 
 const serviceBrand = Symbol.for('@call-automation/server.service');
@@ -169,9 +221,15 @@ export function createCallAutomationService(options: CallAutomationServiceOption
   const settleTimeoutMs = options.settleTimeoutMs ?? 2_000;
   // Header validators that accept no headers at all: a request without any of them skips the check.
   const acceptsNoHeaders = new Set(router.operations.flatMap((route) => (route.validators.headers && validatorNamed[route.validators.headers]!({}) ? [route.validators.headers] : [])));
+  const cors = options.cors && createCors(options.cors, router.operations);
 
   /** Handles one request of `route` to its answer; never throws. */
-  async function respond(route: Operation, request: ApiRequest): Promise<Answer> {
+  function respond(route: Operation, request: ApiRequest): Promise<Answer> {
+    if (!cors) return respondTo(route, request);
+    return respondTo(route, request).then((answered) => cors.answer(answered, request.header));
+  }
+
+  async function respondTo(route: Operation, request: ApiRequest): Promise<Answer> {
     if (!options.onAnswer) return answerTo(route, request, crypto.randomUUID());
     const started = performance.now();
     const requestId = crypto.randomUUID();
@@ -418,11 +476,85 @@ export function createCallAutomationService(options: CallAutomationServiceOption
     [serviceBrand]: true,
     route: router.match,
     respond,
-    methodNotAllowed: (method, allow) =>
-      problem(new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on this path; use ${allow.join(', ')}.`, { headers: { Allow: allow.join(', ') } }), crypto.randomUUID()),
-    notFound: (method, path) => problem(new ApiError(404, 'NotFound', `No operation at ${method} ${path}.`), crypto.randomUUID()),
-    failed: (error) => internalError(error, crypto.randomUUID()),
+    methodNotAllowed: (method, allow, header) => {
+      const preflight = cors && header && method === 'OPTIONS' ? cors.preflight(allow, header) : undefined;
+      if (preflight) return preflight;
+      const refused = problem(new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on this path; use ${allow.join(', ')}.`, { headers: { Allow: allow.join(', ') } }), crypto.randomUUID());
+      return cors && header ? cors.answer(refused, header) : refused;
+    },
+    notFound: (method, path, header) => {
+      const missing = problem(new ApiError(404, 'NotFound', `No operation at ${method} ${path}.`), crypto.randomUUID());
+      return cors && header ? cors.answer(missing, header) : missing;
+    },
+    failed: (error, header) => {
+      const failure = internalError(error, crypto.randomUUID());
+      return cors && header ? cors.answer(failure, header) : failure;
+    },
   } as CallAutomationService;
+}
+
+/**
+ * CORS as `options.cors` says: `preflight` answers a preflight (undefined for an OPTIONS that is
+ * not one), `answer` adds to an answer what an allowed origin's page needs to read it.
+ */
+function createCors(options: CorsOptions, operations: readonly Operation[]) {
+  let allowed: Set<string> | undefined;
+  if (options.origins !== '*') {
+    if (!Array.isArray(options.origins)) throw new TypeError("cors.origins must be a list of origins, or '*'.");
+    allowed = new Set(
+      options.origins.map((origin) => {
+        let url: URL | undefined;
+        try {
+          url = new URL(origin);
+        } catch {
+          // Refused below.
+        }
+        if (!url || url.origin === 'null' || url.pathname !== '/' || url.search || url.hash || url.username || url.password || !/^[^/]+:\/\/[^/]+\/?$/.test(origin)) {
+          throw new TypeError(`cors.origins: ${JSON.stringify(origin)} is not an origin; write scheme://host[:port], as browsers send it (https://app.contoso.com).`);
+        }
+        return url.origin;
+      }),
+    );
+  }
+  const maxAge = options.maxAgeSeconds ?? 600;
+  if (!Number.isInteger(maxAge) || maxAge < 0) throw new RangeError(`cors.maxAgeSeconds must be a whole number of seconds, not ${maxAge}.`);
+  // The clients' headers, the operations' own (from the spec), and any the options add, each once.
+  const headerNames = new Map<string, string>();
+  for (const name of [...corsAllowedHeaders, ...operations.flatMap((operation) => operation.headers), ...(options.allowHeaders ?? [])]) {
+    if (!headerName.test(name)) throw new TypeError(`cors.allowHeaders: ${JSON.stringify(name)} is not a header name.`);
+    if (!headerNames.has(name.toLowerCase())) headerNames.set(name.toLowerCase(), name);
+  }
+  const allowHeaders = [...headerNames.values()].join(', ');
+  const exposeHeaders = corsExposedHeaders.join(', ');
+  // An origin that a header cannot carry back is never allowed (a parser lets none through anyway).
+  const allows = (origin: string) => (allowed ? allowed.has(origin) : headerValue.test(origin));
+
+  return {
+    preflight(allow: readonly string[], header: HeaderReader): Answer | undefined {
+      const origin = header('origin');
+      if (origin === undefined || header('access-control-request-method') === undefined) return undefined;
+      const requestId = crypto.randomUUID();
+      if (!allows(origin)) {
+        return answer(403, { code: 'OriginNotAllowed', message: `Pages from ${origin} may not call this API: it is not among the origins the service allows.`, target: 'Origin' }, requestId, { Vary: 'Origin' });
+      }
+      return answer(204, undefined, requestId, {
+        'Access-Control-Allow-Origin': origin,
+        'Access-Control-Allow-Methods': allow.join(', '),
+        'Access-Control-Allow-Headers': allowHeaders,
+        'Access-Control-Max-Age': String(maxAge),
+        Vary: 'Origin',
+      });
+    },
+    answer(answered: Answer, header: HeaderReader): Answer {
+      const origin = header('origin');
+      if (origin === undefined || !allows(origin)) return answered;
+      const { headers } = answered;
+      headers['access-control-allow-origin'] = origin;
+      headers['access-control-expose-headers'] = exposeHeaders;
+      headers.vary = headers.vary ? `${headers.vary}, Origin` : 'Origin';
+      return answered;
+    },
+  };
 }
 
 /** Statuses that ask the client to send the request again: no final answer to keep. */
