@@ -1,6 +1,6 @@
 import { eventTable } from '@call-automation/contract';
 import { Webhook } from 'standardwebhooks';
-import { createPinnedFetch } from '#pinned-fetch';
+import { createPinnedPost, postThrough } from '#pinned-fetch';
 import { ApiError } from './errors.ts';
 import type { CallbackEmitter, EventData, EventName } from './types.ts';
 import type { UriGuard } from './ssrf.ts';
@@ -34,6 +34,11 @@ export interface DeadLetter extends PendingDelivery {
   diedAt: number;
 }
 
+/** A call's oldest delivery as a queue found it, answered beside a change (undefined: none waits). */
+export interface CallHead {
+  head: PendingDelivery | undefined;
+}
+
 /**
  * The deliveries waiting, in order per call. The in-memory default can be replaced by a durable
  * one that keeps the same order. A queue shared by several instances has leases: an instance
@@ -52,9 +57,10 @@ export interface CallbackQueue {
   update(delivery: PendingDelivery): Promise<void>;
   /**
    * Removes the oldest delivery of a call; with `id`, only if it is that delivery (an instance
-   * whose lease expired mid-attempt must not remove what another delivers now).
+   * whose lease expired mid-attempt must not remove what another delivers now). May answer the
+   * call's oldest delivery then, which the delivery takes instead of asking `head`.
    */
-  shift(callLegId: string, id?: string): Promise<void>;
+  shift(callLegId: string, id?: string): Promise<void | CallHead>;
   /** The calls that have deliveries waiting. */
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
@@ -68,12 +74,18 @@ export interface CallbackQueue {
   due?(): Promise<string[]>;
   /** Tells a shared queue that a call needs no instance before `until` (its next event's retry time), so that polls skip it till then. */
   defer?(callLegId: string, until: number): Promise<void>;
-  /** Takes, or extends, the right to deliver a call's events for `ms`; false while another `owner` holds it. */
-  lease?(callLegId: string, owner: string, ms: number): Promise<boolean>;
+  /**
+   * Takes, or extends, the right to deliver a call's events for `ms`; false while another `owner`
+   * holds it. May answer, instead of true, the call's oldest delivery read under the lease.
+   */
+  lease?(callLegId: string, owner: string, ms: number): Promise<boolean | CallHead>;
   /** Extends a lease `owner` holds; false when it has lost it. */
   renew?(callLegId: string, owner: string, ms: number): Promise<boolean>;
-  /** Gives up a lease `owner` holds; `handOver` when it stops with the call's events left, for another instance to take up at once. */
-  releaseLease?(callLegId: string, owner: string, handOver?: boolean): Promise<void>;
+  /**
+   * Gives up a lease `owner` holds; `handOver` when it stops with the call's events left, for
+   * another instance to take up at once. May answer the call's oldest delivery then.
+   */
+  releaseLease?(callLegId: string, owner: string, handOver?: boolean): Promise<void | CallHead>;
 }
 
 /**
@@ -135,10 +147,11 @@ export function createMemoryCallbackQueue(options: { maxEntries?: number } = {})
     async update() {},
     async shift(callLegId, id) {
       const queue = queues.get(callLegId);
-      if (!queue?.length || (id !== undefined && queue[0]!.id !== id)) return;
+      if (!queue?.length || (id !== undefined && queue[0]!.id !== id)) return { head: queue?.[0] };
       queue.shift();
       size--;
       if (queue.length === 0) queues.delete(callLegId);
+      return { head: queue[0] };
     },
     async calls() {
       return [...queues.keys()];
@@ -299,15 +312,20 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const lifetime = options.lifetimeMs ?? 24 * 3_600_000;
   const queue = options.queue ?? createMemoryCallbackQueue();
   const dead = options.deadLetters ?? createMemoryDeadLetterStore();
-  const pinned = !options.fetch && options.guard ? createPinnedFetch(options.guard, 'callbackUri') : undefined;
-  const send = options.fetch ?? pinned ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
+  // Every attempt is one post: pinned to the guard's addresses (on Node through undici's
+  // Dispatcher.request), or through the fetch given, or the runtime's.
+  const pinned = !options.fetch && options.guard ? createPinnedPost(options.guard, 'callbackUri') : undefined;
+  const post = pinned ?? postThrough(options.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init)));
   const now = options.now ?? Date.now;
   const concurrency = options.concurrencyPerUri ?? 16;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrencyPerUri must be a whole number of at least 1, not ${concurrency}.`);
   const log = options.log ?? ((message: string) => console.warn(message));
   const leased = typeof queue.lease === 'function';
   const leaseMs = Math.max(options.leaseMs ?? 30_000, 2 * attemptTimeout);
-  const owner = crypto.randomUUID();
+  // Drawn when first needed: workerd allows no random values at a Worker's top level, where a
+  // delivery may be made.
+  let ownerId: string | undefined;
+  const owner = () => (ownerId ??= crypto.randomUUID());
   /** How long a call waits after its delivery failed for want of a store (the queue, dead letters). */
   const failureRetryMs = 1_000;
   const callbackUris = new Map<string, string>();
@@ -318,13 +336,19 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const gone = options.gone ?? createMemoryGoneUriStore();
   /** The calls being delivered now, and how many per URI. */
   const working = new Set<string>();
+  /** The calls woken (an event queued) while their worker was under way. */
+  const wokenWhileWorking = new Set<string>();
   const active = new Map<string, number>();
   /** Per URI, the calls waiting for one of its slots, in the order they asked. */
   const waiting = new Map<string, Set<string>>();
   /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
   const scheduled = new Map<string, ReturnType<typeof setTimeout>>();
-  /** Aborts the attempts under way when a shutdown's grace period ends. */
-  const shutdown = new AbortController();
+  /**
+   * The attempts under way, each with a controller of its own (made in the attempt, as workerd
+   * lets a request use only I/O objects it made): a shutdown's grace period ending aborts them.
+   */
+  const underWay = new Set<AbortController>();
+  let shutdownReason: Error | undefined;
   let idle: Array<() => void> = [];
   /** With a shared queue, who waits (a shutdown) for this instance's own calls to be done with. */
   let ownIdle: Array<() => void> = [];
@@ -341,23 +365,26 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
 
   /** One attempt: the status, or the error that stood for one. */
   async function attempt(delivery: PendingDelivery): Promise<{ status?: number; retryAfterMs?: number; error?: string; refused?: boolean }> {
-    if (options.guard) {
+    if (options.guard && !pinned) {
       try {
-        // The pinned fetch vets the host's addresses when it connects, so only the form is judged
-        // here; before a fetch of one's own the host is resolved anew, as it may have changed.
-        await options.guard.check(delivery.callbackUri, 'callbackUri', pinned ? { resolve: false } : { fresh: true });
+        // Before a fetch of one's own the host is resolved anew, as it may have changed. The
+        // pinned post judges the form itself and vets the host's addresses when it connects.
+        await options.guard.check(delivery.callbackUri, 'callbackUri', { fresh: true });
       } catch (error) {
         return { refused: true, error: (error as Error).message };
       }
     }
     const timestamp = new Date(now());
     const signature = signers.map((signer) => signer.sign(delivery.id, timestamp, delivery.body)).join(' ');
+    // One controller for the time limit and the shutdown.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), attemptTimeout);
+    if (shutdownReason) controller.abort(shutdownReason);
+    underWay.add(controller);
     try {
-      const response = await send(delivery.callbackUri, {
-        method: 'POST',
+      const { status, retryAfter } = await post(delivery.callbackUri, {
         body: delivery.body,
-        redirect: 'manual',
-        signal: AbortSignal.any([AbortSignal.timeout(attemptTimeout), shutdown.signal]),
+        signal: controller.signal,
         headers: {
           'content-type': 'application/cloudevents+json',
           'webhook-id': delivery.id,
@@ -365,16 +392,17 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
           'webhook-signature': signature,
         },
       });
-      await response.body?.cancel().catch(() => {});
-      const retryAfter = response.headers.get('retry-after');
       const retryAfterMs = retryAfter === null ? undefined : /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) * 1000 : Math.max(0, Date.parse(retryAfter) - now()) || undefined;
-      return { status: response.status, retryAfterMs };
+      return { status, retryAfterMs };
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
       const refusal = [error, cause].find((e): e is ApiError => e instanceof ApiError && e.code === 'UriNotAllowed');
       if (refusal) return { refused: true, error: refusal.message };
       const detail = (cause as { code?: string } | undefined)?.code ?? (cause instanceof Error ? cause.message : undefined);
       return { error: `${(error as Error).name}: ${(error as Error).message}${detail ? ` (${detail})` : ''}` };
+    } finally {
+      clearTimeout(timer);
+      underWay.delete(controller);
     }
   }
 
@@ -383,15 +411,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * retry time. With a shared queue, only under the call's lease: answers false when another
    * instance holds it.
    */
-  async function work(callLegId: string): Promise<boolean> {
-    if (!leased) {
-      await deliverDue(callLegId, () => false);
-      return true;
-    }
-    if (!(await queue.lease!(callLegId, owner, leaseMs))) return false;
+  async function work(callLegId: string): Promise<false | CallHead | undefined> {
+    if (!leased) return deliverDue(callLegId, () => false);
+    const taken = await queue.lease!(callLegId, owner(), leaseMs);
+    if (!taken) return false;
     let lost = false;
     const renewal = setInterval(() => {
-      queue.renew!(callLegId, owner, leaseMs).then(
+      queue.renew!(callLegId, owner(), leaseMs).then(
         (held) => {
           if (held || lost) return;
           lost = true;
@@ -401,25 +427,32 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         (error: unknown) => log(`Callback lease of call ${callLegId} not renewed: ${(error as Error).message}`),
       );
     }, leaseMs / 3);
+    let after: void | CallHead = undefined;
     try {
-      await deliverDue(callLegId, () => lost);
+      await deliverDue(callLegId, () => lost, typeof taken === 'object' ? taken : undefined);
     } finally {
       clearInterval(renewal);
-      if (!lost) await queue.releaseLease!(callLegId, owner, stopped).catch(() => {});
+      if (!lost) after = await queue.releaseLease!(callLegId, owner(), stopped).catch(() => undefined);
     }
-    return true;
+    return after ?? undefined;
   }
 
-  async function deliverDue(callLegId: string, lost: () => boolean) {
+  /**
+   * Delivers a call's events while they are due, from `known` (its head as the queue answered it
+   * last) or else the queue's head. Answers the head the queue answered last, when it says none is
+   * left (undefined: not known).
+   */
+  async function deliverDue(callLegId: string, lost: () => boolean, known?: CallHead): Promise<CallHead | undefined> {
     for (;;) {
       if (stopped || lost()) return;
-      const delivery = await queue.head(callLegId);
-      if (!delivery) return;
+      const delivery = known ? known.head : await queue.head(callLegId);
+      known = undefined;
+      if (!delivery) return { head: undefined };
       const uri = delivery.callbackUri;
       if (await gone.has(uri)) {
         // Buried before it leaves the queue: a store that fails leaves it queued, not lost.
         await bury(delivery, 'gone');
-        await queue.shift(callLegId, delivery.id);
+        known = (await queue.shift(callLegId, delivery.id)) ?? undefined;
         options.onAttempt?.(delivery, { next: 'gone' });
         continue;
       }
@@ -464,13 +497,19 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         if (next === 'gone') await gone.add(uri);
         await bury(delivery, next);
       }
-      await queue.shift(callLegId, delivery.id);
+      known = (await queue.shift(callLegId, delivery.id)) ?? undefined;
     }
   }
 
   /** Starts delivering a call's events, when its URI has a free slot; else the call waits for one. */
   function wake(callLegId: string, uri: string) {
-    if (stopped || working.has(callLegId) || scheduled.has(callLegId)) return;
+    if (stopped) return;
+    if (working.has(callLegId)) {
+      // Its worker may have read the queue before this: it reads it again when it ends.
+      wokenWhileWorking.add(callLegId);
+      return;
+    }
+    if (scheduled.has(callLegId)) return;
     if ((active.get(uri) ?? 0) >= concurrency) {
       const queued = waiting.get(uri);
       if (queued) queued.add(callLegId);
@@ -480,9 +519,14 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     working.add(callLegId);
     active.set(uri, (active.get(uri) ?? 0) + 1);
     let ours = true;
+    /** The call's head as the queue answered it last, when the worker ended (undefined: not known). */
+    let last: CallHead | undefined;
     let failed = false;
     void work(callLegId)
-      .then((worked) => void (ours = worked))
+      .then((worked) => {
+        ours = worked !== false;
+        last = worked || undefined;
+      })
       .catch((error: unknown) => {
         failed = true;
         log(`Callback delivery for call ${callLegId} failed, trying again in ${failureRetryMs} ms: ${(error as Error).message}`);
@@ -502,9 +546,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
             }, failureRetryMs),
           );
         }
-        // An event queued while the worker was finishing is picked up again; a call another
-        // instance delivers is left to it (and to polling).
-        void (ours && !failed ? queue.head(callLegId).catch(() => undefined) : Promise.resolve(undefined)).then((head) => {
+        // An event queued while the worker was finishing is picked up again (the queue's last
+        // answer, when it gave one after the worker's last change); a call another instance
+        // delivers is left to it (and to polling).
+        const woken = wokenWhileWorking.delete(callLegId);
+        const head = !ours || failed ? undefined : last && !woken ? last.head : queue.head(callLegId).catch(() => undefined);
+        void Promise.resolve(head).then((head) => {
           if (head) wake(callLegId, head.callbackUri);
           const queued = waiting.get(uri);
           const nextCall = queued?.values().next().value;
@@ -661,7 +708,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       // The calls this instance had in hand: with a shared queue, what it leaves to the others.
       const inHand = new Set([...working, ...scheduled.keys(), ...[...waiting.values()].flatMap((calls) => [...calls])]);
       clearInterval(poller);
-      shutdown.abort(new Error('The callback delivery is shutting down.'));
+      shutdownReason = new Error('The callback delivery is shutting down.');
+      for (const controller of underWay) controller.abort(shutdownReason);
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
       waiting.clear();

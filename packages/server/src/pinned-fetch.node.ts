@@ -3,6 +3,8 @@ import { Agent, fetch, type RequestInit as UndiciRequestInit } from 'undici';
 import type * as Neutral from './pinned-fetch.ts';
 import type { UriGuard, VettedAddress } from './ssrf.ts';
 
+export { postThrough } from './pinned-fetch.ts';
+
 /**
  * A `lookup` for net.connect and tls.connect that resolves through the guard and fails the
  * connection if any address the name resolves to is refused: what the socket connects to is
@@ -41,4 +43,24 @@ export const createPinnedFetch: typeof Neutral.createPinnedFetch = (guard, field
     return response as unknown as Response;
   };
   return Object.assign(pinned, { close: () => dispatcher.close() });
+};
+
+/**
+ * The callback delivery's posts on Node: the URI's form judged, then undici's Dispatcher.request
+ * on an Agent whose connections resolve the host through the guard (`createPinnedLookup`), as
+ * the pinned fetch's do, without the WHATWG Request, Response and streams around each. A refused
+ * address fails the post with the guard's ApiError (UriNotAllowed).
+ */
+export const createPinnedPost: typeof Neutral.createPinnedPost = (guard, field = 'uri') => {
+  const dispatcher = new Agent({ connect: { lookup: createPinnedLookup(guard, field) } });
+  const post = async (uri: string, { body, headers, signal }: Neutral.PostRequest): Promise<Neutral.PostAnswer> => {
+    await guard.check(uri, field, { resolve: false });
+    const url = new URL(uri);
+    // Redirects are not followed: Dispatcher.request answers a 3xx as it comes.
+    const response = await dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: 'POST', body, headers, signal });
+    await response.body.dump().catch(() => {});
+    const retryAfter = response.headers['retry-after'];
+    return { status: response.statusCode, retryAfter: retryAfter === undefined ? null : Array.isArray(retryAfter) ? retryAfter.join(', ') : retryAfter };
+  };
+  return Object.assign(post, { close: () => dispatcher.close() });
 };
