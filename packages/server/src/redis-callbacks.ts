@@ -93,26 +93,49 @@ export interface RedisCallbackRegistryOptions {
   ttlMs?: number;
   /** How long a command may take before the registry gives up on it (the delivery retries). Default 2 s. */
   timeoutMs?: number;
+  /**
+   * How many of the calls this instance registered it remembers (default 10 000, the most
+   * recently registered): their events are queued without asking Redis for the URI again.
+   */
+  remembered?: number;
 }
+
+/** A registration of the same URI again within this long is not written again. */
+const rewriteAfterMs = 1_000;
 
 /**
  * Calls' callbackUris in Redis, so that any instance can emit a call's events: one key per call,
  * `ca:call:{<callLegId>}`, in the call's hash slot on Redis Cluster (the slot of its queued
- * events too, see createRedisCallbackQueue).
+ * events too, see createRedisCallbackQueue). The calls this instance registered (the latest
+ * `remembered` of them, until their `ttlMs` ends) are answered from its memory, and the same URI
+ * registered again at once (the handler's register, then the stub's) is written once: an
+ * instance looks up in Redis only the calls another instance registered.
  */
 export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCallbackRegistryOptions = {}): CallbackRegistry {
   const prefix = options.prefix ?? 'ca:call:';
   const timeoutMs = options.timeoutMs ?? 2_000;
+  const remembered = options.remembered ?? 10_000;
   const key = (callLegId: string) => `${prefix}{${callLegId}}`;
+  /** The URIs this instance wrote, with when it sent the write, oldest first. */
+  const known = new Map<string, { uri: string; at: number }>();
   return {
     async set(callLegId, callbackUri) {
+      const entry = known.get(callLegId);
+      const sent = Date.now();
+      if (entry?.uri === callbackUri && sent - entry.at < rewriteAfterMs) return;
+      known.delete(callLegId);
       const set = options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
       await withTimeout(set, timeoutMs, 'a callbackUri');
+      known.set(callLegId, { uri: callbackUri, at: sent });
+      if (known.size > remembered) known.delete(known.keys().next().value!);
     },
     async get(callLegId) {
+      const entry = known.get(callLegId);
+      if (entry && !(options.ttlMs && Date.now() - entry.at >= options.ttlMs)) return entry.uri;
       return (await withTimeout(redis.get(key(callLegId)), timeoutMs, 'a callbackUri')) ?? undefined;
     },
     async delete(callLegId) {
+      known.delete(callLegId);
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
     },
   };
@@ -192,12 +215,30 @@ redis.call('LSET', KEYS[1], 0, ARGV[2])
 return 1
 `;
 
+// Answers {1 when it removed the head, the head then (none when the list is empty)}. With the
+// index's keys too (one Redis, not a Cluster, where they live in another slot) it also counts the
+// event off, and forgets the call when its list is empty (as forgetScript does).
+// ARGV: the id, or ''; and for the index, staleBefore and graceMs as forgetScript's.
 const shiftScript = `
 local head = redis.call('LINDEX', KEYS[1], 0)
-if not head then return 0 end
-if ARGV[1] ~= '' and cjson.decode(head).id ~= ARGV[1] then return 0 end
-redis.call('LPOP', KEYS[1])
-return 1
+local removed = 0
+if head and (ARGV[1] == '' or cjson.decode(head).id == ARGV[1]) then
+  redis.call('LPOP', KEYS[1])
+  removed = 1
+  if KEYS[4] and tonumber(redis.call('GET', KEYS[4]) or '0') > 0 then redis.call('DECR', KEYS[4]) end
+  head = redis.call('LINDEX', KEYS[1], 0)
+end
+if head then return {removed, head} end
+if KEYS[2] then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+  if not score or tonumber(score) < tonumber(ARGV[3]) then
+    redis.call('ZREM', KEYS[2], ARGV[2])
+    redis.call('ZREM', KEYS[3], ARGV[2])
+  else
+    redis.call('ZADD', KEYS[3], tonumber(score) + tonumber(ARGV[4]), ARGV[2])
+  end
+end
+return {removed}
 `;
 
 // ARGV[3] is 1 to take a free lease, 0 only to extend one already held. Held by another, it
@@ -214,9 +255,24 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `;
 
-const releaseScript = `
+// Takes a lease (KEYS[1]) as leaseScript does, answering {its answer, and when taken the head of
+// the call's list KEYS[2] (none when empty)}: the lease and the first read in one round trip.
+const leaseHeadScript = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return {-math.max(1, redis.call('PTTL', KEYS[1]))} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local head = redis.call('LINDEX', KEYS[2], 0)
+if head then return {1, head} end
+return {1}
+`;
+
+// Gives up a lease held by ARGV[1], answering {1, the head of the call's list (none when empty)}:
+// an event pushed while the lease was held is taken up at once.
+const releaseHeadScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
+local head = redis.call('LINDEX', KEYS[2], 0)
+if head then return {1, head} end
+return {1}
 `;
 
 // Beside the calls' keys, in one slot of their own (the hash tag of the index's name, so that an
@@ -235,6 +291,23 @@ redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not due or tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return 1
+`;
+
+// indexScript then pushScript in one, on one Redis (not a Cluster, where the call's list lives in
+// another slot than the index). KEYS: index, due, count, list. ARGV: callLegId, the push's time,
+// maxEntries, the delivery, maxPerCall, the deadline. Answers as pushScript does, 0 also when the
+// queue is full; nothing is counted or indexed unless the event is queued.
+const indexPushScript = `
+local time = redis.call('TIME')
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
+if redis.call('LLEN', KEYS[4]) >= tonumber(ARGV[5]) then return 0 end
+redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
 
@@ -287,9 +360,12 @@ return 1
 interface QueueScripts {
   caQueuePush(list: string, delivery: string, max: number, deadline: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
-  caQueueShift(list: string, id: string): Promise<number>;
+  caQueueShift(list: string, id: string): Promise<[number, string?]>;
+  caQueueShiftIndexed(list: string, index: string, due: string, count: string, id: string, callLegId: string, staleBefore: number, graceMs: number): Promise<[number, string?]>;
+  caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
+  caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
+  caQueueIndexPush(index: string, due: string, count: string, list: string, callLegId: string, time: number, max: number, delivery: string, maxPerCall: number, deadline: number): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
-  caQueueRelease(lease: string, owner: string): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
   caQueueDefer(due: string, callLegId: string, until: number): Promise<number>;
@@ -321,8 +397,11 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueuePush', { numberOfKeys: 1, lua: pushScript });
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
   redis.defineCommand('caQueueShift', { numberOfKeys: 1, lua: shiftScript });
+  redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 4, lua: shiftScript });
+  redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
+  redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
+  redis.defineCommand('caQueueIndexPush', { numberOfKeys: 4, lua: indexPushScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
-  redis.defineCommand('caQueueRelease', { numberOfKeys: 1, lua: releaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
   redis.defineCommand('caQueueDefer', { numberOfKeys: 1, lua: deferScript });
@@ -333,6 +412,10 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const limit = <T>(command: Promise<T>) => withTimeout(command, timeoutMs, 'the callback queue');
   /** Where this instance's polls go on from: an offset among the due calls. */
   let cursor = 0;
+  // On one Redis a script may touch a call's keys and the index's together: a push, or a shift
+  // with its count and index, is then one round trip. A Cluster keeps them in different slots.
+  const single = !(redis as { isCluster?: boolean }).isCluster;
+  const parse = (text: string | undefined) => (text ? (JSON.parse(text) as PendingDelivery) : undefined);
 
   /** The calls with events waiting and how many each has; forgets calls long empty. */
   async function waiting(): Promise<Array<[string, number]>> {
@@ -356,10 +439,15 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     durable: true,
     async push(delivery) {
       const sent = Date.now();
-      if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, delivery.callLegId, sent, maxEntries))) === 0) return false;
-      // A push that fails leaves the count as it is: whether it was queued is not known.
-      const pushed = await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max, sent + timeoutMs));
-      if (pushed !== 1) uncount();
+      let pushed: number;
+      if (single) {
+        pushed = await limit(scripts.caQueueIndexPush(index, dueKey, countKey, list(delivery.callLegId), delivery.callLegId, sent, maxEntries, JSON.stringify(delivery), max, sent + timeoutMs));
+      } else {
+        if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, delivery.callLegId, sent, maxEntries))) === 0) return false;
+        // A push that fails leaves the count as it is: whether it was queued is not known.
+        pushed = await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max, sent + timeoutMs));
+        if (pushed !== 1) uncount();
+      }
       if (pushed === -1) throw new Error(`Redis refused event ${delivery.id} as late (${Date.now() - sent} ms after it was sent). Are the clocks of this instance and Redis apart?`);
       return pushed === 1;
     },
@@ -374,7 +462,15 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       await limit(scripts.caQueueUpdate(list(delivery.callLegId), delivery.id, JSON.stringify(delivery)));
     },
     async shift(callLegId, id) {
-      if ((await limit(scripts.caQueueShift(list(callLegId), id ?? ''))) === 1) uncount();
+      if (single) {
+        const [, head] = await limit(scripts.caQueueShiftIndexed(list(callLegId), index, dueKey, countKey, id ?? '', callLegId, Date.now() - emptyGraceMs, emptyGraceMs));
+        return { head: parse(head) };
+      }
+      const [removed, head] = await limit(scripts.caQueueShift(list(callLegId), id ?? ''));
+      if (removed === 1) uncount();
+      // Empty: not due again unless pushed to (a hint; a poll that finds it empty forgets it too).
+      if (!head) void forget(callLegId).catch(() => {});
+      return { head: parse(head) };
     },
     async calls() {
       return (await waiting()).map(([callLegId]) => callLegId);
@@ -396,18 +492,22 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       await limit(scripts.caQueueDefer(dueKey, callLegId, until));
     },
     async lease(callLegId, owner, ms) {
-      const taken = await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 1));
+      const [taken, head] = await limit(scripts.caQueueLeaseHead(lease(callLegId), list(callLegId), owner, ms));
       // Another instance delivers it: polls skip it till its lease would end.
       if (taken < 0) await limit(scripts.caQueueDefer(dueKey, callLegId, Date.now() - taken)).catch(() => {});
-      return taken === 1;
+      if (taken !== 1) return false;
+      // Empty: not due again unless pushed to (or the grace ends, to be forgotten then).
+      if (!head) await forget(callLegId);
+      return { head: parse(head) };
     },
     async renew(callLegId, owner, ms) {
       return (await limit(scripts.caQueueLease(lease(callLegId), owner, ms, 0))) === 1;
     },
     async releaseLease(callLegId, owner, handOver) {
-      await limit(scripts.caQueueRelease(lease(callLegId), owner));
+      const [, head] = await limit(scripts.caQueueReleaseHead(lease(callLegId), list(callLegId), owner));
       // Another instance takes it up at its next poll, whatever due time polls had put off to.
       if (handOver) await limit(scripts.caQueueHurry(dueKey, callLegId, Date.now()));
+      return { head: parse(head) };
     },
   };
 }
