@@ -1,0 +1,151 @@
+// What the Redis queue and registry send per event: a lease that reads the call's first event, a
+// shift that answers the next, a release that answers what was pushed meanwhile, one script per
+// push on one Redis, and a callbackUri written once and not read back by the instance that wrote it.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCallbackDelivery, createUriGuard, type PendingDelivery } from '../src/index.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
+// The conformance suite's receiver (that package depends on this one, so it is imported by path).
+import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
+import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+
+const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
+let redis: RedisProcess;
+let receiver: CallbackReceiver;
+const connections: Redis[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  receiver = await startCallbackReceiver();
+});
+
+afterAll(async () => {
+  try {
+    for (const connection of connections) connection.disconnect();
+    await receiver?.close();
+  } finally {
+    await stopAll();
+  }
+});
+
+/** A connection that records the commands it sends: their names, a script's first key instead of evalsha. */
+async function connect(): Promise<Redis & { sent: string[] }> {
+  const connection = Object.assign(new Redis({ host: '127.0.0.1', port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 }), { sent: [] as string[] });
+  connection.on('error', () => {});
+  connections.push(connection);
+  await new Promise((resolve) => connection.once('ready', resolve));
+  const send = connection.sendCommand.bind(connection);
+  connection.sendCommand = (command, stream) => {
+    const args = command.args.map(String);
+    connection.sent.push(command.name === 'evalsha' || command.name === 'eval' ? `script ${args[2] ?? ''}` : command.name);
+    return send(command, stream);
+  };
+  return connection;
+}
+
+const pending = (callLegId: string, id: string): PendingDelivery => ({ id, callLegId, callbackUri: 'https://app.contoso.com/cb', body: '{}', queuedAt: Date.now(), attempts: 0, notBefore: Date.now() });
+
+describe('the Redis callback registry', () => {
+  it('writes the same URI registered again at once only once, and answers the calls it registered from memory', async () => {
+    const a = await connect();
+    const b = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const onA = createRedisCallbackRegistry(a, { prefix });
+    const onB = createRedisCallbackRegistry(b, { prefix });
+    await onA.set('leg-1', 'https://app.contoso.com/one');
+    await onA.set('leg-1', 'https://app.contoso.com/one');
+    expect(await onA.get('leg-1')).toBe('https://app.contoso.com/one');
+    expect(a.sent).toEqual(['set']);
+    // Another URI is written; another instance reads Redis.
+    await onA.set('leg-1', 'https://app.contoso.com/two');
+    expect(await onB.get('leg-1')).toBe('https://app.contoso.com/two');
+    expect(b.sent).toEqual(['get']);
+    // Unregistered: forgotten here too, and asked of Redis.
+    await onA.delete('leg-1');
+    expect(await onA.get('leg-1')).toBeUndefined();
+    expect(a.sent).toEqual(['set', 'set', 'del', 'get']);
+  });
+
+  it('answers from memory only within ttlMs, after which Redis has forgotten the call too', async () => {
+    const a = await connect();
+    const registry = createRedisCallbackRegistry(a, { prefix: `rt-${crypto.randomUUID()}:`, ttlMs: 100 });
+    await registry.set('leg-1', 'https://app.contoso.com/one');
+    expect(await registry.get('leg-1')).toBe('https://app.contoso.com/one');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await registry.get('leg-1')).toBeUndefined();
+    expect(a.sent).toEqual(['set', 'get']);
+  });
+
+  it('remembers the latest `remembered` calls only', async () => {
+    const a = await connect();
+    const registry = createRedisCallbackRegistry(a, { prefix: `rt-${crypto.randomUUID()}:`, remembered: 2 });
+    for (const id of ['leg-1', 'leg-2', 'leg-3']) await registry.set(id, `https://app.contoso.com/${id}`);
+    for (const id of ['leg-1', 'leg-2', 'leg-3']) expect(await registry.get(id)).toBe(`https://app.contoso.com/${id}`);
+    expect(a.sent).toEqual(['set', 'set', 'set', 'get']);
+  });
+});
+
+describe('the Redis callback queue on one Redis', () => {
+  it('answers the head with a lease, the next head with a shift, and what was pushed meanwhile with a release', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix });
+    expect(await queue.push(pending('leg-1', 'evt-1'))).toBe(true);
+    expect(await queue.push(pending('leg-1', 'evt-2'))).toBe(true);
+    expect(await queue.lease!('leg-1', 'me', 5_000)).toEqual({ head: expect.objectContaining({ id: 'evt-1' }) });
+    expect(await queue.lease!('leg-1', 'another', 5_000)).toBe(false);
+    // Only the head named is removed.
+    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: expect.objectContaining({ id: 'evt-1' }) });
+    expect(await queue.shift('leg-1', 'evt-1')).toEqual({ head: expect.objectContaining({ id: 'evt-2' }) });
+    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: undefined });
+    expect(await queue.size()).toBe(0);
+    expect(await a.get(`{${prefix}calls}:count`)).toBe('0');
+    // The emptied call is put off as a poll that found it empty would: not due for a while.
+    expect(Number(await a.zscore(`{${prefix}calls}:due`, 'leg-1'))).toBeGreaterThan(Date.now() + 30_000);
+    expect(await queue.due!()).toEqual([]);
+    expect(await queue.push(pending('leg-1', 'evt-3'))).toBe(true);
+    expect(await queue.releaseLease!('leg-1', 'me')).toEqual({ head: expect.objectContaining({ id: 'evt-3' }) });
+    expect(await queue.lease!('leg-1', 'another', 5_000)).toEqual({ head: expect.objectContaining({ id: 'evt-3' }) });
+    expect(a.sent.filter((name) => name !== 'script' && !name.startsWith('script '))).toEqual(['zrange', 'llen', 'get', 'zscore']);
+  });
+
+  it('refuses a push past maxPerCall or maxEntries without counting or indexing it', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix, maxPerCall: 1, maxEntries: 2 });
+    expect(await queue.push(pending('leg-1', 'evt-1'))).toBe(true);
+    expect(await queue.push(pending('leg-1', 'evt-2'))).toBe(false);
+    expect(await queue.push(pending('leg-2', 'evt-3'))).toBe(true);
+    expect(await queue.push(pending('leg-3', 'evt-4'))).toBe(false);
+    expect(await a.get(`{${prefix}calls}:count`)).toBe('2');
+    expect(await a.zrange(`${prefix}calls`, 0, -1)).toEqual(['leg-1', 'leg-2']);
+  });
+
+  it('delivers a call of one event with a registration, a push, a lease, a shift and a release', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const delivery = createCallbackDelivery({
+      secret,
+      guard: createUriGuard({ allowLoopback: true }),
+      queue: createRedisCallbackQueue(a, { prefix: `${prefix}q:` }),
+      registry: createRedisCallbackRegistry(a, { prefix: `${prefix}call:` }),
+      deadLetters: createRedisDeadLetterStore(a, { prefix: `${prefix}dl:` }),
+      pollIntervalMs: 60_000,
+      log: () => {},
+    });
+    try {
+      const callLegId = `leg-${crypto.randomUUID()}`;
+      // The handler's register, then the stub's.
+      delivery.register(callLegId, `${receiver.url}/round-trips`);
+      delivery.register(callLegId, `${receiver.url}/round-trips`);
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
+      const deadline = Date.now() + 5_000;
+      while (!receiver.received.some((d) => d.path === '/round-trips') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(receiver.received.filter((d) => d.path === '/round-trips')).toHaveLength(1);
+      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}:lease`, `script ${prefix}q:{${callLegId}}`, `script ${prefix}q:{${callLegId}}:lease`]);
+    } finally {
+      await delivery.close(1_000);
+    }
+  });
+});
