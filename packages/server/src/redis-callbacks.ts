@@ -109,7 +109,9 @@ const rewriteAfterMs = 1_000;
  * events too, see createRedisCallbackQueue). The calls this instance registered (the latest
  * `remembered` of them, until their `ttlMs` ends) are answered from its memory, and the same URI
  * registered again at once (the handler's register, then the stub's) is written once: an
- * instance looks up in Redis only the calls another instance registered.
+ * instance looks up in Redis only the calls another instance registered. A call this instance
+ * registered and another unregistered is still known here, until this instance unregisters it or
+ * forgets it (its `ttlMs`, or past `remembered` newer calls).
  */
 export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCallbackRegistryOptions = {}): CallbackRegistry {
   const prefix = options.prefix ?? 'ca:call:';
