@@ -1,17 +1,21 @@
 // The published packages through a registry, as a user gets them: packed as for publication,
 // published to a local Verdaccio, installed with npm into a project outside the workspace (the
 // @call-automation scope from Verdaccio, everything else from the usual registry), then used by
-// plain Node, by a strict TypeScript consumer and through the conformance suite's installed CLI.
+// plain Node, by a strict TypeScript consumer and through the conformance suite's installed CLI;
+// and the server README's service, compiled as the README gives it against the installed packages,
+// passes the installed CLI's full suite, as scripts/test/readme-conformance.test.ts has it pass in
+// the workspace.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { allChecks } from '@call-automation/conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packPublished, publishedPackages, repoRoot, type Packed } from './packing.ts';
+import { freePort, readmeCredentials, readmeServiceCode, readmeSkips, startReadmeService, stop } from './readme-service.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -20,29 +24,12 @@ const userEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) =>
 
 const npm = (args: string[], cwd: string) => execFileAsync('npm', args, { cwd, env: userEnv, maxBuffer: 16 * 1024 * 1024 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** The workspace's TypeScript (the same ~5.9 a user would install), run in the installed project. */
+const tsc = (args: string[], cwd: string) =>
+  execFileAsync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), ...args], { cwd }).catch((error: { stdout: string }) => ({ stdout: error.stdout, failed: true }));
 
-/** Ends a child by its pid: SIGTERM, then SIGKILL after a grace period. */
-function stop(child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
+/** The options of a strict NodeNext project, as the consumer's and the README service's tsconfig have them. */
+const strictNodeNext = { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'] };
 
 const verdaccioConfig = (storage: string) => `storage: ${JSON.stringify(storage)}
 auth:
@@ -187,6 +174,7 @@ describe('the packages from a registry', () => {
   let work: string;
   let verdaccio: ChildProcess | undefined;
   let app: ChildProcess | undefined;
+  let readmeService: ChildProcess | undefined;
   let registry: string;
   let packed: Packed[];
   const started = Date.now();
@@ -245,6 +233,7 @@ describe('the packages from a registry', () => {
 
   afterAll(async () => {
     await stop(app);
+    await stop(readmeService);
     await stop(verdaccio);
     if (work) await rm(work, { recursive: true, force: true });
     console.log(`registry round trip: ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -323,20 +312,69 @@ describe('the packages from a registry', () => {
     await stop(app);
   }, 120_000);
 
-  it("type-checks a consumer's code with strict, NodeNext and the packages' declarations checked", async () => {
+  // This check and the next run side by side: each is mostly a tsc of its own, or waiting on the CLI.
+  it.concurrent("type-checks a consumer's code with strict, NodeNext and the packages' declarations checked", async ({ expect }) => {
     await writeFile(join(project(), 'consumer.ts'), consumer);
+    await writeFile(join(project(), 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strictNodeNext, lib: ['ES2023', 'DOM'], noEmit: true }, files: ['consumer.ts'] }));
+    const checked = await tsc(['-p', 'tsconfig.json'], project());
+    expect(checked.stdout).toBe('');
+    expect(checked).not.toHaveProperty('failed');
+    // A minute or so on a busy machine, beside the README's service.
+  }, 120_000);
+
+  it.concurrent("serves the server README's service as the README gives it, and the installed conformance CLI's full suite passes against it", async ({ expect }) => {
+    // The README's block is TypeScript: compiled here, against the installed packages' types
+    // (strict, a Node program's lib: no DOM; the declarations themselves are checked by the
+    // consumer's check, so skipLibCheck as most projects have it), to the JavaScript node runs. Its
+    // imports stay as written, resolved from the project's node_modules; readmeServiceCode swaps
+    // only what readme-conformance.test.ts has swapped too: 127.0.0.1 and a free port for
+    // 0.0.0.0:8080, and a URI guard that allows loopback, where the CLI's callback receiver listens.
+    await writeFile(join(project(), 'readme-service.ts'), await readmeServiceCode());
     await writeFile(
-      join(project(), 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { target: 'ES2022', lib: ['ES2023', 'DOM'], module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: ['node'] },
-        files: ['consumer.ts'],
-      }),
+      join(project(), 'tsconfig.readme-service.json'),
+      JSON.stringify({ compilerOptions: { ...strictNodeNext, skipLibCheck: true, lib: ['ES2023'], outDir: 'readme-service' }, files: ['readme-service.ts'] }),
     );
-    // The workspace's TypeScript (the same ~5.9 a user would install), over the installed packages.
-    const tsc = await execFileAsync(process.execPath, [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: project() }).catch(
-      (error: { stdout: string }) => ({ stdout: error.stdout, failed: true }),
-    );
-    expect(tsc.stdout).toBe('');
-    expect(tsc).not.toHaveProperty('failed');
-  }, 60_000);
+    const compiled = await tsc(['-p', 'tsconfig.readme-service.json'], project());
+    expect(compiled.stdout).toBe('');
+    expect(compiled).not.toHaveProperty('failed');
+
+    const service = await startReadmeService(process.execPath, [join('readme-service', 'readme-service.js')], { cwd: project(), env: userEnv });
+    readmeService = service.child;
+    expect(service.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    // The installed bin, with everything the README's service was given: its access key, its
+    // callback secret (every callback's signature verified), the seed readme-conformance uses.
+    const reports = join(work, 'readme-conformance-report');
+    const cli = await execFileAsync(
+      'npx',
+      [
+        '--no-install',
+        'call-automation-conformance',
+        '--base-url',
+        service.url,
+        '--connection-string',
+        `endpoint=${service.url}/;accesskey=${readmeCredentials.accessKey}`,
+        '--callback-secret',
+        readmeCredentials.callbackSecret,
+        '--seed',
+        '20261201',
+        '--report-dir',
+        reports,
+      ],
+      { cwd: project(), env: userEnv, maxBuffer: 16 * 1024 * 1024 },
+    ).catch((error: { code: number; stdout: string; stderr: string }) => ({ ...error, failed: true }));
+    await stop(readmeService);
+    expect(cli, `${cli.stdout}\n${cli.stderr}`).not.toHaveProperty('failed');
+    expect(cli.stdout).toContain(', signatures verified');
+    const { results } = JSON.parse(await readFile(join(reports, 'conformance.json'), 'utf8')) as { results: Array<{ id: string; status: string; message?: string }> };
+    // The full suite, the installed package's checks being the workspace's.
+    expect(results.map((r) => r.id)).toEqual(allChecks.map((c) => c.id));
+    expect(results.filter((r) => r.status === 'failed').map((r) => `${r.id}: ${r.message}`)).toEqual([]);
+    // A skip is not a pass: exactly those readmeSkips names and explains (a replay refusal the
+    // README does not ask for; DTMF, which needs a control surface), each saying what it needs.
+    const skipped = results.filter((r) => r.status === 'skipped');
+    expect(skipped.map((r) => r.id).sort()).toEqual(Object.keys(readmeSkips).sort());
+    for (const result of skipped) expect(`${result.id}: ${result.message}`).toMatch(readmeSkips[result.id]!.needs);
+    expect(results.filter((r) => r.status === 'passed')).toHaveLength(allChecks.length - skipped.length);
+  }, 120_000);
 });
