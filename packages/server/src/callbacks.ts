@@ -37,6 +37,8 @@ export interface DeadLetter extends PendingDelivery {
 /** A call's oldest delivery as a queue found it, answered beside a change (undefined: none waits). */
 export interface CallHead {
   head: PendingDelivery | undefined;
+  /** From `shift` with an owner: it found none left and gave up the owner's lease. */
+  released?: boolean;
 }
 
 /**
@@ -58,9 +60,10 @@ export interface CallbackQueue {
   /**
    * Removes the oldest delivery of a call; with `id`, only if it is that delivery (an instance
    * whose lease expired mid-attempt must not remove what another delivers now). May answer the
-   * call's oldest delivery then, which the delivery takes instead of asking `head`.
+   * call's oldest delivery then, which the delivery takes instead of asking `head`; with `owner`
+   * (a queue with leases), may give up that owner's lease when none is left, and say so.
    */
-  shift(callLegId: string, id?: string): Promise<void | CallHead>;
+  shift(callLegId: string, id?: string, owner?: string): Promise<void | CallHead>;
   /** The calls that have deliveries waiting. */
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
@@ -427,14 +430,16 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         (error: unknown) => log(`Callback lease of call ${callLegId} not renewed: ${(error as Error).message}`),
       );
     }, leaseMs / 3);
+    let done: CallHead | undefined;
     let after: void | CallHead = undefined;
     try {
-      await deliverDue(callLegId, () => lost, typeof taken === 'object' ? taken : undefined);
+      done = await deliverDue(callLegId, () => lost, typeof taken === 'object' ? taken : undefined);
     } finally {
       clearInterval(renewal);
-      if (!lost) after = await queue.releaseLease!(callLegId, owner(), stopped).catch(() => undefined);
+      // Given up already when the last event was removed.
+      if (!lost && !done?.released) after = await queue.releaseLease!(callLegId, owner(), stopped).catch(() => undefined);
     }
-    return after ?? undefined;
+    return done?.released ? done : (after ?? undefined);
   }
 
   /**
@@ -446,13 +451,14 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     for (;;) {
       if (stopped || lost()) return;
       const delivery = known ? known.head : await queue.head(callLegId);
+      const released = known?.released;
       known = undefined;
-      if (!delivery) return { head: undefined };
+      if (!delivery) return { head: undefined, released };
       const uri = delivery.callbackUri;
       if (await gone.has(uri)) {
         // Buried before it leaves the queue: a store that fails leaves it queued, not lost.
         await bury(delivery, 'gone');
-        known = (await queue.shift(callLegId, delivery.id)) ?? undefined;
+        known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined)) ?? undefined;
         options.onAttempt?.(delivery, { next: 'gone' });
         continue;
       }
@@ -497,7 +503,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         if (next === 'gone') await gone.add(uri);
         await bury(delivery, next);
       }
-      known = (await queue.shift(callLegId, delivery.id)) ?? undefined;
+      known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined)) ?? undefined;
     }
   }
 

@@ -217,30 +217,37 @@ redis.call('LSET', KEYS[1], 0, ARGV[2])
 return 1
 `;
 
-// Answers {1 when it removed the head, the head then (none when the list is empty)}. With the
-// index's keys too (one Redis, not a Cluster, where they live in another slot) it also counts the
-// event off, and forgets the call when its list is empty (as forgetScript does).
-// ARGV: the id, or ''; and for the index, staleBefore and graceMs as forgetScript's.
+// KEYS: the call's list and lease. Answers {1 when it removed the head, 0, the head then} or,
+// when the list is left empty, {1 when it removed the head, 1 when it gave up the lease of ARGV[2]
+// (the owner, or '')}. With the index's keys too (one Redis, not a Cluster, where they live in
+// another slot) it also counts the event off, and forgets the call when its list is empty (as
+// forgetScript does). ARGV: the id, or ''; the owner, or ''; for the index, the callLegId, and
+// staleBefore and graceMs as forgetScript's.
 const shiftScript = `
 local head = redis.call('LINDEX', KEYS[1], 0)
 local removed = 0
 if head and (ARGV[1] == '' or cjson.decode(head).id == ARGV[1]) then
   redis.call('LPOP', KEYS[1])
   removed = 1
-  if KEYS[4] and tonumber(redis.call('GET', KEYS[4]) or '0') > 0 then redis.call('DECR', KEYS[4]) end
+  if KEYS[5] and tonumber(redis.call('GET', KEYS[5]) or '0') > 0 then redis.call('DECR', KEYS[5]) end
   head = redis.call('LINDEX', KEYS[1], 0)
 end
-if head then return {removed, head} end
-if KEYS[2] then
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
-  if not score or tonumber(score) < tonumber(ARGV[3]) then
-    redis.call('ZREM', KEYS[2], ARGV[2])
-    redis.call('ZREM', KEYS[3], ARGV[2])
+if head then return {removed, 0, head} end
+local released = 0
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('DEL', KEYS[2])
+  released = 1
+end
+if KEYS[3] then
+  local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
+  if not score or tonumber(score) < tonumber(ARGV[4]) then
+    redis.call('ZREM', KEYS[3], ARGV[3])
+    redis.call('ZREM', KEYS[4], ARGV[3])
   else
-    redis.call('ZADD', KEYS[3], tonumber(score) + tonumber(ARGV[4]), ARGV[2])
+    redis.call('ZADD', KEYS[4], tonumber(score) + tonumber(ARGV[5]), ARGV[3])
   end
 end
-return {removed}
+return {removed, released}
 `;
 
 // ARGV[3] is 1 to take a free lease, 0 only to extend one already held. Held by another, it
@@ -362,8 +369,8 @@ return 1
 interface QueueScripts {
   caQueuePush(list: string, delivery: string, max: number, deadline: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
-  caQueueShift(list: string, id: string): Promise<[number, string?]>;
-  caQueueShiftIndexed(list: string, index: string, due: string, count: string, id: string, callLegId: string, staleBefore: number, graceMs: number): Promise<[number, string?]>;
+  caQueueShift(list: string, lease: string, id: string, owner: string): Promise<[number, number, string?]>;
+  caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string, staleBefore: number, graceMs: number): Promise<[number, number, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
   caQueueIndexPush(index: string, due: string, count: string, list: string, callLegId: string, time: number, max: number, delivery: string, maxPerCall: number, deadline: number): Promise<number>;
@@ -398,8 +405,8 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const emptyGraceMs = 60_000;
   redis.defineCommand('caQueuePush', { numberOfKeys: 1, lua: pushScript });
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
-  redis.defineCommand('caQueueShift', { numberOfKeys: 1, lua: shiftScript });
-  redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 4, lua: shiftScript });
+  redis.defineCommand('caQueueShift', { numberOfKeys: 2, lua: shiftScript });
+  redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 5, lua: shiftScript });
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
   redis.defineCommand('caQueueIndexPush', { numberOfKeys: 4, lua: indexPushScript });
@@ -463,16 +470,18 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async update(delivery) {
       await limit(scripts.caQueueUpdate(list(delivery.callLegId), delivery.id, JSON.stringify(delivery)));
     },
-    async shift(callLegId, id) {
+    async shift(callLegId, id, owner) {
       if (single) {
-        const [, head] = await limit(scripts.caQueueShiftIndexed(list(callLegId), index, dueKey, countKey, id ?? '', callLegId, Date.now() - emptyGraceMs, emptyGraceMs));
-        return { head: parse(head) };
+        const [, released, head] = await limit(
+          scripts.caQueueShiftIndexed(list(callLegId), lease(callLegId), index, dueKey, countKey, id ?? '', owner ?? '', callLegId, Date.now() - emptyGraceMs, emptyGraceMs),
+        );
+        return { head: parse(head), released: released === 1 };
       }
-      const [removed, head] = await limit(scripts.caQueueShift(list(callLegId), id ?? ''));
+      const [removed, released, head] = await limit(scripts.caQueueShift(list(callLegId), lease(callLegId), id ?? '', owner ?? ''));
       if (removed === 1) uncount();
       // Empty: not due again unless pushed to (a hint; a poll that finds it empty forgets it too).
       if (!head) void forget(callLegId).catch(() => {});
-      return { head: parse(head) };
+      return { head: parse(head), released: released === 1 };
     },
     async calls() {
       return (await waiting()).map(([callLegId]) => callLegId);

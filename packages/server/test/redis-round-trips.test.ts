@@ -1,6 +1,7 @@
 // What the Redis queue and registry send per event: a lease that reads the call's first event, a
-// shift that answers the next, a release that answers what was pushed meanwhile, one script per
-// push on one Redis, and a callbackUri written once and not read back by the instance that wrote it.
+// shift that answers the next (and gives the lease up after the last), a release that answers what
+// was pushed meanwhile, one script per push on one Redis, and a callbackUri written once and not
+// read back by the instance that wrote it.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type PendingDelivery } from '../src/index.ts';
@@ -95,9 +96,10 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await queue.lease!('leg-1', 'me', 5_000)).toEqual({ head: expect.objectContaining({ id: 'evt-1' }) });
     expect(await queue.lease!('leg-1', 'another', 5_000)).toBe(false);
     // Only the head named is removed.
-    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: expect.objectContaining({ id: 'evt-1' }) });
-    expect(await queue.shift('leg-1', 'evt-1')).toEqual({ head: expect.objectContaining({ id: 'evt-2' }) });
-    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: undefined });
+    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: expect.objectContaining({ id: 'evt-1' }), released: false });
+    expect(await queue.shift('leg-1', 'evt-1', 'me')).toEqual({ head: expect.objectContaining({ id: 'evt-2' }), released: false });
+    // Without the owner, the lease is kept.
+    expect(await queue.shift('leg-1', 'evt-2')).toEqual({ head: undefined, released: false });
     expect(await queue.size()).toBe(0);
     expect(await a.get(`{${prefix}calls}:count`)).toBe('0');
     // The emptied call is put off as a poll that found it empty would: not due for a while.
@@ -106,6 +108,10 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await queue.push(pending('leg-1', 'evt-3'))).toBe(true);
     expect(await queue.releaseLease!('leg-1', 'me')).toEqual({ head: expect.objectContaining({ id: 'evt-3' }) });
     expect(await queue.lease!('leg-1', 'another', 5_000)).toEqual({ head: expect.objectContaining({ id: 'evt-3' }) });
+    // The owner's shift of the last event gives up its lease.
+    expect(await queue.shift('leg-1', 'evt-3', 'me')).toEqual({ head: undefined, released: false });
+    expect(await queue.shift('leg-1', 'evt-3', 'another')).toEqual({ head: undefined, released: true });
+    expect(await queue.lease!('leg-1', 'me', 5_000)).toEqual({ head: undefined });
     expect(a.sent.filter((name) => name !== 'script' && !name.startsWith('script '))).toEqual(['zrange', 'llen', 'get', 'zscore']);
   });
 
@@ -118,10 +124,10 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await queue.push(pending('leg-2', 'evt-3'))).toBe(true);
     expect(await queue.push(pending('leg-3', 'evt-4'))).toBe(false);
     expect(await a.get(`{${prefix}calls}:count`)).toBe('2');
-    expect(await a.zrange(`${prefix}calls`, 0, -1)).toEqual(['leg-1', 'leg-2']);
+    expect(await a.zrange(`${prefix}calls`, '0', '-1')).toEqual(['leg-1', 'leg-2']);
   });
 
-  it('delivers a call of one event with a registration, a push, a lease, a shift and a release', async () => {
+  it('delivers a call of one event with a registration, a push, a lease and a shift that gives the lease up', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const delivery = createCallbackDelivery({
@@ -143,7 +149,8 @@ describe('the Redis callback queue on one Redis', () => {
       while (!receiver.received.some((d) => d.path === '/round-trips') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(receiver.received.filter((d) => d.path === '/round-trips')).toHaveLength(1);
-      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}:lease`, `script ${prefix}q:{${callLegId}}`, `script ${prefix}q:{${callLegId}}:lease`]);
+      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}:lease`, `script ${prefix}q:{${callLegId}}`]);
+      expect(await a.exists(`${prefix}q:{${callLegId}}:lease`)).toBe(0);
     } finally {
       await delivery.close(1_000);
     }
