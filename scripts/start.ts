@@ -6,7 +6,9 @@
  * Redis instead of in memory, sharing its calls, timers and callbacks with every instance started
  * on the same Redis. The access key and callback secret come from CALL_AUTOMATION_ACCESS_KEY and
  * CALL_AUTOMATION_CALLBACK_SECRET, or are made up and printed (instances sharing a Redis need the
- * same ones). SIGINT and SIGTERM stop it.
+ * same ones). Browser pages on any origin may call its API (CORS), as befits a development
+ * emulator; SIMULATOR_CORS_ORIGINS (comma-separated origins) restricts that to the ones listed.
+ * SIGINT and SIGTERM stop it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -98,6 +100,10 @@ if (ringTimeoutMs !== undefined && !(Number.isInteger(ringTimeoutMs) && ringTime
   process.exit(1);
 }
 
+// A local development emulator: pages on any origin may call it, unless the origins are listed.
+const corsText = process.env.SIMULATOR_CORS_ORIGINS?.trim();
+const corsOrigins = !corsText || corsText === '*' ? ('*' as const) : corsText.split(/[\s,]+/).filter(Boolean);
+
 let running;
 try {
   running = await runSimulator({
@@ -110,6 +116,7 @@ try {
     redisUrl,
     scenarios,
     ringTimeoutMs,
+    cors: { origins: corsOrigins },
     files: {
       docs: join(repoRoot, 'docs', 'index.html'),
       specJson: join(repoRoot, 'spec', 'dist', 'openapi.json'),
@@ -118,8 +125,13 @@ try {
   });
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
+  const message = (error as Error).message;
   console.error(
-    code === 'EADDRINUSE' ? `A port is in use (${host}:${port} or 127.0.0.1:${controlPort}). Choose others: PORT=4790 CONTROL_PORT=4791 pnpm start` : (error as Error).message,
+    code === 'EADDRINUSE'
+      ? `A port is in use (${host}:${port} or 127.0.0.1:${controlPort}). Choose others: PORT=4790 CONTROL_PORT=4791 pnpm start`
+      : message.startsWith('cors.origins')
+        ? `SIMULATOR_CORS_ORIGINS lists origins separated by commas (https://app.contoso.com,http://127.0.0.1:5173): ${message}`
+        : message,
   );
   process.exit(1);
 }
@@ -138,6 +150,7 @@ Call Automation simulator on ${running.url}
   callback secret    ${callbackSecret}${secretNote}
   docs               ${running.url}/docs
   spec               ${running.url}/openapi.json  ${running.url}/openapi.yaml
+  browser pages      ${corsOrigins === '*' ? 'any origin may call the API (SIMULATOR_CORS_ORIGINS=https://… restricts it)' : `only ${corsOrigins.join(', ')} may call the API (SIMULATOR_CORS_ORIGINS)`}
   inspector          ${running.controlUrl}/  (calls, requests, events and deliveries, live; loopback only)
   control            ${running.controlUrl}  (loopback only)
                        GET  /calls                                        POST /calls/{callLegId}/hangup

@@ -3,7 +3,8 @@
 // (from the same origin as the API, as its docs page is), signing createCall with Web Crypto
 // against the simulator this test runs on 127.0.0.1. The test reads the callLegId from the page
 // and asks the simulator's control surface whether the call exists. The same page on another
-// origin cannot call the simulator: its API answers no CORS (a test says so, and fails once it does).
+// loopback origin calls it too, as `pnpm start` allows any origin (CORS); a simulator that allows
+// only other origins is refused by Chromium before the request is sent.
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -108,6 +109,8 @@ ${bundle}
       accessKey,
       callbackSecret,
       allowLoopback: true,
+      // As `pnpm start` runs it: pages on any origin may call its API.
+      cors: { origins: '*' },
       files: { docs, specJson: spec, specYaml: spec },
       log: () => {},
     });
@@ -157,17 +160,22 @@ ${bundle}
   describe('from another origin', () => {
     let other: Server;
     let otherOrigin: string;
+    /** Simulators started by a test, stopped after it. */
+    const started: RunningSimulator[] = [];
 
     beforeAll(async () => {
       other = createServer((req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html));
       await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
       otherOrigin = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
     });
-    afterAll(() => new Promise((resolve) => other?.close(resolve)));
+    afterAll(async () => {
+      await Promise.all(started.map((running) => running.stop()));
+      await new Promise((resolve) => other?.close(resolve));
+    });
 
-    it('cannot call the simulator: its API answers no CORS preflight, so Chromium refuses the signed createCall before it is sent', async () => {
-      // What Chromium asks before a cross-origin POST with the client's headers.
-      const preflight = await fetch(`${simulator.url}/calls`, {
+    /** What Chromium asks before the client's cross-origin createCall. */
+    const preflight = (url: string) =>
+      fetch(`${url}/calls`, {
         method: 'OPTIONS',
         headers: {
           origin: otherOrigin,
@@ -175,12 +183,9 @@ ${bundle}
           'access-control-request-headers': 'authorization,content-type,repeatability-first-sent,repeatability-request-id,x-ms-content-sha256,x-ms-date',
         },
       });
-      expect(
-        { status: preflight.status, allowOrigin: preflight.headers.get('access-control-allow-origin') },
-        'The simulator now answers CORS preflights: make this test expect the cross-origin createCall to succeed.',
-      ).toEqual({ status: 405, allowOrigin: null });
 
-      const before = await simulatorCalls();
+    /** Loads the page from the other origin and places a call against `url`; what the page showed, and the console's errors. */
+    async function placeCallFromOtherOrigin(url: string): Promise<{ status: string; text: string; errors: string[] }> {
       const crossPage = await browser.newPage();
       try {
         const errors: string[] = [];
@@ -188,24 +193,58 @@ ${bundle}
           if (message.type() === 'error') errors.push(message.text());
         });
         // No routing on this page: once Playwright routes any request of a page, it answers CORS
-        // preflights itself, and Chromium would send the POST the simulator's preflight refuses.
+        // preflights itself, and the simulator's own answer would go untested.
         await crossPage.goto(otherOrigin, { waitUntil: 'load' });
         await crossPage.waitForFunction(() => typeof (window as unknown as { placeCall?: unknown }).placeCall === 'function');
         const outcome = await crossPage.evaluate(
           ({ cs, uri }) => (window as unknown as { placeCall(cs: string, uri: string): Promise<{ status: string; text: string }> }).placeCall(cs, uri),
-          { cs: `endpoint=${simulator.url}/;accesskey=${accessKey}`, uri: callbackUri },
+          { cs: `endpoint=${url}/;accesskey=${accessKey}`, uri: callbackUri },
         );
-        // A network error, as fetch reports a refused preflight: the client throws it (no HTTP answer to give).
-        expect(outcome.status).toBe('threw');
-        expect(outcome.text).toMatch(/^TypeError: .*Failed to fetch$/);
-        expect(errors.join('\n')).toMatch(/blocked by CORS policy/);
+        return { ...outcome, errors };
       } finally {
         await crossPage.close();
       }
-      expect(await simulatorCalls()).toEqual(before);
-      console.warn(
-        `The simulator's API answers no CORS: a page on ${otherOrigin} cannot call it at ${simulator.url} (preflight OPTIONS /calls → ${preflight.status}, no Access-Control-Allow-Origin). Pages must be served from the API's origin, or the API mounted behind CORS middleware (the server's Hono adapter).`,
-      );
+    }
+
+    it('signs createCall from a page on another loopback origin: the simulator answers its CORS preflight, and has the call', async () => {
+      const answered = await preflight(simulator.url);
+      expect({ status: answered.status, allowOrigin: answered.headers.get('access-control-allow-origin'), allowMethods: answered.headers.get('access-control-allow-methods') }).toEqual({
+        status: 204,
+        allowOrigin: otherOrigin,
+        allowMethods: 'POST',
+      });
+
+      const outcome = await placeCallFromOtherOrigin(simulator.url);
+      expect(outcome.errors.join('\n')).not.toMatch(/CORS/);
+      expect(outcome.status).toBe('200');
+      expect(outcome.text).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await simulatorCalls()).toContain(outcome.text);
+    });
+
+    it('is refused by Chromium, before the createCall is sent, when the simulator allows only other origins', async () => {
+      const spec = join(repoRoot, 'spec', 'openapi.yaml');
+      const restricted = await runSimulator({
+        host: '127.0.0.1',
+        port: 0,
+        controlPort: 0,
+        accessKey,
+        callbackSecret,
+        allowLoopback: true,
+        cors: { origins: ['http://localhost:5173'] },
+        files: { docs: join(dir, 'index.html'), specJson: spec, specYaml: spec },
+        log: () => {},
+      });
+      started.push(restricted);
+      const answered = await preflight(restricted.url);
+      expect({ status: answered.status, allowOrigin: answered.headers.get('access-control-allow-origin') }).toEqual({ status: 403, allowOrigin: null });
+
+      const outcome = await placeCallFromOtherOrigin(restricted.url);
+      // A network error, as fetch reports a refused preflight: the client throws it (no HTTP answer to give).
+      expect(outcome.status).toBe('threw');
+      expect(outcome.text).toMatch(/^TypeError: .*Failed to fetch$/);
+      expect(outcome.errors.join('\n')).toMatch(/blocked by CORS policy/);
+      const calls = (await (await fetch(`${restricted.controlUrl}/calls`)).json()) as unknown[];
+      expect(calls).toEqual([]);
     });
   });
 });

@@ -46,6 +46,7 @@ describe('with cors for one origin', () => {
     const preflight = await fetch(`${url}/calls`, { method: 'OPTIONS', headers: preflightHeaders(app) });
     expect(preflight.status).toBe(204);
     expect(await preflight.text()).toBe('');
+    expect(preflight.headers.get('content-length')).toBeNull();
     expect(preflight.headers.get('access-control-allow-origin')).toBe(app);
     expect(preflight.headers.get('access-control-allow-methods')).toBe('POST');
     expect(listed(preflight.headers.get('access-control-allow-headers'))).toEqual(

@@ -7,6 +7,7 @@ import {
   type CallbackDeliveryOptions,
   type CallAutomationHandlers,
   type CallbackEmitter,
+  type CallAutomationServiceOptions,
   type HandlerContext,
   type PendingDelivery,
   type Resolver,
@@ -52,6 +53,11 @@ export interface SimulatorServiceOptions extends Omit<SimulatorOptions, 'state' 
    * queued callbacks outlive a restart. Without it everything is in this process.
    */
   redis?: Redis | Cluster;
+  /**
+   * Lets browser pages on other origins call the API (see the server's `cors` option): `{ origins:
+   * '*' }` for any, as `pnpm start` does. Without it only pages served from the API's own origin can.
+   */
+  cors?: CallAutomationServiceOptions['cors'];
 }
 
 /** The event name a delivery carries (CallLegStateChanged), read from its CloudEvent. */
@@ -182,6 +188,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
     ...(redis && { idempotency: createRedisIdempotencyStore(redis) }),
     auth: { accessKeys: options.accessKeys, host: options.signedHost },
     callbacks: delivery,
+    cors: options.cors,
     // Judged by form and literal address only: the simulator never downloads audioFileUri, and
     // delivery resolves and pins callbackUri's host when it connects, so realistic names work offline.
     checkUri: async (uri, field) => void (await guard.check(uri, field, { resolve: false })),
