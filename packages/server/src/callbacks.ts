@@ -211,7 +211,8 @@ export interface CallbackDeliveryOptions {
   lifetimeMs?: number;
   /**
    * Vets every attempt; a refused URI is dead-lettered. On Node each connection resolves the host
-   * through the guard and connects only to addresses it allowed (`createPinnedFetch`), so a name
+   * through the guard and connects only to addresses it allowed (the lookup of `createPinnedFetch`,
+   * the attempts posted with undici's Dispatcher.request on that Agent), so a name
    * that changes its answer after the request was checked (DNS rebinding) reaches nothing it
    * refuses. A name that does not resolve is a network error, retried on the schedule.
    */

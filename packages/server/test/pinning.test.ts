@@ -3,7 +3,7 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createPinnedFetch, createUriGuard, type CallbackDeliveryOptions, type Resolver } from '../src/index.ts';
-import { createPinnedLookup } from '../src/pinned-fetch.node.ts';
+import { createPinnedLookup, createPinnedPost } from '../src/pinned-fetch.node.ts';
 
 // Every name here resolves through a stubbed resolver; the system resolver is never asked, and
 // the only listener is on 127.0.0.1.
@@ -207,5 +207,42 @@ describe('createPinnedFetch', () => {
       await pinned.close();
     }
     expect(target.requests.map((r) => r.url)).toEqual(['/direct']);
+  });
+});
+
+describe('createPinnedPost (the delivery’s attempts on Node)', () => {
+  it('posts through vetted addresses only, refuses the others, and stops at its signal', async () => {
+    const target = await listener();
+    const post = createPinnedPost(createUriGuard({ allowLoopback: true, resolve: table({ 'callbacks.test': ['127.0.0.1'], 'inside.test': ['10.0.0.7'] }) }), 'callbackUri');
+    const request = { body: '{}', headers: { 'content-type': 'application/cloudevents+json' }, signal: new AbortController().signal };
+    try {
+      expect(await post(`http://callbacks.test:${target.port}/direct?x=1`, request)).toEqual({ status: 204, retryAfter: null });
+      await expect(post('file:///etc/passwd', request)).rejects.toMatchObject({ code: 'UriNotAllowed' });
+      await expect(post(`http://inside.test:${target.port}/`, request)).rejects.toMatchObject({ code: 'UriNotAllowed', message: expect.stringContaining('10.0.0.7, a private address') });
+      const aborted = new AbortController();
+      aborted.abort(new Error('stopping'));
+      await expect(post(`http://callbacks.test:${target.port}/late`, { ...request, signal: aborted.signal })).rejects.toThrow('stopping');
+    } finally {
+      await post.close();
+    }
+    expect(target.requests.map((r) => r.url)).toEqual(['/direct?x=1']);
+  });
+
+  it('answers a redirect and a Retry-After as they come', async () => {
+    const server = createServer((req, res) => {
+      req.resume().on('end', () => res.writeHead(req.url === '/busy' ? 429 : 307, req.url === '/busy' ? { 'Retry-After': '7' } : { Location: '/elsewhere' }).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const post = createPinnedPost(createUriGuard({ allowLoopback: true, resolve: table({ 'callbacks.test': ['127.0.0.1'] }) }), 'callbackUri');
+    const request = { body: '{}', headers: {}, signal: new AbortController().signal };
+    try {
+      expect(await post(`http://callbacks.test:${port}/moved`, request)).toEqual({ status: 307, retryAfter: null });
+      expect(await post(`http://callbacks.test:${port}/busy`, request)).toEqual({ status: 429, retryAfter: '7' });
+    } finally {
+      await post.close();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
