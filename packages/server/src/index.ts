@@ -1,5 +1,5 @@
 export { createCallAutomationService, isCallAutomationService } from './service.ts';
-export type { Answer, AnswerInfo, ApiRequest, CallAutomationService, CallAutomationServiceOptions } from './service.ts';
+export type { Answer, AnswerInfo, ApiRequest, CallAutomationService, CallAutomationServiceOptions, CorsOptions, HeaderReader } from './service.ts';
 export { createCallAutomationApp } from './app.ts';
 export type { CallAutomationAppOptions } from './app.ts';
 export type { Operation, RouteMatch } from './router.ts';
