@@ -50,6 +50,9 @@ export default defineConfig({
         },
       },
     ],
+    // Two test files at a time: CI machines have two cores, and most files wait on real servers,
+    // processes and the network rather than on the CPU.
+    maxWorkers: 2,
     reporters: ['default', 'json'],
     outputFile: { json: 'reports/vitest.json' },
   },
