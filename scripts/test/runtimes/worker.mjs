@@ -1,8 +1,8 @@
 // A Cloudflare Worker made of the published packages (bundled as wrangler bundles them, with the
 // workerd, worker and browser conditions, and no nodejs_compat):
 // - the server stub answers the API, delivering its callbacks with the runtime-neutral
-//   `#pinned-fetch`; the delivery is made in the handler of the stub's first request (workerd
-//   refuses it at the module's top level, see GET /__top-level), and each request keeps its
+//   `#pinned-fetch`; the delivery is made in the handler of the stub's first request (one made at
+//   the module's top level works too: GET /__top-level says so), and each request keeps its
 //   deliveries running with `ctx.waitUntil(delivery.drain())`, since workerd ends a request's
 //   work once it has answered. POST /__reset makes the next request make a new stub; GET
 //   /__delivery-log answers what the delivery could not do;
