@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { withTimeout } from '@call-automation/server/redis';
 import type { CallRecord, SimulatorState, Timer } from './state.ts';
 
 export interface RedisStateOptions {
@@ -79,13 +80,6 @@ interface Scripts {
   caSimCancel(due: string, data: string, ...ids: string[]): Promise<number>;
 }
 
-class RedisStateTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`Redis did not answer within ${ms} ms.`);
-    this.name = 'RedisTimeoutError';
-  }
-}
-
 /**
  * The simulator's calls and timers in Redis, shared by every instance given the same Redis: any
  * instance serves any call, and a timer fires on whichever instance takes it first, also when the
@@ -114,17 +108,8 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
   redis.defineCommand('caSimCancel', { numberOfKeys: 2, lua: cancelScript });
   const scripts = redis as unknown as Scripts;
 
-  /** `command`'s answer, or an error after `timeoutMs`: ioredis queues commands while it reconnects. */
-  function limit<T>(command: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    command.catch(() => {});
-    return Promise.race([
-      command,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RedisStateTimeoutError(timeoutMs)), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
-  }
+  /** `command`'s answer, or a RedisTimeoutError after `timeoutMs` (ioredis queues commands while it reconnects). */
+  const limit = <T>(command: Promise<T>) => withTimeout(command, timeoutMs, "the simulator's state");
 
   let onTimer: ((timer: Timer) => Promise<void>) | undefined;
   let poller: ReturnType<typeof setInterval> | undefined;
