@@ -4,6 +4,20 @@ import { createCallAutomationClient } from '@call-automation/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binDir, repoRoot } from '../lib/paths.ts';
 
+/**
+ * Stops a start and everything it started: the children run in a process group of their own, and
+ * the whole group gets SIGKILL (tsx runs the script in a child of its own, which a SIGKILL of tsx
+ * alone would leave running).
+ */
+function killGroup(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
 const accessKey = Buffer.from('start-test-access-key-0000000001').toString('base64');
 const callbackSecret = `whsec_${Buffer.from('start-test-callback-secret-00001').toString('base64')}`;
 
@@ -18,6 +32,7 @@ describe('scripts/start.ts', () => {
       cwd: repoRoot,
       env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -30,7 +45,7 @@ describe('scripts/start.ts', () => {
   }, 60_000);
 
   afterAll(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    killGroup(child);
   });
 
   it('prints the URL, a ready connection string, the docs, the spec and the control surface', () => {
@@ -75,6 +90,7 @@ describe('pnpm start', () => {
       cwd: repoRoot,
       env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -100,7 +116,7 @@ describe('pnpm start', () => {
       }
       expect(refused).toBe(true);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      killGroup(child);
     }
   }, 60_000);
 
@@ -114,6 +130,7 @@ describe('pnpm start', () => {
         cwd: repoRoot,
         env: { ...process.env, PORT: String(port), CONTROL_PORT: '0' },
         stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
       });
       let output = '';
       child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -140,6 +157,7 @@ describe('pnpm start with REDIS_URL', () => {
           cwd: repoRoot,
           env: { ...process.env, PORT: '0', CONTROL_PORT: '0', REDIS_URL: `redis://127.0.0.1:${redis.port}`, CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
           stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
         });
         children.push(child);
         let output = '';
@@ -165,7 +183,7 @@ describe('pnpm start with REDIS_URL', () => {
       expect(listed.map((call) => call.callLegId)).toEqual([created.data!.callLegId]);
       expect((await createCallAutomationClient(`endpoint=${b.url}/;accesskey=${accessKey}`).hangupCall(created.data!.callLegId)).response.status).toBe(202);
     } finally {
-      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      for (const child of children) killGroup(child);
       await stopAll();
     }
   }, 60_000);
@@ -180,6 +198,7 @@ describe('pnpm start with REDIS_URL', () => {
         cwd: repoRoot,
         env: { ...process.env, PORT: '0', CONTROL_PORT: '0', SIMULATOR_SCENARIOS: join(dir, 'flows.yaml') },
         stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
       });
       let output = '';
       child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -197,6 +216,7 @@ describe('pnpm start with REDIS_URL', () => {
       cwd: repoRoot,
       env: { ...process.env, PORT: '0', CONTROL_PORT: '0', REDIS_URL: 'redis://127.0.0.1:1' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

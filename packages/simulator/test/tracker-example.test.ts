@@ -60,6 +60,8 @@ describe('the client README’s reminder call', () => {
     const child = spawn(tsx, [file], {
       env: { ...process.env, CALL_AUTOMATION_CONNECTION_STRING: `endpoint=${api.url}/;accesskey=${accessKey}`, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A group of its own: tsx runs the example in a child process, which must be stopped too.
+      detached: true,
     });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -74,7 +76,7 @@ describe('the client README’s reminder call', () => {
       }
       expect(output.trim()).toBe('completed confirmed');
     } finally {
-      if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
+      if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
     }
     // The simulator's side: the call was placed, played to and hung up, its events delivered.
     expect(requests()).toEqual(['createCall 200', 'playAudio 202', 'hangupCall 202']);
