@@ -1,6 +1,6 @@
 import { parseCallbackEvent } from '@call-automation/client/events';
 import { createHmacAuth } from '@call-automation/client/raw';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallAutomationService, createCallbackDelivery, createUriGuard, type CallbackDelivery, type CallbackDeliveryOptions, type DeadLetter } from '../src/index.ts';
 import { createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from '../src/redis.ts';
@@ -8,7 +8,7 @@ import { serveApp, type RunningServer } from '../src/node.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
-import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+import { connectRedis, type RedisProcess, startRedis, stopAll } from './redis-server.ts';
 
 const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
 let redis: RedisProcess;
@@ -33,19 +33,9 @@ afterAll(async () => {
 });
 
 async function connect(): Promise<Redis> {
-  const connection = new Redis({ host: '127.0.0.1', port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  connection.on('error', () => {});
+  const connection = await connectRedis(redis.port);
   connections.push(connection);
-  await ready(connection);
   return connection;
-}
-
-async function ready(connection: Redis) {
-  const deadline = Date.now() + 10_000;
-  while (connection.status !== 'ready') {
-    if (Date.now() > deadline) throw new Error(`The connection is ${connection.status}, not ready.`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const letter = (id: string, extra: Partial<DeadLetter> = {}): DeadLetter => ({

@@ -5,7 +5,7 @@ import { createCallAutomationService, type CallAutomationHandlers } from '../src
 import { createRedisIdempotencyStore } from '../src/redis.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
-import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+import { connectRedis, ready, type RedisProcess, startRedis, stopAll } from './redis-server.ts';
 
 const signer = createHmacAuth(accessKey);
 const state = memoryHandlers();
@@ -27,20 +27,9 @@ let a: string;
 let b: string;
 
 async function connect(options: RedisOptions): Promise<Redis> {
-  const connection = new Redis({ host: '127.0.0.1', port: redis.port, ...options });
-  // Refused reconnections while Redis is down are expected; requests see them as failed commands.
-  connection.on('error', () => {});
+  const connection = await connectRedis(redis.port, options);
   connections.push(connection);
-  await ready(connection);
   return connection;
-}
-
-async function ready(connection: Redis) {
-  const deadline = Date.now() + 10_000;
-  while (connection.status !== 'ready') {
-    if (Date.now() > deadline) throw new Error(`The connection is ${connection.status}, not ready.`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** An instance of the service: its own connection to the shared Redis, its own HTTP server. */

@@ -1,11 +1,11 @@
 import { createHmacAuth } from '@call-automation/client/raw';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallAutomationService, type AuthOptions } from '../src/index.ts';
 import { createRedisReplayStore, type RedisReplayStoreOptions } from '../src/redis.ts';
 import { serveApp, type RunningServer } from '../src/node.ts';
 import { accessKey, memoryHandlers } from './fixture.ts';
-import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+import { connectRedis, ready, type RedisProcess, startRedis, stopAll } from './redis-server.ts';
 
 // Both instances answer for one host, as they do behind a load balancer: a signature made for it
 // is valid on either.
@@ -30,21 +30,10 @@ afterAll(async () => {
   }
 });
 
-async function connect(port = redis.port, options: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1 }): Promise<Redis> {
-  const connection = new Redis({ host: '127.0.0.1', port, ...options });
-  // Refused reconnections while Redis is down are expected; requests see them as failed commands.
-  connection.on('error', () => {});
+async function connect(port = redis.port, options?: RedisOptions): Promise<Redis> {
+  const connection = await connectRedis(port, options);
   connections.push(connection);
-  await ready(connection);
   return connection;
-}
-
-async function ready(connection: Redis) {
-  const deadline = Date.now() + 10_000;
-  while (connection.status !== 'ready') {
-    if (Date.now() > deadline) throw new Error(`The connection is ${connection.status}, not ready.`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** An instance refusing replays through the shared store: its own connection, its own HTTP server. */

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
 
 const started = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -154,5 +155,29 @@ export async function stopAll(): Promise<void> {
   } finally {
     await Promise.all([...dirs].map((dir) => rm(dir, { recursive: true, force: true })));
     dirs.clear();
+  }
+}
+
+/**
+ * An ioredis connection to a test's redis-server, ready: refused reconnections while Redis is down
+ * are expected (requests see them as failed commands), so its error events are not reported.
+ * Commands fail at once while it is away unless `options` say otherwise.
+ */
+export async function connectRedis(port: number, options: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1 }): Promise<Redis> {
+  const connection = new Redis({ host: '127.0.0.1', port, ...options });
+  connection.on('error', () => {});
+  await ready(connection).catch((error: unknown) => {
+    connection.disconnect();
+    throw error;
+  });
+  return connection;
+}
+
+/** Resolves once a connection is ready (again, after a restart of Redis), or fails after 10 s. */
+export async function ready(connection: Redis): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (connection.status !== 'ready') {
+    if (Date.now() > deadline) throw new Error(`The connection is ${connection.status}, not ready.`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
