@@ -1,7 +1,7 @@
 /** One thing the simulator did or saw, as the inspector shows it. */
 export type JournalEntry = { seq: number; at: number; callLegId?: string } & (
   | { kind: 'request'; operationId: string; method: string; path: string; status: number; ms: number; requestId: string }
-  | { kind: 'event'; eventId: string; type: string; data: unknown }
+  | { kind: 'event'; type: string; data: unknown }
   | {
       kind: 'attempt';
       eventId: string;

@@ -148,7 +148,7 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
   // that a delivery whose emit is replaced in place is still the one used).
   const events: CallbackEmitter = {
     emit(callLegId, name, data) {
-      journal.add({ kind: 'event', callLegId, eventId: '', type: name, data });
+      journal.add({ kind: 'event', callLegId, type: name, data });
       delivery.emit(callLegId, name, data);
     },
     register: (callLegId, callbackUri) => delivery.register(callLegId, callbackUri),
