@@ -51,8 +51,13 @@ export interface CallHead {
 export interface CallbackQueue {
   /** Whether what is queued outlives the process (then shutdown leaves it queued). */
   readonly durable: boolean;
-  /** Queues a delivery behind its call's others; answers false, queuing nothing, when the backlog is full. */
-  push(delivery: PendingDelivery): Promise<boolean>;
+  /**
+   * Queues a delivery behind its call's others; answers false, queuing nothing, when the backlog
+   * is full. A queue with leases, given `lease`, may also take the call's lease for its owner
+   * when the delivery is the call's only one and no instance holds the lease: it answers
+   * `'leased'` then, and the owner delivers it without asking for the lease and the head again.
+   */
+  push(delivery: PendingDelivery, lease?: { owner: string; ms: number }): Promise<boolean | 'leased'>;
   /** The oldest delivery of a call. */
   head(callLegId: string): Promise<PendingDelivery | undefined>;
   /** Saves a delivery's attempt count and next time. */
@@ -345,6 +350,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const active = new Map<string, number>();
   /** Per URI, the calls waiting for one of its slots, in the order they asked. */
   const waiting = new Map<string, Set<string>>();
+  /**
+   * The calls whose lease this instance took as it queued their only event, with that event and
+   * when: their worker starts from it, without asking the queue again while the lease is fresh.
+   */
+  const leasedAtPush = new Map<string, { head: PendingDelivery; at: number }>();
   /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
   const scheduled = new Map<string, ReturnType<typeof setTimeout>>();
   /**
@@ -417,7 +427,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    */
   async function work(callLegId: string): Promise<false | CallHead | undefined> {
     if (!leased) return deliverDue(callLegId, () => false);
-    const taken = await queue.lease!(callLegId, owner(), leaseMs);
+    const atPush = leasedAtPush.get(callLegId);
+    leasedAtPush.delete(callLegId);
+    // Taken with the push a moment ago (well within the first renewal's time): it is held, and
+    // the event pushed is the head, as no other instance delivers the call meanwhile.
+    const taken = atPush && Date.now() - atPush.at < leaseMs / 3 ? { head: atPush.head } : await queue.lease!(callLegId, owner(), leaseMs);
     if (!taken) return false;
     let lost = false;
     const renewal = setInterval(() => {
@@ -719,6 +733,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       for (const controller of underWay) controller.abort(shutdownReason);
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
+      leasedAtPush.clear();
       waiting.clear();
       // The attempts under way were aborted, and events still being looked up are dead letters:
       // wait for them before counting.
@@ -781,7 +796,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   async function enqueue(delivery: PendingDelivery) {
-    if (await queue.push(delivery)) wake(delivery.callLegId, delivery.callbackUri);
+    const sent = Date.now();
+    const pushed = await queue.push(delivery, leased ? { owner: owner(), ms: leaseMs } : undefined);
+    if (pushed === 'leased') leasedAtPush.set(delivery.callLegId, { head: delivery, at: sent });
+    if (pushed) wake(delivery.callLegId, delivery.callbackUri);
     else {
       await bury(delivery, 'overflow');
       options.onAttempt?.(delivery, { next: 'overflow' });

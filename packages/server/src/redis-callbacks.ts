@@ -202,11 +202,20 @@ export interface RedisCallbackQueueOptions {
 // A push carries its deadline, as a claim of the idempotency store does: one that reaches Redis
 // after the instance gave up on it (and will push the event again) is not applied, so that a
 // slow Redis does not queue an event twice.
+//
+// Given an owner (ARGV[4], or ''), a push of a call's only event whose lease (KEYS[2]) no one
+// holds takes the lease for it (ARGV[5] ms) and answers 2: the owner delivers the event at once,
+// without a round trip for the lease and the head.
 const pushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[3]) then return -1 end
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local length = redis.call('LLEN', KEYS[1])
+if length >= tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[4] ~= '' and length == 0 and not redis.call('GET', KEYS[2]) then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  return 2
+end
 return 1
 `;
 
@@ -304,19 +313,34 @@ return 1
 `;
 
 // indexScript then pushScript in one, on one Redis (not a Cluster, where the call's list lives in
-// another slot than the index). KEYS: index, due, count, list. ARGV: callLegId, the push's time,
-// maxEntries, the delivery, maxPerCall, the deadline. Answers as pushScript does, 0 also when the
-// queue is full; nothing is counted or indexed unless the event is queued.
+// another slot than the index). KEYS: index, due, count, list, lease. ARGV: callLegId, the push's
+// time, maxEntries, the delivery, maxPerCall, the deadline, the owner or '', the lease's ms.
+// Answers as pushScript does, 0 also when the queue is full; nothing is counted or indexed unless
+// the event is queued. A call whose lease is held (by this push, or by an instance delivering it,
+// which takes up what is pushed meanwhile) is due when the lease would end at the latest: polls
+// leave it to its owner, and take it up only if the owner dies. Any other is due at once.
 const indexPushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
 if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
-if redis.call('LLEN', KEYS[4]) >= tonumber(ARGV[5]) then return 0 end
+local length = redis.call('LLEN', KEYS[4])
+if length >= tonumber(ARGV[5]) then return 0 end
+local held = redis.call('PTTL', KEYS[5])
+local leased = ARGV[7] ~= '' and length == 0 and held == -2
 redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not due or tonumber(due) > tonumber(ARGV[2]) then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+if leased then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
+else
+  local at = tonumber(ARGV[2]) + math.max(0, held)
+  local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
+end
 redis.call('RPUSH', KEYS[4], ARGV[4])
+if leased then
+  redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8])
+  return 2
+end
 return 1
 `;
 
@@ -367,13 +391,27 @@ return 1
 `;
 
 interface QueueScripts {
-  caQueuePush(list: string, delivery: string, max: number, deadline: number): Promise<number>;
+  caQueuePush(list: string, lease: string, delivery: string, max: number, deadline: number, owner: string, ms: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
   caQueueShift(list: string, lease: string, id: string, owner: string): Promise<[number, number, string?]>;
   caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string, staleBefore: number, graceMs: number): Promise<[number, number, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
-  caQueueIndexPush(index: string, due: string, count: string, list: string, callLegId: string, time: number, max: number, delivery: string, maxPerCall: number, deadline: number): Promise<number>;
+  caQueueIndexPush(
+    index: string,
+    due: string,
+    count: string,
+    list: string,
+    lease: string,
+    callLegId: string,
+    time: number,
+    max: number,
+    delivery: string,
+    maxPerCall: number,
+    deadline: number,
+    owner: string,
+    ms: number,
+  ): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
@@ -403,13 +441,13 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const timeoutMs = options.timeoutMs ?? 2_000;
   // An empty call stays indexed this long after its last push: longer than a push takes.
   const emptyGraceMs = 60_000;
-  redis.defineCommand('caQueuePush', { numberOfKeys: 1, lua: pushScript });
+  redis.defineCommand('caQueuePush', { numberOfKeys: 2, lua: pushScript });
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
   redis.defineCommand('caQueueShift', { numberOfKeys: 2, lua: shiftScript });
   redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 5, lua: shiftScript });
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
-  redis.defineCommand('caQueueIndexPush', { numberOfKeys: 4, lua: indexPushScript });
+  redis.defineCommand('caQueueIndexPush', { numberOfKeys: 5, lua: indexPushScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
@@ -446,19 +484,24 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
 
   return {
     durable: true,
-    async push(delivery) {
+    async push(delivery, leaseFor) {
       const sent = Date.now();
+      const { callLegId } = delivery;
+      const owner = leaseFor?.owner ?? '';
+      const ms = leaseFor?.ms ?? 0;
       let pushed: number;
       if (single) {
-        pushed = await limit(scripts.caQueueIndexPush(index, dueKey, countKey, list(delivery.callLegId), delivery.callLegId, sent, maxEntries, JSON.stringify(delivery), max, sent + timeoutMs));
+        pushed = await limit(
+          scripts.caQueueIndexPush(index, dueKey, countKey, list(callLegId), lease(callLegId), callLegId, sent, maxEntries, JSON.stringify(delivery), max, sent + timeoutMs, owner, ms),
+        );
       } else {
-        if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, delivery.callLegId, sent, maxEntries))) === 0) return false;
+        if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, callLegId, sent, maxEntries))) === 0) return false;
         // A push that fails leaves the count as it is: whether it was queued is not known.
-        pushed = await limit(scripts.caQueuePush(list(delivery.callLegId), JSON.stringify(delivery), max, sent + timeoutMs));
-        if (pushed !== 1) uncount();
+        pushed = await limit(scripts.caQueuePush(list(callLegId), lease(callLegId), JSON.stringify(delivery), max, sent + timeoutMs, owner, ms));
+        if (pushed !== 1 && pushed !== 2) uncount();
       }
       if (pushed === -1) throw new Error(`Redis refused event ${delivery.id} as late (${Date.now() - sent} ms after it was sent). Are the clocks of this instance and Redis apart?`);
-      return pushed === 1;
+      return pushed === 2 ? 'leased' : pushed === 1;
     },
     async head(callLegId) {
       const head = await limit(redis.lindex(list(callLegId), 0));

@@ -1,7 +1,8 @@
-// What the Redis queue and registry send per event: a lease that reads the call's first event, a
-// shift that answers the next (and gives the lease up after the last), a release that answers what
-// was pushed meanwhile, one script per push on one Redis, and a callbackUri written once and not
-// read back by the instance that wrote it.
+// What the Redis queue and registry send per event: a push that takes the lease of a call no one
+// delivers (else a lease that reads the call's first event), a shift that answers the next (and
+// gives the lease up after the last), a release that answers what was pushed meanwhile, one script
+// per push on one Redis, and a callbackUri written once and not read back by the instance that
+// wrote it.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type PendingDelivery } from '../src/index.ts';
@@ -115,6 +116,36 @@ describe('the Redis callback queue on one Redis', () => {
     expect(a.sent.filter((name) => name !== 'script' && !name.startsWith('script '))).toEqual(['zrange', 'llen', 'get', 'zscore']);
   });
 
+  it("takes a call's lease with the push of its only event when no one holds it, and leaves polls to the owner until the lease would end", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix });
+    const lease = (callLegId: string) => `${prefix}{${callLegId}}:lease`;
+    const before = Date.now();
+    expect(await queue.push(pending('leg-1', 'evt-1'), { owner: 'me', ms: 5_000 })).toBe('leased');
+    expect(await a.get(lease('leg-1'))).toBe('me');
+    expect(await a.pttl(lease('leg-1'))).toBeGreaterThan(4_000);
+    // Due when the lease would end: a poll does not take it up meanwhile.
+    expect(Number(await a.zscore(`{${prefix}calls}:due`, 'leg-1'))).toBeGreaterThanOrEqual(before + 5_000);
+    expect(await queue.due!()).toEqual([]);
+    // A second event, and a call whose lease another holds, are only queued.
+    expect(await queue.push(pending('leg-1', 'evt-2'), { owner: 'me', ms: 5_000 })).toBe(true);
+    expect(await queue.lease!('leg-2', 'another', 5_000)).toEqual({ head: undefined });
+    expect(await queue.push(pending('leg-2', 'evt-3'), { owner: 'me', ms: 5_000 })).toBe(true);
+    expect(await a.get(lease('leg-2'))).toBe('another');
+    // Without an owner, no lease is taken.
+    expect(await queue.push(pending('leg-3', 'evt-4'))).toBe(true);
+    expect(await a.exists(lease('leg-3'))).toBe(0);
+    // A call another delivers is left to it too, until its lease would end; the call no one holds is due.
+    expect(await queue.due!()).toEqual(['leg-3']);
+    expect(Number(await a.zscore(`{${prefix}calls}:due`, 'leg-2'))).toBeGreaterThanOrEqual(before + 4_000);
+    // The owner delivers from the head it pushed; the shift of the last event gives the lease up.
+    expect(await queue.shift('leg-1', 'evt-1', 'me')).toEqual({ head: expect.objectContaining({ id: 'evt-2' }), released: false });
+    expect(await queue.shift('leg-1', 'evt-2', 'me')).toEqual({ head: undefined, released: true });
+    expect(await a.exists(lease('leg-1'))).toBe(0);
+    expect(await a.get(`{${prefix}calls}:count`)).toBe('2');
+  });
+
   it('refuses a push past maxPerCall or maxEntries without counting or indexing it', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
@@ -127,7 +158,7 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await a.zrange(`${prefix}calls`, '0', '-1')).toEqual(['leg-1', 'leg-2']);
   });
 
-  it('delivers a call of one event with a registration, a push, a lease and a shift that gives the lease up', async () => {
+  it('delivers a call of one event with a registration, a push that takes the lease, and a shift that gives it up', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const delivery = createCallbackDelivery({
@@ -149,7 +180,7 @@ describe('the Redis callback queue on one Redis', () => {
       while (!receiver.received.some((d) => d.path === '/round-trips') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(receiver.received.filter((d) => d.path === '/round-trips')).toHaveLength(1);
-      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}:lease`, `script ${prefix}q:{${callLegId}}`]);
+      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}`]);
       expect(await a.exists(`${prefix}q:{${callLegId}}:lease`)).toBe(0);
     } finally {
       await delivery.close(1_000);
