@@ -82,6 +82,26 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     expect(await stores[1]!.remember('Zm91cnRo', expires)).toMatchObject({ state: 'full' });
   });
 
+  it('spreads the replay cache over the masters in parts (shards), each part bounded by its share, a signature refused from any connection', async () => {
+    const [one, two] = await Promise.all([connect(), connect()]);
+    const options = { prefix: 'ca:replay:sharded:', shards: 16, maxEntries: 160 };
+    const stores = [createRedisReplayStore(one, options), createRedisReplayStore(two, options)];
+    const expires = Date.now() + 60_000;
+    const signatures = Array.from({ length: 40 }, () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'));
+    for (const [i, signature] of signatures.entries()) expect((await stores[i % 2]!.remember(signature, expires)).state).toBe('recorded');
+    for (const [i, signature] of signatures.entries()) expect((await stores[(i + 1) % 2]!.remember(signature, expires)).state).toBe('replayed');
+    // Sixteen tags, on every master: no one node holds the cache.
+    expect((await spread(one, '{ca:replay:sharded:*}*')).every((count) => count > 0)).toBe(true);
+    // Each part holds its share (160 / 16 = 10): signatures go on being recorded until their part is full.
+    let recorded = signatures.length;
+    for (let i = 0; i < 800; i++) {
+      const verdict = await stores[i % 2]!.remember(Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64'), expires);
+      if (verdict.state === 'recorded') recorded++;
+      else expect(verdict).toMatchObject({ state: 'full' });
+    }
+    expect(recorded).toBe(160);
+  });
+
   it('delivers every event once and in order per call from two deliveries sharing the queue, calls spread over the masters', async () => {
     const instance = async () => {
       const connection = await connect();

@@ -106,6 +106,13 @@ describe('the Redis replay store', () => {
     expect(await inspector.pexpiretime(key!)).toBe(Date.parse(headers.get('x-ms-date')!) + 15 * 60_000);
   });
 
+  it('refuses a number of shards that is not a whole number from 1 to maxEntries, naming the range', async () => {
+    const connection = await connect();
+    for (const shards of [0, 1.5, 11]) {
+      expect(() => createRedisReplayStore(connection, { shards, maxEntries: 10 })).toThrow(`shards must be a whole number from 1 to maxEntries (10), not ${shards}.`);
+    }
+  });
+
   it('is bounded across instances: full, it answers 503 with Retry-After until the earliest signature expires, never forgetting one', async () => {
     const prefix = `ca:replay:${crypto.randomUUID()}:`;
     // A window of two seconds, so that the earliest signatures expire within the test.
