@@ -73,6 +73,12 @@ export interface CallbackQueue {
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
   size(): Promise<number>;
+  /**
+   * A shared queue's count of the deliveries waiting, kept as they are pushed and removed: one
+   * read, whatever the number of calls, where `size()` reads every call. Never below the truth
+   * once every instance keeps it; a command that failed halfway can leave it above. For reports.
+   */
+  counted?(): Promise<number>;
   /** How many deliveries of one call wait. A shared queue has it, for an instance's account of what it leaves at shutdown. */
   length?(callLegId: string): Promise<number>;
   /**
@@ -275,7 +281,10 @@ export interface ShutdownReport {
    * instance awaiting the same call's retry counts them too.
    */
   stillQueued: number;
-  /** In a queue shared by instances: every event waiting in it when this instance stopped, whichever instance will deliver it. */
+  /**
+   * In a queue shared by instances: every event waiting in it when this instance stopped, whichever
+   * instance will deliver it, as the queue counts them (`counted`, one read).
+   */
   inSharedQueue?: number;
   /** Made dead letters (reason `closed`): a queue in memory does not outlive the process. */
   deadLettered: number;
@@ -741,7 +750,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       const report: ShutdownReport = { delivered: delivered - deliveredBefore, stillQueued: 0, deadLettered: 0 };
       if (queue.durable && leased) {
         report.stillQueued = queue.length ? await Promise.all([...inHand].map((callLegId) => queue.length!(callLegId))).then((lengths) => lengths.reduce((sum, n) => sum + n, 0), () => NaN) : NaN;
-        report.inSharedQueue = await queue.size().catch(() => NaN);
+        report.inSharedQueue = await (queue.counted ?? queue.size).call(queue).catch(() => NaN);
       } else if (queue.durable) report.stillQueued = await queue.size().catch(() => NaN);
       else {
         for (const callLegId of await queue.calls()) {

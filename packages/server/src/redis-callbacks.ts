@@ -532,6 +532,9 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async size() {
       return (await waiting()).reduce((sum, [, length]) => sum + length, 0);
     },
+    async counted() {
+      return Number((await limit(redis.get(countKey))) ?? 0);
+    },
     async length(callLegId) {
       return limit(redis.llen(list(callLegId)));
     },

@@ -186,4 +186,20 @@ describe('the Redis callback queue on one Redis', () => {
       await delivery.close(1_000);
     }
   });
+
+  it("says at shutdown what waits in the shared queue with one read of its count, however many calls it indexes", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix });
+    // A hundred calls delivered a moment ago (indexed a while yet), and three events waiting.
+    for (let i = 0; i < 100; i++) {
+      await queue.push(pending(`leg-${i}`, `evt-${i}`));
+      await queue.shift(`leg-${i}`, `evt-${i}`);
+    }
+    for (let i = 0; i < 3; i++) await queue.push(pending('leg-waiting', `evt-waiting-${i}`));
+    const delivery = createCallbackDelivery({ secret, queue, pollIntervalMs: 60_000, log: () => {} });
+    a.sent.length = 0;
+    expect(await delivery.close(1_000)).toEqual({ delivered: 0, stillQueued: 0, inSharedQueue: 3, deadLettered: 0 });
+    expect(a.sent).toEqual(['get']);
+  });
 });
