@@ -1,10 +1,13 @@
 /**
  * The simulator on many instances: two (or three) simulators on one real redis-server serve the
  * same calls, fire each other's timers, and deliver each event once, in order per call, also
- * when one is killed with SIGKILL, and Redis itself is killed and restarted.
+ * when one is killed with SIGKILL, when both are restarted in turn behind a load balancer under
+ * load, and when Redis itself is killed and restarted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createCallAutomationClient, type CallAutomationClient } from '@call-automation/client';
@@ -67,8 +70,8 @@ async function instance(): Promise<Instance> {
   return self;
 }
 
-/** A simulator on the test's Redis in a process of its own, to be killed. */
-async function apart(extra: Partial<SimulatorServiceOptions> = {}): Promise<Instance & { kill(): Promise<void> }> {
+/** A simulator on the test's Redis in a process of its own, to be killed, or stopped (SIGTERM) as a restart stops it. */
+async function apart(extra: Partial<SimulatorServiceOptions> = {}): Promise<Instance & { kill(): Promise<void>; stop(): Promise<void> }> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./run-apart.ts', import.meta.url))], {
     env: {
       ...process.env,
@@ -78,15 +81,56 @@ async function apart(extra: Partial<SimulatorServiceOptions> = {}): Promise<Inst
   });
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
   const { url, controlUrl } = JSON.parse(line) as { url: string; controlUrl: string };
-  const kill = async () => {
+  const end = async (signal: 'SIGKILL' | 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
-    process.kill(child.pid!, 'SIGKILL');
+    process.kill(child.pid!, signal);
     await exited;
   };
-  const self = { client: createCallAutomationClient(`endpoint=${url}/;accesskey=${accessKey}`, { retry: { maxRetries: 0 } }), url, controlUrl, kill, close: kill };
+  const kill = () => end('SIGKILL');
+  const stop = () => end('SIGTERM');
+  const self = { client: createCallAutomationClient(`endpoint=${url}/;accesskey=${accessKey}`, { retry: { maxRetries: 0 } }), url, controlUrl, kill, stop, close: kill };
   open.push(self);
   return self;
+}
+
+/**
+ * A load balancer on loopback: each request goes to the next backend in turn, and to the one after
+ * when a backend refuses the connection or drops it before answering (a proxy's "next upstream");
+ * 502 when none answers. Backends are changed as a restart changes them.
+ */
+async function startBalancer(backends: string[]): Promise<{ url: string; backends: string[]; close(): Promise<void> }> {
+  let turn = 0;
+  const server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const start = turn++;
+    for (let i = 0; i < backends.length; i++) {
+      const target = new URL(request.url!, backends[(start + i) % backends.length]);
+      try {
+        const answer = await new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+          const forwarded = httpRequest(target, { method: request.method, headers: request.headers, agent: false }, (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (part: Buffer) => parts.push(part));
+            res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }));
+            res.on('error', reject);
+          });
+          forwarded.on('error', reject);
+          forwarded.end(body);
+        });
+        response.writeHead(answer.status, answer.headers).end(answer.body);
+        return;
+      } catch {
+        // That backend is down or going: the next one.
+      }
+    }
+    response.writeHead(502, { 'content-type': 'text/plain' }).end('No backend answered.');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, backends, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 /** A call's events as received, as `Type:detail`, each id once; and how many arrived in all. */
@@ -240,6 +284,62 @@ describe('the simulator on Redis', () => {
       await slow.close();
     }
   });
+
+  it('loses nothing when both instances behind a load balancer are restarted in turn under load: one call per create, every event once in order', async () => {
+    const instances = [await apart(), await apart()];
+    const balancer = await startBalancer(instances.map((instance) => instance.url));
+    // A number of this test's own, to tell its calls from the other tests' in the shared Redis.
+    const target = phone('+14251002000');
+    // The application's client, with its default retries, sees only the balancer.
+    const client = createCallAutomationClient(`endpoint=${balancer.url}/;accesskey=${accessKey}`);
+    const ids: string[] = [];
+    const failures: string[] = [];
+    let loading = true;
+    const load = Array.from({ length: 4 }, async () => {
+      while (loading) {
+        try {
+          const created = await client.createCall({ targets: [target], callbackUri: `${receiver.url}/cb`, requestedModalities: ['audio'], requestedCallEvents: [] });
+          if (created.response.status === 200) ids.push(created.data!.callLegId);
+          else failures.push(`createCall ${created.response.status} ${JSON.stringify(created.error)}`);
+        } catch (error) {
+          failures.push(`createCall threw ${(error as Error).message}`);
+        }
+      }
+    });
+    try {
+      await until('calls are being made', () => ids.length >= 10);
+      // Restarted in turn, as a deployment does: stopped (SIGTERM), then a new process in its place.
+      for (let i = 0; i < instances.length; i++) {
+        await instances[i]!.stop();
+        instances[i] = await apart();
+        balancer.backends[i] = instances[i]!.url;
+        await until('calls are made through the new instance', () => ids.length >= 10 * (i + 2));
+      }
+    } finally {
+      loading = false;
+      await Promise.all(load);
+    }
+    expect(failures).toEqual([]);
+    // One call per create: a retried create answered by the other instance made no second call.
+    expect(new Set(ids).size).toBe(ids.length);
+    // Once every call is answered (its participant joined), no call of this test's number is missing or extra.
+    // A timer a stopped instance had taken waits out its claim (5 s) before another fires it.
+    await until('every call is answered', () => ids.every((id) => eventsOf(id).labels.includes('CallLegStateChanged:established')), 30_000).catch(async (error: Error) => {
+      const late = ids.filter((id) => !eventsOf(id).labels.includes('CallLegStateChanged:established'));
+      const calls = (await (await fetch(`${instances[0]!.controlUrl}/calls`)).json()) as Array<{ callLegId: string }>;
+      const letters = await (await fetch(`${instances[0]!.controlUrl}/dead-letters`)).json();
+      throw new Error(`${error.message}; not answered: ${JSON.stringify(late.map((id) => [id, eventsOf(id), calls.find((call) => call.callLegId === id)]))}; dead letters: ${JSON.stringify(letters)}`);
+    });
+    const listed = (await (await fetch(`${instances[0]!.controlUrl}/calls`)).json()) as Array<{ callLegId: string; participants: Array<{ identifier: unknown }> }>;
+    const ours = listed.filter((call) => call.participants.some((participant) => JSON.stringify(participant.identifier) === JSON.stringify(target)));
+    expect(ours.map((call) => call.callLegId).sort()).toEqual([...ids].sort());
+    for (const id of ids) expect((await client.hangupCall(id)).response.status).toBe(202);
+    await until('every call ends', () => ids.every((id) => eventsOf(id).labels.at(-1) === 'CallLegStateChanged:terminated'), 20_000);
+    for (const id of ids) {
+      expect(eventsOf(id).labels).toEqual(['CallLegStateChanged:establishing', 'CallLegStateChanged:established', 'CallLegStateChanged:terminating', 'CallLegStateChanged:terminated']);
+    }
+    await balancer.close();
+  }, 60_000);
 
   it('answers 503 with Retry-After while Redis is away, on the API and the control surface, and carries on when it is back', async () => {
     const a = await instance();
