@@ -25,3 +25,43 @@ export function withTimeout<T>(command: Promise<T>, ms: number, what: string): P
   command.catch(() => {});
   return Promise.race([command, limit]).finally(() => clearTimeout(timer));
 }
+
+const batched = new WeakSet<Redis>();
+
+/**
+ * Makes an ioredis connection send the commands issued in one turn of the event loop in one
+ * socket write: the first command of a turn corks the socket, and it is uncorked once the turn's
+ * I/O callbacks have run (setImmediate), so that the commands of every request served in that turn
+ * go out together (node-redis batches likewise, within a tick). The commands, their order and
+ * their answers are the same; what changes is the number of system calls on both sides, which
+ * dominate a store's cost under load (see the server bench). On a Cluster, every node's
+ * connection, those it opens later too. Returns the connection.
+ */
+export function batchWrites<T extends RedisClient>(redis: T): T {
+  if ((redis as Cluster).isCluster) {
+    const cluster = redis as Cluster;
+    for (const node of cluster.nodes()) batchNode(node);
+    cluster.on('+node', (node: Redis) => batchNode(node));
+  } else batchNode(redis as Redis);
+  return redis;
+}
+
+function batchNode(redis: Redis) {
+  if (batched.has(redis)) return;
+  batched.add(redis);
+  let corked: Redis['stream'] | undefined;
+  const send = redis.sendCommand;
+  redis.sendCommand = function (this: Redis, command, stream) {
+    const socket = this.stream;
+    // A command written to a stream of its own (a pipeline's) is left alone.
+    if (!stream && socket && corked !== socket && this.status === 'ready') {
+      corked = socket;
+      socket.cork();
+      setImmediate(() => {
+        if (corked === socket) corked = undefined;
+        socket.uncork();
+      });
+    }
+    return send.call(this, command, stream);
+  };
+}

@@ -2,7 +2,7 @@ import { parseCallbackEvent } from '@call-automation/client/events';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type DeadLetter } from '../src/index.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore, createRedisReplayStore } from '../src/redis.ts';
+import { batchWrites, createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore, createRedisReplayStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startCluster, stopAll, type RedisProcess } from './redis-server.ts';
@@ -80,6 +80,31 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     expect((await stores[1]!.remember('b3RoZXI=', expires)).state).toBe('recorded');
     expect((await stores[0]!.remember('dGhpcmQ=', expires)).state).toBe('recorded');
     expect(await stores[1]!.remember('Zm91cnRo', expires)).toMatchObject({ state: 'full' });
+  });
+
+  it('sends, with batchWrites, the commands of one turn to each master in one write', async () => {
+    const cluster = batchWrites(await connect());
+    const masters = cluster.nodes('master');
+    // Each master's connection opens with its first command.
+    await Promise.all(masters.map((node) => node.ping()));
+    const writes = masters.map(() => 0);
+    masters.forEach((node, i) => {
+      const socket = node.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
+      const [write, writev] = [socket._write, socket._writev];
+      socket._write = function (...args) {
+        writes[i]!++;
+        return write.apply(this, args);
+      };
+      socket._writev = function (...args) {
+        writes[i]!++;
+        return writev.apply(this, args);
+      };
+    });
+    const keys = Array.from({ length: 90 }, (_, i) => `batch:{${i}}`);
+    expect(await Promise.all(keys.map((key, i) => cluster.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
+    expect(await Promise.all(keys.map((key) => cluster.get(key)))).toEqual(keys.map((_, i) => String(i)));
+    // Ninety keys on three masters: one write each per turn, two turns.
+    expect(writes).toEqual([2, 2, 2]);
   });
 
   it('spreads the replay cache over the masters in parts (shards), each part bounded by its share, a signature refused from any connection', async () => {
