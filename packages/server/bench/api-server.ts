@@ -12,7 +12,9 @@ import { accessKey, callbackSecret } from './shared.ts';
 
 const stores = process.env.STORES;
 if (stores !== 'memory' && stores !== 'redis') throw new Error('STORES must be memory or redis.');
-const redis = stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT), { autoPipelining: process.env.AUTO_PIPELINING === '1' }) : undefined;
+// As the README sets it up (batchWrites), unless BATCH_WRITES=0; AUTO_PIPELINING=1 for ioredis's own batching instead.
+const redis =
+  stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT), { autoPipelining: process.env.AUTO_PIPELINING === '1', batch: process.env.BATCH_WRITES !== '0' }) : undefined;
 // Every command the stores send, by name (the queue's scripts are EVALSHA), to say what a request costs in round trips.
 const commands: Record<string, number> = {};
 if (redis) {

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
+import { batchWrites } from '@call-automation/server/redis';
 import { freePort, startRedis, stopAll, type RedisProcess } from '../test/redis-server.ts';
 
 export { freePort };
@@ -18,11 +19,14 @@ export function startBenchRedis(): Promise<RedisProcess> {
   return startRedis({ args: ['--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction'] });
 }
 
-/** A connection as the README sets one up, resolved once it is ready. */
-export async function connectRedis(port: number, options: { autoPipelining?: boolean } = {}): Promise<Redis> {
+/**
+ * A connection as the README sets one up (batchWrites included, unless `batch: false`), resolved
+ * once it is ready.
+ */
+export async function connectRedis(port: number, options: { autoPipelining?: boolean; batch?: boolean } = {}): Promise<Redis> {
   const redis = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: options.autoPipelining ?? false });
   await redis.connect();
-  return redis;
+  return options.batch === false ? redis : batchWrites(redis);
 }
 
 const children = new Set<ChildProcess>();

@@ -9,8 +9,10 @@
  *    diagnostic row sends the memory queue's attempts through Pool.request (the `fetch` option).
  * 2. API throughput: signed createCall requests (each with a new Repeatability-Request-ID; the
  *    handler registers the call and emits one event, delivered to a receiver answering 204 at
- *    once) to the stub with its four stores on Redis, against the same stub with the in-memory
- *    stores; wrk over loopback, interleaved rounds, medians. Target ≥ 0.7×.
+ *    once) to the stub with its four stores on Redis (the connection set up as the README does,
+ *    batchWrites included), against the same stub with the in-memory stores; wrk over loopback,
+ *    interleaved rounds, medians. Target ≥ 0.7×. Diagnostic rows: without batchWrites, and with
+ *    ioredis's enableAutoPipelining instead.
  * 3. Heap over a soak (SOAK_SECONDS, 60 by default) of the Redis queue against an endpoint that
  *    refuses connections, events emitted throughout: heapUsed after full collections every few
  *    seconds; target: the last 30 s grow less than 5 MB.
@@ -189,7 +191,7 @@ async function deliveryBench() {
   const variants = [
     { name: 'bare undici Pool (16 connections, 16 in flight)', run: () => viaPool(url) },
     { name: 'createCallbackDelivery, memory queue', run: () => viaDelivery(url) },
-    { name: 'createCallbackDelivery, Redis queue + registry', run: () => viaDelivery(url, redisProcess.port) },
+    { name: 'createCallbackDelivery, Redis queue + registry (batchWrites)', run: () => viaDelivery(url, redisProcess.port) },
     { name: '  memory queue, attempts through Pool.request (diagnostic)', run: () => viaDelivery(url, undefined, { poolFetch: true }), diagnostic: true },
   ];
   const results = variants.map(() => [] as DeliveryResult[]);
@@ -318,10 +320,11 @@ async function apiBench() {
     `\n2. API throughput: signed POST /calls, a new Repeatability-Request-ID each; the handler registers the call and emits one event, delivered to a receiver answering 204 at once. ` +
       `wrk -t1 -c50, ${rounds} interleaved rounds of ${seconds} s, medians; each run waits for its events to be delivered before the next starts. Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   );
-  const variants = [
+  const variants: Array<{ name: string; redis: boolean; target?: boolean; env?: Record<string, string>; seed?: number }> = [
     { name: 'stub, memory stores', redis: false },
-    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters)', redis: true, target: true },
-    { name: '  the same, ioredis enableAutoPipelining (diagnostic)', redis: true, env: { AUTO_PIPELINING: '1' } },
+    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters), batchWrites', redis: true, target: true },
+    { name: '  the same without batchWrites (diagnostic)', redis: true, env: { BATCH_WRITES: '0' } },
+    { name: '  the same with ioredis enableAutoPipelining instead (diagnostic)', redis: true, env: { BATCH_WRITES: '0', AUTO_PIPELINING: '1' } },
     { name: `  the same, ${seededCalls / 1000}k more calls emptied just before each run (diagnostic)`, redis: true, seed: seededCalls },
   ];
   const servers = await Promise.all(
@@ -414,7 +417,9 @@ async function apiBench() {
   const sustained = (r: LoadResult) => r.created / (seconds + r.drainMs / 1000);
   const sustainedRatio = median(results[1]!.map((r, round) => sustained(r) / sustained(results[0]![round]!)));
   summary.push(`  sustained (requests whose events were delivered, per second of the load and its drain): ${sustainedRatio.toFixed(2)}`);
-  summary.push(`  diagnostics: with enableAutoPipelining ${ratios[2]!.toFixed(2)}, with ${seededCalls / 1000}k more calls emptied just before each run ${ratios[3]!.toFixed(2)}`);
+  summary.push(
+    `  diagnostics: without batchWrites ${ratios[2]!.toFixed(2)}, with enableAutoPipelining instead ${ratios[3]!.toFixed(2)}, with ${seededCalls / 1000}k more calls emptied just before each run ${ratios[4]!.toFixed(2)}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Hono } from 'hono';
 import { serveApp, type RunningServer } from '@call-automation/server/node';
+import { batchWrites } from '@call-automation/server/redis';
 import { createSimulatorService, type SimulatorServiceOptions } from './service.ts';
 
 export interface RunOptions extends Omit<SimulatorServiceOptions, 'accessKeys' | 'callbackSecret'> {
@@ -44,6 +45,8 @@ export async function runSimulator(options: RunOptions): Promise<RunningSimulato
       throw new Error(`Cannot reach Redis at ${redactedUrl(options.redisUrl!)} (${why}). Is redis-server running there? Without a Redis URL the simulator runs in memory.`);
     }
   }
+  // The commands of the requests served in one turn go to Redis in one write.
+  if (redis) batchWrites(redis);
   const service = createSimulatorService({ ...options, redis, accessKeys: [options.accessKey], callbackSecret: options.callbackSecret });
   // The docs and the spec beside the API: the paths it does not have go to this app, whose 404 is
   // the API's own error body.
