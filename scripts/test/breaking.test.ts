@@ -3,7 +3,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleSpec } from '../lib/bundle.ts';
 import { compareContracts, judge, majorOf, renderVerdict, type Finding, type Json, type JsonObject } from '../lib/breaking.ts';
 import { binDir, repoRoot } from '../lib/paths.ts';
@@ -523,36 +523,41 @@ describe('the escape hatch: a new major version', () => {
 });
 
 /** `pnpm check:breaking` on a copy of the repository's spec, changed as a contributor would. */
-describe('pnpm check:breaking', () => {
-  let copy: string;
+// Each test runs the gate's CLI (tsx, and a bundle of the spec) on a copy of its own, so the tests
+// run side by side: most of their time is the processes' start.
+describe.concurrent('pnpm check:breaking', () => {
   const script = join(repoRoot, 'scripts', 'check-breaking.ts');
+  const copies: string[] = [];
+  afterAll(() => Promise.all(copies.map((copy) => rm(copy, { recursive: true, force: true }))));
 
-  beforeEach(async () => {
-    copy = await mkdtemp(join(tmpdir(), 'call-automation-breaking-'));
+  /** A copy of the spec to change, and the gate run on it. */
+  async function workspace() {
+    const copy = await mkdtemp(join(tmpdir(), 'call-automation-breaking-'));
+    copies.push(copy);
     await cp(join(repoRoot, 'spec'), join(copy, 'spec'), { recursive: true });
     await cp(join(repoRoot, 'redocly.yaml'), join(copy, 'redocly.yaml'));
-  });
-  afterEach(() => rm(copy, { recursive: true, force: true }));
-
-  async function edit(path: string, change: (text: string) => string): Promise<void> {
-    const file = join(copy, path);
-    const before = await readFile(file, 'utf8');
-    const after = change(before);
-    expect(after, `${path} was not changed`).not.toBe(before);
-    await writeFile(file, after);
+    const edit = async (path: string, change: (text: string) => string): Promise<void> => {
+      const file = join(copy, path);
+      const before = await readFile(file, 'utf8');
+      const after = change(before);
+      expect(after, `${path} was not changed`).not.toBe(before);
+      await writeFile(file, after);
+    };
+    return {
+      copy,
+      edit,
+      gate: (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+        run(join(binDir, 'tsx'), [script, ...args], { env: { ...process.env, CALL_AUTOMATION_ROOT: copy } }).then(
+          ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+          (error: { code: number; stdout: string; stderr: string }) => error,
+        ),
+      renameCallLegId: () => edit('spec/components/schemas/CreateCallResponse.yaml', (text) => text.replaceAll('callLegId', 'callId')),
+      version: (to: string) => edit('spec/openapi.yaml', (text) => text.replace(/^ {2}version: .*$/m, `  version: ${to}`)),
+    };
   }
-
-  function gate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return run(join(binDir, 'tsx'), [script, ...args], { env: { ...process.env, CALL_AUTOMATION_ROOT: copy } }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (error: { code: number; stdout: string; stderr: string }) => error,
-    );
-  }
-
-  const renameCallLegId = () => edit('spec/components/schemas/CreateCallResponse.yaml', (text) => text.replaceAll('callLegId', 'callId'));
-  const version = (to: string) => edit('spec/openapi.yaml', (text) => text.replace(/^ {2}version: .*$/m, `  version: ${to}`));
 
   it('fails on callLegId renamed to callId in the spec, naming the removed response field and what to do', async () => {
+    const { gate, renameCallLegId } = await workspace();
     await renameCallLegId();
     const { code, stderr } = await gate();
     expect(code).toBe(1);
@@ -561,6 +566,7 @@ describe('pnpm check:breaking', () => {
   });
 
   it('passes an optional field added to PlayAudioRequest, listing it as additive', async () => {
+    const { edit, gate } = await workspace();
     await edit('spec/components/schemas/PlayAudioRequest.yaml', (text) =>
       text.replace(
         '\nadditionalProperties: false',
@@ -574,6 +580,7 @@ describe('pnpm check:breaking', () => {
   });
 
   it('passes the rename with info.version 2.0.0, printing the breaking change it accepts', async () => {
+    const { gate, renameCallLegId, version } = await workspace();
     await renameCallLegId();
     await version('2.0.0');
     const { code, stdout } = await gate();
@@ -583,6 +590,7 @@ describe('pnpm check:breaking', () => {
   });
 
   it('--accept refuses to release a breaking change without a new major, and releases it with one', async () => {
+    const { copy, gate, renameCallLegId, version } = await workspace();
     const snapshot = join(copy, 'spec', 'released', 'openapi.json');
     const before = await readFile(snapshot, 'utf8');
     await renameCallLegId();
@@ -600,6 +608,7 @@ describe('pnpm check:breaking', () => {
   });
 
   it('--accept refuses a changed contract under the released version', async () => {
+    const { edit, gate } = await workspace();
     await edit('spec/components/schemas/CreateCallRequest.yaml', (text) => text.replace('maxLength: 256', 'maxLength: 512'));
     const { code, stderr } = await gate('--accept');
     expect(code).toBe(1);
@@ -607,6 +616,7 @@ describe('pnpm check:breaking', () => {
   });
 
   it('fails without a released contract, saying how to make one', async () => {
+    const { copy, gate } = await workspace();
     await rm(join(copy, 'spec', 'released', 'openapi.json'));
     const { code, stderr } = await gate();
     expect(code).toBe(1);
