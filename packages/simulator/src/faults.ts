@@ -2,6 +2,9 @@ import { operationTable, type OperationId } from '@call-automation/contract';
 import { ApiError, toDetails } from '@call-automation/server';
 import type { Ajv2020 } from 'ajv/dist/2020.js';
 
+/** How long `reorder` holds a delivery back at most, waiting for the next one to its URI. */
+const reorderHoldMs = 2_000;
+
 /** An operation's faults: refuse it (429 or 503 with Retry-After) at a rate, and/or answer it late. */
 export interface OperationFault {
   /** The status a refused request gets: 429 (throttled) or 503 (unavailable). */
@@ -20,7 +23,7 @@ export interface CallbackFaults {
   duplicateRate?: number;
   /**
    * Each delivery is held back until the next one to the same callbackUri has been sent (at most
-   * 1 s), then sent: the receiver sees them swapped. A held delivery counts as delivered.
+   * 2 s), then sent: the receiver sees them swapped. A held delivery counts as delivered.
    */
   reorder?: boolean;
   /** Added before each delivery attempt, in ms. */
@@ -158,7 +161,8 @@ export function createFaults() {
                 await send(input, copy).then((response) => response.body?.cancel());
                 again();
               },
-              timer: setTimeout(() => background(entry.send()), 1_000),
+              // Long enough for a call's next event to come on a busy machine.
+              timer: setTimeout(() => background(entry.send()), reorderHoldMs),
             };
             held.set(uri, entry);
             return new Response(null, { status: 204 });
