@@ -579,8 +579,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         // An event queued while the worker was finishing is picked up again (the queue's last
         // answer, when it gave one after the worker's last change); a call another instance
         // delivers is left to it (and to polling).
+        // An event pushed meanwhile is looked for again whether the worker had the lease or not
+        // (the push may have taken the lease another instance gave up meanwhile).
         const woken = wokenWhileWorking.delete(callLegId);
-        const head = !ours || failed ? undefined : last && !woken ? last.head : queue.head(callLegId).catch(() => undefined);
+        const head = failed ? undefined : woken ? queue.head(callLegId).catch(() => undefined) : !ours ? undefined : last ? last.head : queue.head(callLegId).catch(() => undefined);
         void Promise.resolve(head).then((head) => {
           if (head) wake(callLegId, head.callbackUri);
           const queued = waiting.get(uri);
@@ -742,6 +744,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       for (const controller of underWay) controller.abort(shutdownReason);
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
+      // Leases taken with a push whose worker never started (none should be left) go back.
+      for (const callLegId of leasedAtPush.keys()) void queue.releaseLease?.(callLegId, owner(), true)?.catch(() => {});
       leasedAtPush.clear();
       waiting.clear();
       // The attempts under way were aborted, and events still being looked up are dead letters:
@@ -805,11 +809,26 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   async function enqueue(delivery: PendingDelivery) {
+    const { callLegId, callbackUri: uri } = delivery;
     const sent = Date.now();
-    const pushed = await queue.push(delivery, leased ? { owner: owner(), ms: leaseMs } : undefined);
-    if (pushed === 'leased') leasedAtPush.set(delivery.callLegId, { head: delivery, at: sent });
-    if (pushed) wake(delivery.callLegId, delivery.callbackUri);
-    else {
+    // The lease is asked for with the push only when a worker would start on the call at once: a
+    // call waiting for a slot, or for a retry, is left free for another instance's poll.
+    const startsNow = leased && !stopped && !working.has(callLegId) && !scheduled.has(callLegId) && (active.get(uri) ?? 0) < concurrency;
+    const pushed = await queue.push(delivery, startsNow ? { owner: owner(), ms: leaseMs } : undefined);
+    if (pushed === 'leased' && !working.has(callLegId)) {
+      // The worker that starts now takes the event and the lease from here.
+      leasedAtPush.set(callLegId, { head: delivery, at: sent });
+      wake(callLegId, uri);
+      if (leasedAtPush.delete(callLegId)) {
+        // No worker started after all (the slots filled, or the delivery is stopping meanwhile):
+        // the lease goes back at once, and the call to whichever instance polls it first.
+        void queue.releaseLease?.(callLegId, owner(), true)?.catch(() => {});
+      }
+    } else if (pushed) {
+      // A worker of this instance running on the call (with this owner's lease, or refused one)
+      // reads the queue again when it ends.
+      wake(callLegId, uri);
+    } else {
       await bury(delivery, 'overflow');
       options.onAttempt?.(delivery, { next: 'overflow' });
       log(`Callback backlog full: event ${delivery.id} of call ${delivery.callLegId} for ${delivery.callbackUri} was kept as a dead letter (overflow).`);

@@ -92,6 +92,26 @@ async function until(check: () => boolean | Promise<boolean>, ms: number, what: 
 }
 
 describe('two deliveries sharing the Redis callback queue', () => {
+  it("leave a call waiting for one's slot to the other, free: a push that starts no worker takes no lease", async () => {
+    const prefix = `q-${crypto.randomUUID()}:`;
+    const slow = await startCallbackReceiver({ answer: (_delivery, _n, res) => void setTimeout(() => res.writeHead(204).end(), 1_500) });
+    try {
+      const busy = await instance(prefix, { concurrencyPerUri: 1 });
+      const [first, second] = [`leg-${crypto.randomUUID()}`, `leg-${crypto.randomUUID()}`];
+      for (const callLegId of [first, second]) busy.register(callLegId, `${slow.url}/cb`);
+      busy.emit(first, 'DtmfReceived', dtmf(first, 0));
+      await until(() => slow.received.length === 1, 2_000, 'The first call taking the only slot');
+      busy.emit(second, 'DtmfReceived', dtmf(second, 0));
+      await busy.settled?.();
+      // The busy instance's slot frees in 1.5 s; the free one takes the waiting call at its next poll.
+      await instance(prefix);
+      await until(() => slow.received.length === 2, 1_000, 'The waiting call delivered by the free instance');
+      expect(parseCallbackEvent(slow.received[1]!.body).data).toMatchObject({ callLegId: second });
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('deliver every event once, in order per call, each call by whichever instance leases it', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const delivered = { a: 0, b: 0 };
