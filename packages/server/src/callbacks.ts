@@ -75,8 +75,9 @@ export interface CallbackQueue {
   size(): Promise<number>;
   /**
    * A shared queue's count of the deliveries waiting, kept as they are pushed and removed: one
-   * read, whatever the number of calls, where `size()` reads every call. Never below the truth
-   * once every instance keeps it; a command that failed halfway can leave it above. For reports.
+   * read, whatever the number of calls, where `size()` reads every call. A command that failed
+   * halfway can leave it above the truth, and events queued before the queue kept a count below
+   * it until they are gone. For reports.
    */
   counted?(): Promise<number>;
   /** How many deliveries of one call wait. A shared queue has it, for an instance's account of what it leaves at shutdown. */
