@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchWrites } from '../src/redis.ts';
-import { connectRedis, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+import { connectRedis, countWrites, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
 let redis: RedisProcess;
 const connections: Redis[] = [];
@@ -23,28 +23,15 @@ async function connect(): Promise<Redis> {
   return connection;
 }
 
-/**
- * Issues `n` INCRs of one key in one turn; answers what they answered, and how many writes the
- * socket made for them (its stream's `_write` for one chunk, `_writev` for several at once).
- */
+/** Issues `n` INCRs of one key in one turn; answers what they answered, and how many writes the socket made for them. */
 async function incrementsInOneTurn(connection: Redis, n: number): Promise<{ answers: number[]; writes: number }> {
   const key = `batch:${crypto.randomUUID()}`;
-  const socket = connection.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
-  let writes = 0;
-  const [write, writev] = [socket._write, socket._writev];
-  socket._write = function (...args) {
-    writes++;
-    return write.apply(this, args);
-  };
-  socket._writev = function (...args) {
-    writes++;
-    return writev.apply(this, args);
-  };
+  const writes = countWrites(connection);
   try {
     const answers = await Promise.all(Array.from({ length: n }, () => connection.incr(key)));
-    return { answers, writes };
+    return { answers, writes: writes.count };
   } finally {
-    Object.assign(socket, { _write: write, _writev: writev });
+    writes.stop();
   }
 }
 

@@ -5,7 +5,7 @@ import { createCallbackDelivery, createUriGuard, type CallbackDelivery, type Dea
 import { batchWrites, createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore, createRedisReplayStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
-import { startCluster, stopAll, type RedisProcess } from './redis-server.ts';
+import { countWrites, startCluster, stopAll, type RedisProcess } from './redis-server.ts';
 
 const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
 let nodes: RedisProcess[];
@@ -87,24 +87,13 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     const masters = cluster.nodes('master');
     // Each master's connection opens with its first command.
     await Promise.all(masters.map((node) => node.ping()));
-    const writes = masters.map(() => 0);
-    masters.forEach((node, i) => {
-      const socket = node.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
-      const [write, writev] = [socket._write, socket._writev];
-      socket._write = function (...args) {
-        writes[i]!++;
-        return write.apply(this, args);
-      };
-      socket._writev = function (...args) {
-        writes[i]!++;
-        return writev.apply(this, args);
-      };
-    });
+    const counters = masters.map((node) => countWrites(node));
     const keys = Array.from({ length: 90 }, (_, i) => `batch:{${i}}`);
     expect(await Promise.all(keys.map((key, i) => cluster.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
     expect(await Promise.all(keys.map((key) => cluster.get(key)))).toEqual(keys.map((_, i) => String(i)));
     // Ninety keys on three masters: one write each per turn, two turns.
-    expect(writes).toEqual([2, 2, 2]);
+    expect(counters.map((counter) => counter.count)).toEqual([2, 2, 2]);
+    for (const counter of counters) counter.stop();
   });
 
   it('spreads the replay cache over the masters in parts (shards), each part bounded by its share, a signature refused from any connection', async () => {

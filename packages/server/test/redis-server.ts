@@ -181,3 +181,22 @@ export async function ready(connection: Redis): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Counts the writes a connection's socket makes from now on: its stream's `_write` for one chunk,
+ * `_writev` for several written at once (a corked socket's). `stop()` puts the socket back.
+ */
+export function countWrites(connection: Redis): { readonly count: number; stop(): void } {
+  const socket = connection.stream as unknown as { _write: (...args: unknown[]) => void; _writev: (...args: unknown[]) => void };
+  const [write, writev] = [socket._write, socket._writev];
+  const counter = { count: 0, stop: () => Object.assign(socket, { _write: write, _writev: writev }) };
+  socket._write = function (...args) {
+    counter.count++;
+    return write.apply(this, args);
+  };
+  socket._writev = function (...args) {
+    counter.count++;
+    return writev.apply(this, args);
+  };
+  return counter;
+}
