@@ -361,8 +361,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   /** Per URI, the calls waiting for one of its slots, in the order they asked. */
   const waiting = new Map<string, Set<string>>();
   /**
-   * The calls whose lease this instance took as it queued their only event, with that event and
-   * when: their worker starts from it, without asking the queue again while the lease is fresh.
+   * A call whose lease this instance took as it queued its only event, with that event and when:
+   * set just before the call is woken, and taken by the worker that starts (or removed at once
+   * when none does), which starts from it without asking the queue again while the lease is fresh.
    */
   const leasedAtPush = new Map<string, { head: PendingDelivery; at: number }>();
   /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
@@ -577,11 +578,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
             }, failureRetryMs),
           );
         }
-        // An event queued while the worker was finishing is picked up again (the queue's last
-        // answer, when it gave one after the worker's last change); a call another instance
-        // delivers is left to it (and to polling).
-        // An event pushed meanwhile is looked for again whether the worker had the lease or not
-        // (the push may have taken the lease another instance gave up meanwhile).
+        // An event queued while the worker was finishing is picked up again: from the queue's
+        // last answer, when it gave one after the worker's last change, else by reading the head,
+        // also when the worker was refused the lease (the push may have taken the lease another
+        // instance gave up meanwhile). Otherwise a call another instance delivers is left to it.
         const woken = wokenWhileWorking.delete(callLegId);
         const head = failed ? undefined : woken ? queue.head(callLegId).catch(() => undefined) : !ours ? undefined : last ? last.head : queue.head(callLegId).catch(() => undefined);
         void Promise.resolve(head).then((head) => {
@@ -745,9 +745,6 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       for (const controller of underWay) controller.abort(shutdownReason);
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
-      // Leases taken with a push whose worker never started (none should be left) go back.
-      for (const callLegId of leasedAtPush.keys()) void queue.releaseLease?.(callLegId, owner(), true)?.catch(() => {});
-      leasedAtPush.clear();
       waiting.clear();
       // The attempts under way were aborted, and events still being looked up are dead letters:
       // wait for them before counting.
