@@ -6,8 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { stopProcess } from '../../conformance/src/harness/prism.ts';
 import { repoRoot } from './packing.ts';
 
 export const serverDir = join(repoRoot, 'packages', 'server');
@@ -56,29 +56,12 @@ export async function readmeServiceCode(swap: Array<[string, string]> = []): Pro
   return code;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+// A TCP port free on 127.0.0.1 right now, as the Redis tests find theirs.
+export { freePort } from '../../packages/server/test/redis-server.ts';
 
-/** Ends a child by its pid: SIGTERM, then SIGKILL after a grace period. */
+/** Ends a child by its pid: SIGTERM, then SIGKILL after a grace period (the conformance harness's stop). */
 export function stop(child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return child ? stopProcess(child, graceMs) : Promise.resolve();
 }
 
 /**
