@@ -17,13 +17,21 @@ export class RedisTimeoutError extends Error {
  * store cannot count on the connection's settings to bound a request's wait.
  */
 export function withTimeout<T>(command: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisTimeoutError(what, ms)), ms);
+  // One promise and one timer per command (every store command goes through here): a command
+  // given up on may still settle later, and is not heard then.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RedisTimeoutError(what, ms)), ms);
+    command.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  // A command given up on may still fail later; that failure has no one left to hear it.
-  command.catch(() => {});
-  return Promise.race([command, limit]).finally(() => clearTimeout(timer));
 }
 
 const batched = new WeakSet<Redis>();

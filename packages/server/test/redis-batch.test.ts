@@ -1,8 +1,9 @@
-// batchWrites: the commands issued in one turn of the event loop go out in one write on the
-// connection's socket, with the same answers in the same order; without it, in a write each.
+// The helpers every Redis store uses. batchWrites: the commands issued in one turn of the event
+// loop go out in one write on the connection's socket, with the same answers in the same order;
+// without it, in a write each. withTimeout: a command's answer, or a RedisTimeoutError in time.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchWrites } from '../src/redis.ts';
+import { batchWrites, RedisTimeoutError, withTimeout } from '../src/redis.ts';
 import { connectRedis, countWrites, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
 let redis: RedisProcess;
@@ -55,5 +56,38 @@ describe('batchWrites', () => {
     // Batched twice, it is batched once.
     expect(batchWrites(connection)).toBe(connection);
     expect(await connection.incr(key)).toBe(8);
+  });
+});
+
+describe('withTimeout', () => {
+  it("answers a command's answer, or its error, as it comes", async () => {
+    const connection = await connect();
+    expect(await withTimeout(connection.ping(), 1_000, 'a ping')).toBe('PONG');
+    await expect(withTimeout(connection.call('NO-SUCH-COMMAND'), 1_000, 'a bad command')).rejects.toThrow(/unknown command/i);
+  });
+
+  it('gives up on a command that does not answer in time, and does not hear it later', async () => {
+    let settle!: (value: string) => void;
+    let fail!: (error: Error) => void;
+    const never = new Promise<string>((resolve) => (settle = resolve));
+    const started = performance.now();
+    const error: unknown = await withTimeout(never, 50, 'a stuck command').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RedisTimeoutError);
+    expect((error as Error).message).toBe('Redis did not answer a stuck command within 50 ms.');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+    settle('late');
+    // A command that fails after it was given up on is not an unhandled rejection either.
+    const failing = new Promise<string>((_, reject) => (fail = reject));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await expect(withTimeout(failing, 20, 'a failing command')).rejects.toBeInstanceOf(RedisTimeoutError);
+      fail(new Error('late failure'));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
