@@ -2,6 +2,7 @@ import { eventTable } from '@call-automation/contract';
 import { Webhook } from 'standardwebhooks';
 import { createPinnedPost, postThrough } from '#pinned-fetch';
 import { ApiError } from './errors.ts';
+import { FifoMap } from './fifo-map.ts';
 import type { CallbackEmitter, EventData, EventName } from './types.ts';
 import type { UriGuard } from './ssrf.ts';
 
@@ -359,7 +360,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const wokenWhileWorking = new Set<string>();
   const active = new Map<string, number>();
   /** Per URI, the calls waiting for one of its slots, in the order they asked. */
-  const waiting = new Map<string, Set<string>>();
+  const waiting = new Map<string, FifoMap<string, true>>();
   /**
    * A call whose lease this instance took as it queued its only event, with that event and when:
    * set just before the call is woken, and taken by the worker that starts (or removed at once
@@ -544,8 +545,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     if (scheduled.has(callLegId)) return;
     if ((active.get(uri) ?? 0) >= concurrency) {
       const queued = waiting.get(uri);
-      if (queued) queued.add(callLegId);
-      else waiting.set(uri, new Set([callLegId]));
+      if (queued) queued.set(callLegId, true);
+      else waiting.set(uri, new FifoMap<string, true>().set(callLegId, true));
       return;
     }
     working.add(callLegId);
@@ -587,9 +588,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         void Promise.resolve(head).then((head) => {
           if (head) wake(callLegId, head.callbackUri);
           const queued = waiting.get(uri);
-          const nextCall = queued?.values().next().value;
+          const nextCall = queued?.shift();
           if (nextCall !== undefined) {
-            queued!.delete(nextCall);
             if (queued!.size === 0) waiting.delete(uri);
             wake(nextCall, uri);
           }
@@ -739,7 +739,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       clearTimeout(deadline);
       stopped = true;
       // The calls this instance had in hand: with a shared queue, what it leaves to the others.
-      const inHand = new Set([...working, ...scheduled.keys(), ...[...waiting.values()].flatMap((calls) => [...calls])]);
+      const inHand = new Set([...working, ...scheduled.keys(), ...[...waiting.values()].flatMap((calls) => [...calls.keys()])]);
       clearInterval(poller);
       shutdownReason = new Error('The callback delivery is shutting down.');
       for (const controller of underWay) controller.abort(shutdownReason);

@@ -1,4 +1,5 @@
 import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, GoneUriStore, PendingDelivery } from './callbacks.ts';
+import { FifoMap } from './fifo-map.ts';
 import { withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisDeadLetterStoreOptions {
@@ -119,7 +120,7 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
   const remembered = options.remembered ?? 10_000;
   const key = (callLegId: string) => `${prefix}{${callLegId}}`;
   /** The URIs this instance wrote, with when it sent the write, oldest first. */
-  const known = new Map<string, { uri: string; at: number }>();
+  const known = new FifoMap<string, { uri: string; at: number }>();
   return {
     async set(callLegId, callbackUri) {
       const entry = known.get(callLegId);
@@ -129,7 +130,7 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       const set = options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
       await withTimeout(set, timeoutMs, 'a callbackUri');
       known.set(callLegId, { uri: callbackUri, at: sent });
-      if (known.size > remembered) known.delete(known.keys().next().value!);
+      if (known.size > remembered) known.shift();
     },
     async get(callLegId) {
       const entry = known.get(callLegId);

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { ApiError } from './errors.ts';
+import { FifoMap } from './fifo-map.ts';
 
 /** Answers every address (A and AAAA) a host name resolves to. */
 export type Resolver = (hostname: string) => Promise<string[]>;
@@ -149,7 +150,7 @@ export function createUriGuard(options: UriGuardOptions = {}) {
   const resolve = resolver ?? noResolver;
   const refuse = (field: string, message: string) => new ApiError(400, 'UriNotAllowed', `${field} ${message}.`, { target: `/${field}` });
   const cacheMs = options.cacheMs ?? 30_000;
-  const allowed = new Map<string, { addresses: string[]; until: number }>();
+  const allowed = new FifoMap<string, { addresses: string[]; until: number }>();
 
   async function check(uri: string, field = 'uri', how: CheckOptions = {}): Promise<string[]> {
     if (how.resolve === false) return judge(uri, field, false);
@@ -158,7 +159,8 @@ export function createUriGuard(options: UriGuardOptions = {}) {
     const addresses = await judge(uri, field, true);
     // A name that did not resolve vetted nothing: the next request asks again rather than passing on memory.
     if (cacheMs > 0 && addresses.length > 0) {
-      if (allowed.size >= 1000) allowed.delete(allowed.keys().next().value!);
+      if (allowed.size >= 1000 && !allowed.has(uri)) allowed.shift();
+      allowed.delete(uri);
       allowed.set(uri, { addresses, until: Date.now() + cacheMs });
     }
     return addresses;
