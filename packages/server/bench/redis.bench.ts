@@ -328,9 +328,6 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
   };
 }
 
-/** Calls emptied just before each run of the last row (the queue keeps empty calls indexed for a while, 60 s): a minute of calls at about 170 a second. */
-const seededCalls = 10_000;
-
 async function apiBench() {
   if (!hasWrk) throw new Error('wrk is needed for the API throughput rows (apt-get install wrk).');
   console.log(
@@ -338,12 +335,11 @@ async function apiBench() {
       `wrk -t1 -c50, ${rounds} interleaved rounds of ${seconds} s, medians; each run waits for its events to be delivered before the next starts. ` +
       `Sustained: requests answered and their events delivered, per second from the load's start to its last delivery (the target's figure); answered: requests answered per second of the load alone. Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   );
-  const variants: Array<{ name: string; redis: boolean; target?: boolean; env?: Record<string, string>; seed?: number }> = [
+  const variants: Array<{ name: string; redis: boolean; target?: boolean; env?: Record<string, string> }> = [
     { name: 'stub, memory stores', redis: false },
     { name: 'stub, Redis stores (idempotency, registry, queue, dead letters), batchWrites', redis: true, target: true },
     { name: '  the same without batchWrites (diagnostic)', redis: true, env: { BATCH_WRITES: '0' } },
     { name: '  the same with ioredis enableAutoPipelining instead (diagnostic)', redis: true, env: { BATCH_WRITES: '0', AUTO_PIPELINING: '1' } },
-    { name: `  the same, ${seededCalls / 1000}k more calls emptied just before each run (diagnostic)`, redis: true, seed: seededCalls },
   ];
   const servers = await Promise.all(
     variants.map(async (variant) => {
@@ -354,25 +350,7 @@ async function apiBench() {
       return { variant, redisProcess, receiver, child, redis };
     }),
   );
-  const runOne = async (server: (typeof servers)[number]) => {
-    if (server.variant.seed) {
-      // Through the queue's own interface, whatever its layout: calls pushed to and emptied, as
-      // calls whose events were delivered leave the queue (they stay indexed for a while).
-      const queue = createRedisCallbackQueue(server.redis!);
-      for (let start = 0; start < server.variant.seed; start += 500) {
-        await Promise.all(
-          Array.from({ length: Math.min(500, server.variant.seed - start) }, async (_, k) => {
-            const callLegId = randomUUID();
-            const now = Date.now();
-            const id = `evt_seed_${start + k}`;
-            await queue.push({ id, callLegId, callbackUri: server.receiver.url, body: cloudEventBody(callLegId, k), queuedAt: now, attempts: 0, notBefore: now });
-            await queue.shift(callLegId, id);
-          }),
-        );
-      }
-    }
-    return load(server.child, server.receiver, server.redisProcess?.pid);
-  };
+  const runOne = (server: (typeof servers)[number]) => load(server.child, server.receiver, server.redisProcess?.pid);
   const results = variants.map(() => [] as LoadResult[]);
   const indexSizes = variants.map(() => [] as number[]);
   try {
@@ -442,7 +420,7 @@ async function apiBench() {
     `  answers during the load alone: ${answeredRatios[1]!.toFixed(2)} (the memory stub delivered ${median(results[0]!.map((r) => r.deliveredDuringLoad)).toFixed(2)} of its events meanwhile, the Redis one ${median(results[1]!.map((r) => r.deliveredDuringLoad)).toFixed(2)})`,
   );
   summary.push(
-    `  diagnostics (sustained): without batchWrites ${ratios[2]!.toFixed(2)}, with enableAutoPipelining instead ${ratios[3]!.toFixed(2)}, with ${seededCalls / 1000}k more calls emptied just before each run ${ratios[4]!.toFixed(2)}`,
+    `  diagnostics (sustained): without batchWrites ${ratios[2]!.toFixed(2)}, with enableAutoPipelining instead ${ratios[3]!.toFixed(2)}`,
   );
 }
 

@@ -230,9 +230,10 @@ return 1
 // KEYS: the call's list and lease. Answers {1 when it removed the head, 0, the head then} or,
 // when the list is left empty, {1 when it removed the head, 1 when it gave up the lease of ARGV[2]
 // (the owner, or '')}. With the index's keys too (one Redis, not a Cluster, where they live in
-// another slot) it also counts the event off, and forgets the call when its list is empty (as
-// forgetScript does). ARGV: the id, or ''; the owner, or ''; for the index, the callLegId, and
-// staleBefore and graceMs as forgetScript's.
+// another slot) it also counts the event off, and takes the call out of the index when its list
+// is left empty: on one Redis every push indexes and queues in one script, so none can come
+// between (forgetScript's grace is for the reads and pushes that are apart). ARGV: the id, or
+// ''; the owner, or ''; for the index, the callLegId.
 const shiftScript = `
 local head = redis.call('LINDEX', KEYS[1], 0)
 local removed = 0
@@ -249,13 +250,8 @@ if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2] then
   released = 1
 end
 if KEYS[3] then
-  local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
-  if not score or tonumber(score) < tonumber(ARGV[4]) then
-    redis.call('ZREM', KEYS[3], ARGV[3])
-    redis.call('ZREM', KEYS[4], ARGV[3])
-  else
-    redis.call('ZADD', KEYS[4], tonumber(score) + tonumber(ARGV[5]), ARGV[3])
-  end
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  redis.call('ZREM', KEYS[4], ARGV[3])
 end
 return {removed, released}
 `;
@@ -395,7 +391,7 @@ interface QueueScripts {
   caQueuePush(list: string, lease: string, delivery: string, max: number, deadline: number, owner: string, ms: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
   caQueueShift(list: string, lease: string, id: string, owner: string): Promise<[number, number, string?]>;
-  caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string, staleBefore: number, graceMs: number): Promise<[number, number, string?]>;
+  caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string): Promise<[number, number, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
   caQueueIndexPush(
@@ -440,7 +436,8 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const maxEntries = options.maxEntries ?? 1_000_000;
   const pollBatch = options.pollBatch ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
-  // An empty call stays indexed this long after its last push: longer than a push takes.
+  // A call found empty by a read apart from the pushes (a poll, a head, a lease, and on a Cluster
+  // every shift) stays indexed this long after its last push: longer than a push takes.
   const emptyGraceMs = 60_000;
   redis.defineCommand('caQueuePush', { numberOfKeys: 2, lua: pushScript });
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
@@ -516,9 +513,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     },
     async shift(callLegId, id, owner) {
       if (single) {
-        const [, released, head] = await limit(
-          scripts.caQueueShiftIndexed(list(callLegId), lease(callLegId), index, dueKey, countKey, id ?? '', owner ?? '', callLegId, Date.now() - emptyGraceMs, emptyGraceMs),
-        );
+        const [, released, head] = await limit(scripts.caQueueShiftIndexed(list(callLegId), lease(callLegId), index, dueKey, countKey, id ?? '', owner ?? '', callLegId));
         return { head: parse(head), released: released === 1 };
       }
       const [removed, released, head] = await limit(scripts.caQueueShift(list(callLegId), lease(callLegId), id ?? '', owner ?? ''));
