@@ -240,10 +240,11 @@ export interface CallbackDeliveryOptions {
   /**
    * Where calls' callbackUris are kept. Default a Map in this delivery, with which `emit` for a
    * call never registered throws. With a registry `emit` cannot know at once: the event is made
-   * when emitted, and its URI looked up before it is queued, in the order of the call's
-   * `register`, `emit` and `unregister` on this instance; an event for a call the registry does
-   * not know is a dead letter (`unregistered`). A registry that fails is retried until it answers
-   * or the delivery closes (then the event is a dead letter, `closed`).
+   * when emitted, with the URI of the call's last `register` (or `unregister`) on this instance
+   * before it, or else the URI the registry answers before the event is queued; an event for a
+   * call the registry does not know is a dead letter (`unregistered`). A registration is written
+   * alongside the events emitted after it, not before them. A registry that fails is retried
+   * until it answers or the delivery closes (then the event is a dead letter, `closed`).
    */
   registry?: CallbackRegistry;
   /**
@@ -350,8 +351,17 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const failureRetryMs = 1_000;
   const callbackUris = new Map<string, string>();
   const registry = options.registry;
-  /** Per call, the registry steps and events not yet queued, in the order they were asked for. */
+  /** Per call, the events not yet queued, in the order they were emitted. */
   const chains = new Map<string, Promise<void>>();
+  /** Per call, the registry steps (register, unregister) not yet recorded, in the order they were asked for. */
+  const registrations = new Map<string, Promise<void>>();
+  /**
+   * The calls registered (a URI) or unregistered (null) on this instance whose registry step is not
+   * recorded yet. An event emitted meanwhile is queued with that URI without waiting for the
+   * registry: the registration and the event go to the stores together, in one round trip rather
+   * than one after the other (both are recorded before the API answers).
+   */
+  const recording = new Map<string, { uri: string | null }>();
   let emitting = 0;
   const gone = options.gone ?? createMemoryGoneUriStore();
   /** The calls being delivered now, and how many per URI. */
@@ -646,11 +656,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   poller?.unref?.();
 
   /**
-   * Runs a step that records a call's registration or event (in the registry, the queue) after
-   * the call's earlier ones, retrying while it fails (waits doubling up to 5 s); once the
-   * delivery stops, `onStopped` runs instead.
+   * Runs a step that records a call's registration (in the registry) or event (in the queue)
+   * after the call's earlier ones of its kind (`steps`), retrying while it fails (waits doubling up
+   * to 5 s); once the delivery stops, `onStopped` runs instead. Resolves when it is done.
    */
-  function inOrder(callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void) {
+  function inOrder(steps: Map<string, Promise<void>>, callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void): Promise<void> {
     emitting++;
     const run = async () => {
       for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
@@ -663,24 +673,40 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         }
       }
     };
-    const next = (chains.get(callLegId) ?? Promise.resolve())
+    const next = (steps.get(callLegId) ?? Promise.resolve())
       .then(run)
       .catch((error: unknown) => log(`Callback delivery for call ${callLegId} failed: ${(error as Error).message}`))
       .finally(() => {
         emitting--;
-        if (chains.get(callLegId) === next) chains.delete(callLegId);
+        if (steps.get(callLegId) === next) steps.delete(callLegId);
         settleIdle();
       });
-    chains.set(callLegId, next);
+    steps.set(callLegId, next);
+    return next;
+  }
+
+  /**
+   * Records a call's registry step in order, the URI it leaves known here meanwhile. The call's
+   * events emitted before it are queued first, with the URI they were emitted under (an
+   * unregister after a call's last event does not leave that event without one).
+   */
+  function record(callLegId: string, uri: string | null, step: () => Promise<void>, onStopped: () => void) {
+    const mark = { uri };
+    recording.set(callLegId, mark);
+    const emittedBefore = chains.get(callLegId);
+    const after = emittedBefore ? () => emittedBefore.then(step) : step;
+    void inOrder(registrations, callLegId, after, onStopped).then(() => {
+      if (recording.get(callLegId) === mark) recording.delete(callLegId);
+    });
   }
 
   return {
     register(callLegId, callbackUri) {
-      if (registry) inOrder(callLegId, () => registry.set(callLegId, callbackUri), () => log(`The callbackUri of call ${callLegId} was not recorded before shutdown.`));
+      if (registry) record(callLegId, callbackUri, () => registry.set(callLegId, callbackUri), () => log(`The callbackUri of call ${callLegId} was not recorded before shutdown.`));
       else callbackUris.set(callLegId, callbackUri);
     },
     unregister(callLegId) {
-      if (registry) inOrder(callLegId, () => registry.delete(callLegId), () => {});
+      if (registry) record(callLegId, null, () => registry.delete(callLegId), () => {});
       else callbackUris.delete(callLegId);
     },
     emit<Name extends EventName>(callLegId: string, name: Name, data: EventData<Name>) {
@@ -703,10 +729,14 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       else if (!registry && !leased) void enqueue(delivery).catch(unkept(delivery));
       else {
         // A registry or a shared queue may fail: the event waits, in its call's order, for them.
-        inOrder(
+        // A registration (or unregistration) asked for here and not recorded yet names the URI
+        // as the event is emitted; otherwise the registry does, when the event's turn comes.
+        const registering = registry ? recording.get(callLegId) : undefined;
+        void inOrder(
+          chains,
           callLegId,
           async () => {
-            const uri = registry ? await registry.get(callLegId) : delivery.callbackUri;
+            const uri = registering ? (registering.uri ?? undefined) : registry ? await registry.get(callLegId) : delivery.callbackUri;
             if (uri === undefined) {
               await bury(delivery, 'unregistered');
               options.onAttempt?.(delivery, { next: 'unregistered' });
@@ -720,8 +750,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
     },
     settled() {
-      if (chains.size === 0) return;
-      return Promise.all(chains.values()).then(() => {});
+      if (chains.size === 0 && registrations.size === 0) return;
+      return Promise.all([...chains.values(), ...registrations.values()]).then(() => {});
     },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));

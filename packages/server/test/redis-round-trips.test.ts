@@ -188,6 +188,78 @@ describe('the Redis callback queue on one Redis', () => {
     }
   });
 
+  it("sends a new call's registration and its first event together, not the event after the registration's answer", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const delivery = createCallbackDelivery({
+      secret,
+      guard: createUriGuard({ allowLoopback: true }),
+      queue: createRedisCallbackQueue(a, { prefix: `${prefix}q:` }),
+      registry: createRedisCallbackRegistry(a, { prefix: `${prefix}call:` }),
+      deadLetters: createRedisDeadLetterStore(a, { prefix: `${prefix}dl:` }),
+      pollIntervalMs: 60_000,
+      log: () => {},
+    });
+    const order: string[] = [];
+    const send = a.sendCommand.bind(a);
+    a.sendCommand = (command, stream) => {
+      order.push(`sent ${command.name}`);
+      void Promise.resolve(command.promise).then(
+        () => order.push(`answered ${command.name}`),
+        () => {},
+      );
+      return send(command, stream);
+    };
+    try {
+      const callLegId = `leg-${crypto.randomUUID()}`;
+      // As the service runs createCall: the handler registers the call and emits, the stub registers it again, and the answer waits for them.
+      delivery.register(callLegId, `${receiver.url}/together`);
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
+      delivery.register(callLegId, `${receiver.url}/together`);
+      await delivery.settled!();
+      // The push (a script) goes out before the registration's answer is back.
+      expect(order.slice(0, 3)).toEqual(['sent set', 'sent evalsha', 'answered set']);
+      // Both recorded: another instance finds the call, and the event is queued (or on its way).
+      expect(await a.get(`${prefix}call:{${callLegId}}`)).toBe(`${receiver.url}/together`);
+      const deadline = Date.now() + 5_000;
+      while (!receiver.received.some((d) => d.path === '/together') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(receiver.received.filter((d) => d.path === '/together')).toHaveLength(1);
+    } finally {
+      await delivery.close(1_000);
+    }
+  });
+
+  it('queues an event emitted before an unregister with the URI it was emitted under, and one emitted after it as a dead letter', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
+    const deadLetters = createRedisDeadLetterStore(a, { prefix: `${prefix}dl:` });
+    const options = { secret, guard: createUriGuard({ allowLoopback: true }), queue: createRedisCallbackQueue(a, { prefix: `${prefix}q:` }), registry, deadLetters, pollIntervalMs: 60_000, log: () => {} };
+    const delivery = createCallbackDelivery(options);
+    try {
+      const callLegId = `leg-${crypto.randomUUID()}`;
+      delivery.register(callLegId, `${receiver.url}/first`);
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
+      delivery.register(callLegId, `${receiver.url}/second`);
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
+      // Registered on this instance before, and recorded: the call's last event, then its unregister, at once.
+      await delivery.settled!();
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'terminated' });
+      delivery.unregister(callLegId);
+      delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'terminated' });
+      await delivery.settled!();
+      const deadline = Date.now() + 5_000;
+      while (receiver.received.filter((d) => d.path === '/first' || d.path === '/second').length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      const states = (path: string) => receiver.received.filter((d) => d.path === path).map((d) => (JSON.parse(d.body) as { data: { callState: string } }).data.callState);
+      expect(states('/first')).toEqual(['establishing']);
+      expect(states('/second')).toEqual(['established', 'terminated']);
+      expect((await delivery.deadLetters()).map((letter) => letter.reason)).toEqual(['unregistered']);
+      expect(await a.exists(`${prefix}call:{${callLegId}}`)).toBe(0);
+    } finally {
+      await delivery.close(1_000);
+    }
+  });
+
   it("says at shutdown what waits in the shared queue with one read of its count, however many calls it indexes", async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
