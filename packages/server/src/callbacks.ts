@@ -40,6 +40,11 @@ export interface CallHead {
   head: PendingDelivery | undefined;
   /** From `shift` with an owner: it found none left and gave up the owner's lease. */
   released?: boolean;
+  /**
+   * From `shift` given `next`: the next call's oldest delivery, its lease taken for the owner as
+   * the call shifted gave its own up (its worker starts from it).
+   */
+  next?: PendingDelivery;
 }
 
 /**
@@ -67,9 +72,11 @@ export interface CallbackQueue {
    * Removes the oldest delivery of a call; with `id`, only if it is that delivery (an instance
    * whose lease expired mid-attempt must not remove what another delivers now). May answer the
    * call's oldest delivery then, which the delivery takes instead of asking `head`; with `owner`
-   * (a queue with leases), may give up that owner's lease when none is left, and say so.
+   * (a queue with leases), may give up that owner's lease when none is left, and say so. Given
+   * `next` too (a call waiting for the slot this one frees), may then also take that call's lease
+   * for the owner and answer its oldest delivery (`next` of the answer), a round trip fewer for it.
    */
-  shift(callLegId: string, id?: string, owner?: string): Promise<void | CallHead>;
+  shift(callLegId: string, id?: string, owner?: string, next?: { callLegId: string; ms: number }): Promise<void | CallHead>;
   /** The calls that have deliveries waiting. */
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
@@ -372,11 +379,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   /** Per URI, the calls waiting for one of its slots, in the order they asked. */
   const waiting = new Map<string, FifoMap<string, true>>();
   /**
-   * A call whose lease this instance took as it queued its only event, with that event and when:
-   * set just before the call is woken, and taken by the worker that starts (or removed at once
-   * when none does), which starts from it without asking the queue again while the lease is fresh.
+   * A call whose lease this instance took ahead of its worker, with its head and when: as it
+   * queued the call's only event (set just before the call is woken, removed at once when no
+   * worker starts), or as a shift freed the slot the call waited for (its worker starts as that
+   * worker ends; given back at shutdown if it did not). The worker that starts takes it, and
+   * starts from it without asking the queue again while the lease is fresh.
    */
-  const leasedAtPush = new Map<string, { head: PendingDelivery; at: number }>();
+  const leasedAhead = new Map<string, { head: PendingDelivery; at: number }>();
   /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
   const scheduled = new Map<string, ReturnType<typeof setTimeout>>();
   /**
@@ -449,11 +458,11 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    */
   async function work(callLegId: string): Promise<false | CallHead | undefined> {
     if (!leased) return deliverDue(callLegId, () => false);
-    const atPush = leasedAtPush.get(callLegId);
-    leasedAtPush.delete(callLegId);
-    // Taken with the push a moment ago (well within the first renewal's time): it is held, and
-    // the event pushed is the head, as no other instance delivers the call meanwhile.
-    const taken = atPush && Date.now() - atPush.at < leaseMs / 3 ? { head: atPush.head } : await queue.lease!(callLegId, owner(), leaseMs);
+    const ahead = leasedAhead.get(callLegId);
+    leasedAhead.delete(callLegId);
+    // Taken with a push or a shift a moment ago (well within the first renewal's time): it is
+    // held, and the head then is the head now, as no other instance delivers the call meanwhile.
+    const taken = ahead && Date.now() - ahead.at < leaseMs / 3 ? { head: ahead.head } : await queue.lease!(callLegId, owner(), leaseMs);
     if (!taken) return false;
     let lost = false;
     const renewal = setInterval(() => {
@@ -540,8 +549,32 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         if (next === 'gone') await gone.add(uri);
         await bury(delivery, next);
       }
-      known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined)) ?? undefined;
+      const sent = Date.now();
+      const waitingNext = nextWaiting(uri);
+      known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined, waitingNext)) ?? undefined;
+      if (waitingNext && known?.next) handedOn(waitingNext.callLegId, uri, known.next, sent);
     }
+  }
+
+  /**
+   * With a shared queue, the call first in line for a slot of `uri`, for the shift that may end
+   * a worker's call to take its lease and head: the slot goes to it next.
+   */
+  function nextWaiting(uri: string): { callLegId: string; ms: number } | undefined {
+    if (!leased) return undefined;
+    const callLegId = waiting.get(uri)?.peek();
+    return callLegId === undefined || working.has(callLegId) ? undefined : { callLegId, ms: leaseMs };
+  }
+
+  /**
+   * A waiting call whose lease and head a shift took: its worker, which starts as the slot frees,
+   * starts from them. A call no longer waiting (started meanwhile, under this instance's lease as
+   * well, or no longer this instance's to deliver) is left as it is, or its lease given back.
+   */
+  function handedOn(callLegId: string, uri: string, head: PendingDelivery, at: number) {
+    if (working.has(callLegId)) return;
+    if (waiting.get(uri)?.has(callLegId) && !stopped) leasedAhead.set(callLegId, { head, at });
+    else void queue.releaseLease!(callLegId, owner(), true).catch(() => {});
   }
 
   /** Starts delivering a call's events, when its URI has a free slot; else the call waits for one. */
@@ -776,6 +809,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       for (const timer of scheduled.values()) clearTimeout(timer);
       scheduled.clear();
       waiting.clear();
+      // Leases taken for calls whose workers did not start are handed back for the others at once.
+      await Promise.all([...leasedAhead.keys()].map((callLegId) => queue.releaseLease?.(callLegId, owner(), true).catch(() => {})));
+      leasedAhead.clear();
       // The attempts under way were aborted, and events still being looked up are dead letters:
       // wait for them before counting.
       while (working.size > 0 || emitting > 0) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -845,9 +881,9 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     const pushed = await queue.push(delivery, startsNow ? { owner: owner(), ms: leaseMs } : undefined);
     if (pushed === 'leased' && !working.has(callLegId)) {
       // The worker that starts now takes the event and the lease from here.
-      leasedAtPush.set(callLegId, { head: delivery, at: sent });
+      leasedAhead.set(callLegId, { head: delivery, at: sent });
       wake(callLegId, uri);
-      if (leasedAtPush.delete(callLegId)) {
+      if (leasedAhead.delete(callLegId)) {
         // No worker started after all (the slots filled, or the delivery is stopping meanwhile):
         // the lease goes back at once, and the call to whichever instance polls it first.
         void queue.releaseLease?.(callLegId, owner(), true)?.catch(() => {});

@@ -51,6 +51,16 @@ export class FifoMap<K, V> {
     this.head = 0;
   }
 
+  /** The oldest entry's key (undefined when empty). */
+  peek(): K | undefined {
+    while (this.head < this.order.length) {
+      const { key, seq } = this.order[this.head]!;
+      if (this.entries.get(key)?.seq === seq) return key;
+      this.head++;
+    }
+    return undefined;
+  }
+
   /** Removes the oldest entry, answering its key (undefined when empty). */
   shift(): K | undefined {
     while (this.head < this.order.length) {

@@ -234,6 +234,12 @@ return 1
 // is left empty: on one Redis every push indexes and queues in one script, so none can come
 // between (forgetScript's grace is for the reads and pushes that are apart). ARGV: the id, or
 // ''; the owner, or ''; for the index, the callLegId.
+//
+// With a next call's list and lease too (KEYS[6], KEYS[7]; one Redis), when this call's list is
+// left empty and the owner's lease of it given up, it takes the next call's lease for the owner
+// (ARGV[4] ms) if no other instance holds it and events wait there, puts off the next call's due
+// time to the lease's end (ARGV[5] its callLegId, ARGV[6] the time), and answers its head as a
+// fourth value: the next call's worker starts without a round trip for its lease and head.
 const shiftScript = `
 local head = redis.call('LINDEX', KEYS[1], 0)
 local removed = 0
@@ -252,6 +258,14 @@ end
 if KEYS[3] then
   redis.call('ZREM', KEYS[3], ARGV[3])
   redis.call('ZREM', KEYS[4], ARGV[3])
+end
+if KEYS[6] and released == 1 and redis.call('LLEN', KEYS[6]) > 0 then
+  local holder = redis.call('GET', KEYS[7])
+  if not holder or holder == ARGV[2] then
+    redis.call('SET', KEYS[7], ARGV[2], 'PX', ARGV[4])
+    redis.call('ZADD', KEYS[4], 'XX', 'GT', tonumber(ARGV[6]) + tonumber(ARGV[4]), ARGV[5])
+    return {removed, released, false, redis.call('LINDEX', KEYS[6], 0)}
+  end
 end
 return {removed, released}
 `;
@@ -392,6 +406,21 @@ interface QueueScripts {
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
   caQueueShift(list: string, lease: string, id: string, owner: string): Promise<[number, number, string?]>;
   caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string): Promise<[number, number, string?]>;
+  caQueueShiftNext(
+    list: string,
+    lease: string,
+    index: string,
+    due: string,
+    count: string,
+    nextList: string,
+    nextLease: string,
+    id: string,
+    owner: string,
+    callLegId: string,
+    ms: number,
+    nextCallLegId: string,
+    time: number,
+  ): Promise<[number, number, (string | null)?, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
   caQueueIndexPush(
@@ -443,6 +472,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
   redis.defineCommand('caQueueShift', { numberOfKeys: 2, lua: shiftScript });
   redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 5, lua: shiftScript });
+  redis.defineCommand('caQueueShiftNext', { numberOfKeys: 7, lua: shiftScript });
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
   redis.defineCommand('caQueueIndexPush', { numberOfKeys: 5, lua: indexPushScript });
@@ -511,7 +541,13 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async update(delivery) {
       await limit(scripts.caQueueUpdate(list(delivery.callLegId), delivery.id, JSON.stringify(delivery)));
     },
-    async shift(callLegId, id, owner) {
+    async shift(callLegId, id, owner, next) {
+      if (single && next && owner) {
+        const [, released, head, nextHead] = await limit(
+          scripts.caQueueShiftNext(list(callLegId), lease(callLegId), index, dueKey, countKey, list(next.callLegId), lease(next.callLegId), id ?? '', owner, callLegId, next.ms, next.callLegId, Date.now()),
+        );
+        return { head: parse(head ?? undefined), released: released === 1, ...(nextHead ? { next: parse(nextHead) } : {}) };
+      }
       if (single) {
         const [, released, head] = await limit(scripts.caQueueShiftIndexed(list(callLegId), lease(callLegId), index, dueKey, countKey, id ?? '', owner ?? '', callLegId));
         return { head: parse(head), released: released === 1 };

@@ -147,6 +147,36 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await a.get(`{${prefix}calls}:count`)).toBe('2');
   });
 
+  it("takes the next call's lease and head with a shift only when the call shifted is left empty, its lease given up, and no one else holds the next", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix });
+    const lease = (callLegId: string) => `${prefix}{${callLegId}}:lease`;
+    const next = (callLegId: string) => ({ callLegId, ms: 5_000 });
+    await queue.push(pending('leg-a', 'evt-a1'), { owner: 'me', ms: 5_000 });
+    await queue.push(pending('leg-a', 'evt-a2'));
+    await queue.push(pending('leg-b', 'evt-b1'));
+    await queue.push(pending('leg-c', 'evt-c1'));
+    await a.set(lease('leg-c'), 'another', 'PX', 5_000);
+    // leg-a has another event: its worker goes on, and leg-b is left alone.
+    expect(await queue.shift('leg-a', 'evt-a1', 'me', next('leg-b'))).toEqual({ head: expect.objectContaining({ id: 'evt-a2' }), released: false });
+    expect(await a.exists(lease('leg-b'))).toBe(0);
+    // leg-c is another instance's: left to it.
+    expect(await queue.shift('leg-a', 'evt-a2', 'me', next('leg-c'))).toEqual({ head: undefined, released: true });
+    expect(await a.get(lease('leg-c'))).toBe('another');
+    // leg-a's lease given up with its last event, leg-b's taken, its first event answered, and polls put off till the lease would end.
+    await queue.push(pending('leg-a', 'evt-a3'), { owner: 'me', ms: 5_000 });
+    const before = Date.now();
+    expect(await queue.shift('leg-a', 'evt-a3', 'me', next('leg-b'))).toEqual({ head: undefined, released: true, next: expect.objectContaining({ id: 'evt-b1' }) });
+    expect(await a.get(lease('leg-a'))).toBeNull();
+    expect(await a.get(lease('leg-b'))).toBe('me');
+    expect(Number(await a.zscore(`{${prefix}calls}:due`, 'leg-b'))).toBeGreaterThanOrEqual(before + 5_000);
+    // A next call with nothing waiting is not leased.
+    await queue.push(pending('leg-a', 'evt-a4'), { owner: 'me', ms: 5_000 });
+    expect(await queue.shift('leg-a', 'evt-a4', 'me', next('leg-empty'))).toEqual({ head: undefined, released: true });
+    expect(await a.exists(lease('leg-empty'))).toBe(0);
+  });
+
   it('refuses a push past maxPerCall or maxEntries without counting or indexing it', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
@@ -255,6 +285,50 @@ describe('the Redis callback queue on one Redis', () => {
       expect(states('/second')).toEqual(['established', 'terminated']);
       expect((await delivery.deadLetters()).map((letter) => letter.reason)).toEqual(['unregistered']);
       expect(await a.exists(`${prefix}call:{${callLegId}}`)).toBe(0);
+    } finally {
+      await delivery.close(1_000);
+    }
+  });
+
+  it('hands a slot freed by a call to the next call waiting for it with the shift, its lease and first event included', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const delivery = createCallbackDelivery({
+      secret,
+      guard: createUriGuard({ allowLoopback: true }),
+      queue: createRedisCallbackQueue(a, { prefix: `${prefix}q:` }),
+      registry: createRedisCallbackRegistry(a, { prefix: `${prefix}call:` }),
+      deadLetters: createRedisDeadLetterStore(a, { prefix: `${prefix}dl:` }),
+      concurrencyPerUri: 1,
+      pollIntervalMs: 60_000,
+      log: () => {},
+    });
+    /** The queue's scripts sent, by their first key's kind and how many arguments they had. */
+    const scripts: string[] = [];
+    const send = a.sendCommand.bind(a);
+    a.sendCommand = (command, stream) => {
+      const args = command.args.map(String);
+      if (command.name === 'evalsha' || command.name === 'eval') scripts.push(`${args[2]!.replace(/\{[^}]*\}/, '{*}').replace(prefix, '')} ${args.length - 2}`);
+      return send(command, stream);
+    };
+    try {
+      const calls = Array.from({ length: 5 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
+      for (const callLegId of calls) delivery.register(callLegId, `${receiver.url}/handed-on`);
+      await delivery.settled!();
+      // One URI, one slot: the first call takes it, the others wait for it in turn.
+      for (const callLegId of calls) delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
+      const deadline = Date.now() + 5_000;
+      while (receiver.received.filter((d) => d.path === '/handed-on').length < calls.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const received = receiver.received.filter((d) => d.path === '/handed-on').map((d) => (JSON.parse(d.body) as { data: { callLegId: string } }).data.callLegId);
+      expect([...received].sort()).toEqual([...calls].sort());
+      // Each call's event is pushed and shifted; a waiting call's lease and first event come
+      // with the shift that ends the call before it (5 arguments more), never with a lease of its own.
+      const leases = scripts.filter((script) => script.startsWith('q:{*}:lease ') && script.endsWith(' 4'));
+      expect(leases).toEqual([]);
+      expect(scripts.filter((script) => script === 'q:{*} 13')).toHaveLength(calls.length - 1);
+      expect(await a.zcard(`${prefix}q:calls`)).toBe(0);
+      expect(await a.keys(`${prefix}q:{*}:lease`)).toEqual([]);
     } finally {
       await delivery.close(1_000);
     }
