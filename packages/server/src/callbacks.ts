@@ -386,6 +386,10 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * starts from it without asking the queue again while the lease is fresh.
    */
   const leasedAhead = new Map<string, { head: PendingDelivery; at: number }>();
+  /** The waiting calls a worker's shift is taking up now (one worker each). */
+  const beingHanded = new Set<string>();
+  /** Per worker's call, the waiting call its last shift took up: the slot goes to it when the worker ends. */
+  const handTo = new Map<string, string>();
   /** The calls whose next event waits for its retry time; they hold no slot meanwhile. */
   const scheduled = new Map<string, ReturnType<typeof setTimeout>>();
   /**
@@ -551,30 +555,48 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
       const sent = Date.now();
       const waitingNext = nextWaiting(uri);
-      known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined, waitingNext)) ?? undefined;
-      if (waitingNext && known?.next) handedOn(waitingNext.callLegId, uri, known.next, sent);
+      try {
+        known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined, waitingNext)) ?? undefined;
+      } finally {
+        if (waitingNext) handedOn(callLegId, waitingNext.callLegId, uri, known?.next, sent);
+      }
     }
   }
 
   /**
-   * With a shared queue, the call first in line for a slot of `uri`, for the shift that may end
-   * a worker's call to take its lease and head: the slot goes to it next.
+   * With a shared queue, the first call in line for a slot of `uri` that no other worker's shift
+   * is taking up: the shift that may end this worker's call takes its lease and head, and the
+   * slot goes to it next.
    */
   function nextWaiting(uri: string): { callLegId: string; ms: number } | undefined {
     if (!leased) return undefined;
-    const callLegId = waiting.get(uri)?.peek();
-    return callLegId === undefined || working.has(callLegId) ? undefined : { callLegId, ms: leaseMs };
+    const queued = waiting.get(uri);
+    if (!queued) return undefined;
+    let checked = 0;
+    for (const callLegId of queued.oldest()) {
+      if (!beingHanded.has(callLegId) && !working.has(callLegId)) {
+        beingHanded.add(callLegId);
+        return { callLegId, ms: leaseMs };
+      }
+      // The others taken up are at most one per slot.
+      if (++checked > concurrency) return undefined;
+    }
+    return undefined;
   }
 
   /**
-   * A waiting call whose lease and head a shift took: its worker, which starts as the slot frees,
-   * starts from them. A call no longer waiting (started meanwhile, under this instance's lease as
-   * well, or no longer this instance's to deliver) is left as it is, or its lease given back.
+   * After the shift that named `next` as the call to take up: when it took the call's lease and
+   * head (`head`), the call's worker starts from them as this worker's slot frees (`handTo`). A
+   * call no longer waiting (started meanwhile, under this instance's lease as well, or no longer
+   * this instance's to deliver) is left as it is, or its lease given back.
    */
-  function handedOn(callLegId: string, uri: string, head: PendingDelivery, at: number) {
-    if (working.has(callLegId)) return;
-    if (waiting.get(uri)?.has(callLegId) && !stopped) leasedAhead.set(callLegId, { head, at });
-    else void queue.releaseLease!(callLegId, owner(), true).catch(() => {});
+  function handedOn(from: string, next: string, uri: string, head: PendingDelivery | undefined, at: number) {
+    beingHanded.delete(next);
+    if (!head || working.has(next)) return;
+    if (waiting.get(uri)?.has(next) && !stopped) {
+      leasedAhead.set(next, { head, at });
+      handTo.set(from, next);
+    } else void queue.releaseLease!(next, owner(), true).catch(() => {});
   }
 
   /** Starts delivering a call's events, when its URI has a free slot; else the call waits for one. */
@@ -627,14 +649,26 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         // also when the worker was refused the lease (the push may have taken the lease another
         // instance gave up meanwhile). Otherwise a call another instance delivers is left to it.
         const woken = wokenWhileWorking.delete(callLegId);
+        const handed = handTo.get(callLegId);
+        handTo.delete(callLegId);
         const head = failed ? undefined : woken ? queue.head(callLegId).catch(() => undefined) : !ours ? undefined : last ? last.head : queue.head(callLegId).catch(() => undefined);
         void Promise.resolve(head).then((head) => {
-          if (head) wake(callLegId, head.callbackUri);
+          // The slot goes to the call this worker's last shift took up (its lease is held for
+          // it), else back to this call if events came meanwhile, else to the call first in line.
           const queued = waiting.get(uri);
-          const nextCall = queued?.shift();
-          if (nextCall !== undefined) {
+          const taken = handed !== undefined && queued?.delete(handed) ? handed : undefined;
+          if (taken !== undefined) {
+            if (queued!.size === 0) waiting.delete(uri);
+            wake(taken, uri);
+          }
+          if (head) wake(callLegId, head.callbackUri);
+          // A call another worker's shift is taking up now is left to that worker.
+          for (const nextCall of taken === undefined && queued ? queued.oldest() : []) {
+            if (beingHanded.has(nextCall)) continue;
+            queued!.delete(nextCall);
             if (queued!.size === 0) waiting.delete(uri);
             wake(nextCall, uri);
+            break;
           }
           settleIdle();
         });

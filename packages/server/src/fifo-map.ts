@@ -51,14 +51,12 @@ export class FifoMap<K, V> {
     this.head = 0;
   }
 
-  /** The oldest entry's key (undefined when empty). */
-  peek(): K | undefined {
-    while (this.head < this.order.length) {
-      const { key, seq } = this.order[this.head]!;
-      if (this.entries.get(key)?.seq === seq) return key;
-      this.head++;
+  /** The keys, oldest first, without stepping over deleted ones (as `keys()` may): for a look at the front. */
+  *oldest(): Generator<K> {
+    for (let i = this.head; i < this.order.length; i++) {
+      const { key, seq } = this.order[i]!;
+      if (this.entries.get(key)?.seq === seq) yield key;
     }
-    return undefined;
   }
 
   /** Removes the oldest entry, answering its key (undefined when empty). */

@@ -39,8 +39,10 @@ describe('FifoMap', () => {
           map.clear();
         }
         expect(fifo.size).toBe(map.size);
+        if (step % 1_000 === 0) expect([...fifo.oldest()]).toEqual([...map.keys()]);
       }
       expect([...fifo.keys()]).toEqual([...map.keys()]);
+      expect([...fifo.oldest()]).toEqual([...map.keys()]);
     }
   });
 
