@@ -77,4 +77,18 @@ describe('FifoMap', () => {
     expect(kept()).toBeLessThanOrEqual(2 * 5_000 + 1_001);
     expect(fifo.shift()).toBe(195_000);
   });
+
+  it('drops from its order the keys deleted at the front as soon as it is looked at, so that a look costs no walk past them', () => {
+    const fifo = new FifoMap<number, true>();
+    const listed = () => (fifo as unknown as { order: unknown[]; head: number }).order.length - (fifo as unknown as { head: number }).head;
+    for (let key = 0; key < 1_000; key++) fifo.set(key, true);
+    // A first-come queue whose front is taken by a look and a delete (a call other than the first may be taken too).
+    for (let key = 1_000; key < 20_000; key++) {
+      fifo.set(key, true);
+      const [first, second] = fifo.oldest();
+      fifo.delete(key % 7 === 0 ? second! : first!);
+      expect(listed()).toBeLessThanOrEqual(fifo.size + 7);
+    }
+    expect(fifo.size).toBe(1_000);
+  });
 });
