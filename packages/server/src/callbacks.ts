@@ -77,6 +77,8 @@ export interface CallbackQueue {
    * for the owner and answer its oldest delivery (`next` of the answer), a round trip fewer for it.
    */
   shift(callLegId: string, id?: string, owner?: string, next?: { callLegId: string; ms: number }): Promise<void | CallHead>;
+  /** Whether `shift` takes up `next` (the delivery names a waiting call to it only then). */
+  readonly takesNext?: boolean;
   /** The calls that have deliveries waiting. */
   calls(): Promise<string[]>;
   /** How many deliveries wait, in all. */
@@ -247,8 +249,8 @@ export interface CallbackDeliveryOptions {
   /**
    * Where calls' callbackUris are kept. Default a Map in this delivery, with which `emit` for a
    * call never registered throws. With a registry `emit` cannot know at once: the event is made
-   * when emitted, with the URI of the call's last `register` (or `unregister`) on this instance
-   * before it, or else the URI the registry answers before the event is queued; an event for a
+   * when emitted, with the URI of a `register` (or `unregister`) of the call on this instance
+   * still being recorded then, or else the URI the registry answers before the event is queued; an event for a
    * call the registry does not know is a dead letter (`unregistered`). A registration is written
    * alongside the events emitted after it, not before them. A registry that fails is retried
    * until it answers or the delivery closes (then the event is a dead letter, `closed`).
@@ -383,7 +385,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * queued the call's only event (set just before the call is woken, removed at once when no
    * worker starts), or as a shift freed the slot the call waited for (its worker starts as that
    * worker ends; given back at shutdown if it did not). The worker that starts takes it, and
-   * starts from it without asking the queue again while the lease is fresh.
+   * starts from it without asking the queue again while the lease is fresh; one that starts
+   * later asks for the lease again, which this instance holds already.
    */
   const leasedAhead = new Map<string, { head: PendingDelivery; at: number }>();
   /** The waiting calls a worker's shift is taking up now (one worker each). */
@@ -460,8 +463,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * retry time. With a shared queue, only under the call's lease: answers false when another
    * instance holds it.
    */
-  async function work(callLegId: string): Promise<false | CallHead | undefined> {
-    if (!leased) return deliverDue(callLegId, () => false);
+  async function work(callLegId: string, slot: string): Promise<false | CallHead | undefined> {
+    if (!leased) return deliverDue(callLegId, slot, () => false);
     const ahead = leasedAhead.get(callLegId);
     leasedAhead.delete(callLegId);
     // Taken with a push or a shift a moment ago (well within the first renewal's time): it is
@@ -483,7 +486,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     let done: CallHead | undefined;
     let after: void | CallHead = undefined;
     try {
-      done = await deliverDue(callLegId, () => lost, typeof taken === 'object' ? taken : undefined);
+      done = await deliverDue(callLegId, slot, () => lost, typeof taken === 'object' ? taken : undefined);
     } finally {
       clearInterval(renewal);
       // Given up already when the last event was removed.
@@ -497,7 +500,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * last) or else the queue's head. Answers the head the queue answered last, when it says none is
    * left (undefined: not known).
    */
-  async function deliverDue(callLegId: string, lost: () => boolean, known?: CallHead): Promise<CallHead | undefined> {
+  async function deliverDue(callLegId: string, slot: string, lost: () => boolean, known?: CallHead): Promise<CallHead | undefined> {
     for (;;) {
       if (stopped || lost()) return;
       const delivery = known ? known.head : await queue.head(callLegId);
@@ -554,11 +557,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         await bury(delivery, next);
       }
       const sent = Date.now();
-      const waitingNext = nextWaiting(uri);
+      const waitingNext = nextWaiting(slot);
+      let shifted = false;
       try {
         known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined, waitingNext)) ?? undefined;
+        shifted = true;
       } finally {
-        if (waitingNext) handedOn(callLegId, waitingNext.callLegId, uri, known?.next, sent);
+        if (waitingNext) handedOn(callLegId, waitingNext.callLegId, slot, shifted ? known?.next : undefined, sent, !shifted);
       }
     }
   }
@@ -569,7 +574,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * slot goes to it next.
    */
   function nextWaiting(uri: string): { callLegId: string; ms: number } | undefined {
-    if (!leased) return undefined;
+    if (!queue.takesNext) return undefined;
     const queued = waiting.get(uri);
     if (!queued) return undefined;
     let checked = 0;
@@ -588,15 +593,25 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * After the shift that named `next` as the call to take up: when it took the call's lease and
    * head (`head`), the call's worker starts from them as this worker's slot frees (`handTo`). A
    * call no longer waiting (started meanwhile, under this instance's lease as well, or no longer
-   * this instance's to deliver) is left as it is, or its lease given back.
+   * this instance's to deliver) is left as it is, or its lease given back, as it is when the
+   * shift failed (it may have taken the lease all the same). A call not taken up (this worker's
+   * call goes on) is free again for any slot, and takes one a worker freed meanwhile.
    */
-  function handedOn(from: string, next: string, uri: string, head: PendingDelivery | undefined, at: number) {
+  function handedOn(from: string, next: string, uri: string, head: PendingDelivery | undefined, at: number, failed: boolean) {
     beingHanded.delete(next);
-    if (!head || working.has(next)) return;
-    if (waiting.get(uri)?.has(next) && !stopped) {
+    if (working.has(next)) return;
+    const queued = waiting.get(uri);
+    if (head && queued?.has(next) && !stopped) {
       leasedAhead.set(next, { head, at });
       handTo.set(from, next);
-    } else void queue.releaseLease!(next, owner(), true).catch(() => {});
+      return;
+    }
+    if (head || failed) void queue.releaseLease!(next, owner(), true).catch(() => {});
+    if (queued?.has(next) && (active.get(uri) ?? 0) < concurrency) {
+      queued.delete(next);
+      if (queued.size === 0) waiting.delete(uri);
+      wake(next, uri);
+    }
   }
 
   /** Starts delivering a call's events, when its URI has a free slot; else the call waits for one. */
@@ -616,11 +631,14 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     }
     working.add(callLegId);
     active.set(uri, (active.get(uri) ?? 0) + 1);
+    // Started by an event of its own while it waited for a slot: no longer waiting.
+    const line = waiting.get(uri);
+    if (line?.delete(callLegId) && line.size === 0) waiting.delete(uri);
     let ours = true;
     /** The call's head as the queue answered it last, when the worker ended (undefined: not known). */
     let last: CallHead | undefined;
     let failed = false;
-    void work(callLegId)
+    void work(callLegId, uri)
       .then((worked) => {
         ours = worked !== false;
         last = worked || undefined;
@@ -649,20 +667,17 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         // also when the worker was refused the lease (the push may have taken the lease another
         // instance gave up meanwhile). Otherwise a call another instance delivers is left to it.
         const woken = wokenWhileWorking.delete(callLegId);
+        // The slot goes at once to the call this worker's last shift took up (its lease is held
+        // for it), else back to this call if events came meanwhile, else to the call first in line.
         const handed = handTo.get(callLegId);
         handTo.delete(callLegId);
+        const taken = handed !== undefined && !stopped && waiting.get(uri)?.has(handed) ? handed : undefined;
+        if (taken !== undefined) wake(taken, uri);
         const head = failed ? undefined : woken ? queue.head(callLegId).catch(() => undefined) : !ours ? undefined : last ? last.head : queue.head(callLegId).catch(() => undefined);
         void Promise.resolve(head).then((head) => {
-          // The slot goes to the call this worker's last shift took up (its lease is held for
-          // it), else back to this call if events came meanwhile, else to the call first in line.
-          const queued = waiting.get(uri);
-          const taken = handed !== undefined && queued?.delete(handed) ? handed : undefined;
-          if (taken !== undefined) {
-            if (queued!.size === 0) waiting.delete(uri);
-            wake(taken, uri);
-          }
           if (head) wake(callLegId, head.callbackUri);
           // A call another worker's shift is taking up now is left to that worker.
+          const queued = waiting.get(uri);
           for (const nextCall of taken === undefined && queued ? queued.oldest() : []) {
             if (beingHanded.has(nextCall)) continue;
             queued!.delete(nextCall);

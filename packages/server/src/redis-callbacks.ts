@@ -263,7 +263,9 @@ if KEYS[6] and released == 1 and redis.call('LLEN', KEYS[6]) > 0 then
   local holder = redis.call('GET', KEYS[7])
   if not holder or holder == ARGV[2] then
     redis.call('SET', KEYS[7], ARGV[2], 'PX', ARGV[4])
-    redis.call('ZADD', KEYS[4], 'XX', 'GT', tonumber(ARGV[6]) + tonumber(ARGV[4]), ARGV[5])
+    local due = redis.call('ZSCORE', KEYS[4], ARGV[5])
+    local ends = tonumber(ARGV[6]) + tonumber(ARGV[4])
+    if due and tonumber(due) < ends then redis.call('ZADD', KEYS[4], ends, ARGV[5]) end
     return {removed, released, false, redis.call('LINDEX', KEYS[6], 0)}
   end
 end
@@ -512,6 +514,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
 
   return {
     durable: true,
+    takesNext: single,
     async push(delivery, leaseFor) {
       const sent = Date.now();
       const { callLegId } = delivery;

@@ -151,6 +151,7 @@ describe('the Redis callback queue on one Redis', () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const queue = createRedisCallbackQueue(a, { prefix });
+    expect(queue.takesNext).toBe(true);
     const lease = (callLegId: string) => `${prefix}{${callLegId}}:lease`;
     const next = (callLegId: string) => ({ callLegId, ms: 5_000 });
     await queue.push(pending('leg-a', 'evt-a1'), { owner: 'me', ms: 5_000 });
