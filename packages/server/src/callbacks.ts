@@ -250,10 +250,11 @@ export interface CallbackDeliveryOptions {
    * Where calls' callbackUris are kept. Default a Map in this delivery, with which `emit` for a
    * call never registered throws. With a registry `emit` cannot know at once: the event is made
    * when emitted, with the URI of a `register` (or `unregister`) of the call on this instance
-   * still being recorded then, or else the URI the registry answers before the event is queued; an event for a
-   * call the registry does not know is a dead letter (`unregistered`). A registration is written
-   * alongside the events emitted after it, not before them. A registry that fails is retried
-   * until it answers or the delivery closes (then the event is a dead letter, `closed`).
+   * still being recorded then, or else the URI the registry answers before the event is queued;
+   * an event for a call the registry does not know is a dead letter (`unregistered`). A
+   * registration is written alongside the events emitted after it, not before them. A registry
+   * that fails is retried until it answers or the delivery closes (then the event is a dead
+   * letter, `closed`).
    */
   registry?: CallbackRegistry;
   /**
