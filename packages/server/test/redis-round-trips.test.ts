@@ -59,6 +59,12 @@ function deliveryOn(connection: Redis, prefix: string, options: Partial<Callback
   });
 }
 
+/** Waits (up to 5 s) until the receiver got at least `count` deliveries on `paths`; the test's expectations say what if not. */
+async function receivedOn(paths: string[], count: number) {
+  const deadline = Date.now() + 5_000;
+  while (receiver.received.filter((d) => paths.includes(d.path)).length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 const pending = (callLegId: string, id: string): PendingDelivery => ({ id, callLegId, callbackUri: 'https://app.contoso.com/cb', body: '{}', queuedAt: Date.now(), attempts: 0, notBefore: Date.now() });
 
 describe('the Redis callback registry', () => {
@@ -214,8 +220,7 @@ describe('the Redis callback queue on one Redis', () => {
       delivery.register(callLegId, `${receiver.url}/round-trips`);
       delivery.register(callLegId, `${receiver.url}/round-trips`);
       delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
-      const deadline = Date.now() + 5_000;
-      while (!receiver.received.some((d) => d.path === '/round-trips') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await receivedOn(['/round-trips'], 1);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(receiver.received.filter((d) => d.path === '/round-trips')).toHaveLength(1);
       expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}`]);
@@ -250,8 +255,7 @@ describe('the Redis callback queue on one Redis', () => {
       expect(order.slice(0, 3)).toEqual(['sent set', 'sent evalsha', 'answered set']);
       // Both recorded: another instance finds the call, and the event is queued (or on its way).
       expect(await a.get(`${prefix}call:{${callLegId}}`)).toBe(`${receiver.url}/together`);
-      const deadline = Date.now() + 5_000;
-      while (!receiver.received.some((d) => d.path === '/together') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await receivedOn(['/together'], 1);
       expect(receiver.received.filter((d) => d.path === '/together')).toHaveLength(1);
     } finally {
       await delivery.close(1_000);
@@ -274,8 +278,7 @@ describe('the Redis callback queue on one Redis', () => {
       delivery.unregister(callLegId);
       delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'terminated' });
       await delivery.settled!();
-      const deadline = Date.now() + 5_000;
-      while (receiver.received.filter((d) => d.path === '/first' || d.path === '/second').length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await receivedOn(['/first', '/second'], 3);
       const states = (path: string) => receiver.received.filter((d) => d.path === path).map((d) => (JSON.parse(d.body) as { data: { callState: string } }).data.callState);
       expect(states('/first')).toEqual(['establishing']);
       expect(states('/second')).toEqual(['established', 'terminated']);
@@ -305,8 +308,7 @@ describe('the Redis callback queue on one Redis', () => {
       // One URI, four slots: the first calls take them, the others wait for them in turn, four
       // workers ending at about the same time.
       for (const callLegId of calls) delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'established' });
-      const deadline = Date.now() + 5_000;
-      while (receiver.received.filter((d) => d.path === '/handed-on').length < calls.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await receivedOn(['/handed-on'], calls.length);
       await new Promise((resolve) => setTimeout(resolve, 100));
       const received = receiver.received.filter((d) => d.path === '/handed-on').map((d) => (JSON.parse(d.body) as { data: { callLegId: string } }).data.callLegId);
       expect([...received].sort()).toEqual([...calls].sort());
