@@ -373,6 +373,15 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    */
   const recording = new Map<string, { uri: string | null }>();
   let emitting = 0;
+  /**
+   * The registry steps and events under way (the two maps above), numbered in the order they were
+   * asked for, and the `settled()` promises waiting for those asked for before them: a request
+   * waits for what was asked before its answer without a promise per call under way.
+   */
+  const underWaySteps = new FifoMap<number, true>();
+  let stepsAsked = 0;
+  const settleWaiters: Array<{ upTo: number; resolve: () => void }> = [];
+  let settleHead = 0;
   const gone = options.gone ?? createMemoryGoneUriStore();
   /** The calls being delivered now, and how many per URI. */
   const working = new Set<string>();
@@ -745,6 +754,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    */
   function inOrder(steps: Map<string, Promise<void>>, callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void): Promise<void> {
     emitting++;
+    const asked = ++stepsAsked;
+    underWaySteps.set(asked, true);
     const run = async () => {
       for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
         if (stopped) return onStopped();
@@ -762,10 +773,24 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       .finally(() => {
         emitting--;
         if (steps.get(callLegId) === next) steps.delete(callLegId);
+        underWaySteps.delete(asked);
+        wakeSettled();
         settleIdle();
       });
     steps.set(callLegId, next);
     return next;
+  }
+
+  /** Resolves the `settled()` promises whose steps are all done. */
+  function wakeSettled() {
+    if (settleHead === settleWaiters.length) return;
+    const oldest = underWaySteps.oldest().next();
+    const lowest = oldest.done ? Infinity : oldest.value;
+    while (settleHead < settleWaiters.length && settleWaiters[settleHead]!.upTo < lowest) settleWaiters[settleHead++]!.resolve();
+    if (settleHead === settleWaiters.length) {
+      settleWaiters.length = 0;
+      settleHead = 0;
+    }
   }
 
   /**
@@ -833,8 +858,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
     },
     settled() {
-      if (chains.size === 0 && registrations.size === 0) return;
-      return Promise.all([...chains.values(), ...registrations.values()]).then(() => {});
+      if (underWaySteps.size === 0) return;
+      return new Promise<void>((resolve) => settleWaiters.push({ upTo: stepsAsked, resolve }));
     },
     async drain() {
       await new Promise((resolve) => setTimeout(resolve, 0));

@@ -135,4 +135,48 @@ describe('the delivery engine', () => {
     expect(r.received.map((x) => x.headers['webhook-id'])).toEqual([letter!.id, letter!.id]);
     expect(await d.redrive(letter!.id)).toBe(false);
   });
+
+  it('settled() waits for the registry steps and events asked for before it, and not for later ones', async () => {
+    // A registry whose writes finish when the test says: one held per call.
+    const held = new Map<string, () => void>();
+    const registry = {
+      set: (callLegId: string) => new Promise<void>((resolve) => held.set(callLegId, resolve)),
+      get: async () => undefined,
+      delete: async () => {},
+    };
+    const d = delivery({ registry });
+    const r = await receiver();
+    const state = (promise: Promise<void> | void) => {
+      const seen = { done: false };
+      void promise?.then(() => (seen.done = true));
+      return seen;
+    };
+    const turns = () => new Promise((resolve) => setTimeout(resolve, 10));
+    expect(d.settled!()).toBeUndefined();
+    d.register('leg-1', `${r.url}/cb`);
+    emitTones(d, 'leg-1', 1);
+    const first = state(d.settled!());
+    d.register('leg-2', `${r.url}/cb`);
+    const second = state(d.settled!());
+    await turns();
+    held.get('leg-2')!();
+    await turns();
+    expect([first.done, second.done]).toEqual([false, false]);
+    held.get('leg-1')!();
+    await turns();
+    expect([first.done, second.done]).toEqual([true, true]);
+    // One asked for before a step does not wait for it.
+    d.register('leg-3', `${r.url}/cb`);
+    const third = state(d.settled!());
+    d.register('leg-4', `${r.url}/cb`);
+    await turns();
+    expect(third.done).toBe(false);
+    held.get('leg-3')!();
+    await turns();
+    expect(third.done).toBe(true);
+    held.get('leg-4')!();
+    await r.waitFor(() => r.received.length === 1);
+    await turns();
+    expect(d.settled!()).toBeUndefined();
+  });
 });
