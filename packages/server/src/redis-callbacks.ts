@@ -220,9 +220,21 @@ end
 return 1
 `;
 
-const updateScript = `
+// Whether a queued delivery (JSON, its id first as the queue writes it) has the id given ('' for
+// any): by the text's beginning where the id needs no escaping, else by decoding it (the cost of
+// decoding a delivery of a few kB is most of a shift's otherwise).
+const isHeadLua = `
+local function isHead(head, id)
+  if id == '' then return true end
+  local prefix = '{"id":"' .. id .. '",'
+  if string.sub(head, 1, #prefix) == prefix and not string.find(id, '[\\\\"]') then return true end
+  return cjson.decode(head).id == id
+end
+`;
+
+const updateScript = `${isHeadLua}
 local head = redis.call('LINDEX', KEYS[1], 0)
-if not head or cjson.decode(head).id ~= ARGV[1] then return 0 end
+if not head or not isHead(head, ARGV[1]) then return 0 end
 redis.call('LSET', KEYS[1], 0, ARGV[2])
 return 1
 `;
@@ -240,14 +252,15 @@ return 1
 // (ARGV[4] ms) if no other instance holds it and events wait there, puts off the next call's due
 // time to the lease's end (ARGV[5] its callLegId, ARGV[6] the time), and answers its head as a
 // fourth value: the next call's worker starts without a round trip for its lease and head.
-const shiftScript = `
-local head = redis.call('LINDEX', KEYS[1], 0)
+const shiftScript = `${isHeadLua}
+local first = redis.call('LRANGE', KEYS[1], 0, 1)
+local head = first[1]
 local removed = 0
-if head and (ARGV[1] == '' or cjson.decode(head).id == ARGV[1]) then
+if head and isHead(head, ARGV[1]) then
   redis.call('LPOP', KEYS[1])
   removed = 1
-  if KEYS[5] and tonumber(redis.call('GET', KEYS[5]) or '0') > 0 then redis.call('DECR', KEYS[5]) end
-  head = redis.call('LINDEX', KEYS[1], 0)
+  if KEYS[5] and redis.call('DECR', KEYS[5]) < 0 then redis.call('SET', KEYS[5], 0) end
+  head = first[2]
 end
 if head then return {removed, 0, head} end
 local released = 0
@@ -259,14 +272,20 @@ if KEYS[3] then
   redis.call('ZREM', KEYS[3], ARGV[3])
   redis.call('ZREM', KEYS[4], ARGV[3])
 end
-if KEYS[6] and released == 1 and redis.call('LLEN', KEYS[6]) > 0 then
-  local holder = redis.call('GET', KEYS[7])
-  if not holder or holder == ARGV[2] then
-    redis.call('SET', KEYS[7], ARGV[2], 'PX', ARGV[4])
-    local due = redis.call('ZSCORE', KEYS[4], ARGV[5])
-    local ends = tonumber(ARGV[6]) + tonumber(ARGV[4])
-    if due and tonumber(due) < ends then redis.call('ZADD', KEYS[4], ends, ARGV[5]) end
-    return {removed, released, false, redis.call('LINDEX', KEYS[6], 0)}
+if KEYS[6] and released == 1 then
+  local nextHead = redis.call('LINDEX', KEYS[6], 0)
+  if nextHead then
+    local taken = redis.call('SET', KEYS[7], ARGV[2], 'PX', ARGV[4], 'NX')
+    if not taken and redis.call('GET', KEYS[7]) == ARGV[2] then
+      redis.call('SET', KEYS[7], ARGV[2], 'PX', ARGV[4])
+      taken = true
+    end
+    if taken then
+      local due = redis.call('ZSCORE', KEYS[4], ARGV[5])
+      local ends = tonumber(ARGV[6]) + tonumber(ARGV[4])
+      if due and tonumber(due) < ends then redis.call('ZADD', KEYS[4], ends, ARGV[5]) end
+      return {removed, released, false, nextHead}
+    end
   end
 end
 return {removed, released}
@@ -335,25 +354,24 @@ return 1
 const indexPushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
-if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
-local length = redis.call('LLEN', KEYS[4])
-if length >= tonumber(ARGV[5]) then return 0 end
-local held = redis.call('PTTL', KEYS[5])
-local leased = ARGV[7] ~= '' and length == 0 and held == -2
-redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if leased then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
-else
-  local at = tonumber(ARGV[2]) + math.max(0, held)
-  local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
-  if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
+local length = redis.call('RPUSH', KEYS[4], ARGV[4])
+if length > tonumber(ARGV[5]) then
+  redis.call('RPOP', KEYS[4])
+  return 0
 end
-redis.call('RPUSH', KEYS[4], ARGV[4])
-if leased then
-  redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8])
+if redis.call('INCR', KEYS[3]) > tonumber(ARGV[3]) then
+  redis.call('DECR', KEYS[3])
+  redis.call('RPOP', KEYS[4])
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[7] ~= '' and length == 1 and redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8], 'NX') then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
   return 2
 end
+local at = tonumber(ARGV[2]) + math.max(0, redis.call('PTTL', KEYS[5]))
+local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
 return 1
 `;
 

@@ -137,6 +137,28 @@ describe('the Redis callback queue on one Redis', () => {
     expect(a.sent.filter((name) => name !== 'script' && !name.startsWith('script '))).toEqual(['zrange', 'get', 'zscore', 'zscore']);
   });
 
+  it("removes a head only by its own id: one id that begins another's, ids that JSON escapes, and heads written with other key orders", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const queue = createRedisCallbackQueue(a, { prefix });
+    const list = `${prefix}{leg-1}`;
+    await queue.push(pending('leg-1', 'evt-10'));
+    expect(await queue.shift('leg-1', 'evt-1')).toEqual({ head: expect.objectContaining({ id: 'evt-10' }), released: false });
+    expect(await queue.shift('leg-1', 'evt-10')).toEqual({ head: undefined, released: false });
+    for (const id of ['evt-"quoted"', 'evt-back\\slash', 'evt-é']) {
+      await queue.push(pending('leg-1', id));
+      expect(await queue.shift('leg-1', `${id}x`)).toEqual({ head: expect.objectContaining({ id }), released: false });
+      expect(await queue.shift('leg-1', id)).toEqual({ head: undefined, released: false });
+    }
+    // A delivery whose id is not its first key (as another writer may have queued it) is read whole.
+    const { id, ...rest } = pending('leg-1', 'evt-last');
+    await a.rpush(list, JSON.stringify({ ...rest, id }));
+    await queue.push(pending('leg-1', 'evt-after'));
+    expect(await queue.shift('leg-1', 'evt-other')).toEqual({ head: expect.objectContaining({ id: 'evt-last' }), released: false });
+    expect(await queue.shift('leg-1', 'evt-last')).toEqual({ head: expect.objectContaining({ id: 'evt-after' }), released: false });
+    expect(await a.llen(list)).toBe(1);
+  });
+
   it("takes a call's lease with the push of its only event when no one holds it, and leaves polls to the owner until the lease would end", async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
