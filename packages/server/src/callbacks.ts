@@ -374,12 +374,15 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const recording = new Map<string, { uri: string | null }>();
   let emitting = 0;
   /**
-   * The registry steps and events under way (the two maps above), numbered in the order they were
-   * asked for, and the `settled()` promises waiting for those asked for before them: a request
-   * waits for what was asked before its answer without a promise per call under way.
+   * The registry steps and events being recorded (the two maps above) are numbered in the order
+   * they were asked for; `settled()` waits for those asked for before it: a request waits for
+   * what was asked before its answer without a promise per call under way. `lowestUnder` is the
+   * lowest number not done (above `stepsAsked` when none is under way), `doneAbove` those done
+   * above it.
    */
-  const underWaySteps = new FifoMap<number, true>();
   let stepsAsked = 0;
+  let lowestUnder = 1;
+  const doneAbove = new Set<number>();
   const settleWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   let settleHead = 0;
   const gone = options.gone ?? createMemoryGoneUriStore();
@@ -755,7 +758,6 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   function inOrder(steps: Map<string, Promise<void>>, callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void): Promise<void> {
     emitting++;
     const asked = ++stepsAsked;
-    underWaySteps.set(asked, true);
     const run = async () => {
       for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
         if (stopped) return onStopped();
@@ -773,20 +775,21 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       .finally(() => {
         emitting--;
         if (steps.get(callLegId) === next) steps.delete(callLegId);
-        underWaySteps.delete(asked);
-        wakeSettled();
+        stepDone(asked);
         settleIdle();
       });
     steps.set(callLegId, next);
     return next;
   }
 
-  /** Resolves the `settled()` promises whose steps are all done. */
-  function wakeSettled() {
-    if (settleHead === settleWaiters.length) return;
-    const oldest = underWaySteps.oldest().next();
-    const lowest = oldest.done ? Infinity : oldest.value;
-    while (settleHead < settleWaiters.length && settleWaiters[settleHead]!.upTo < lowest) settleWaiters[settleHead++]!.resolve();
+  /** Counts a step done, and resolves the `settled()` promises whose steps are all done. */
+  function stepDone(step: number) {
+    if (step !== lowestUnder) {
+      doneAbove.add(step);
+      return;
+    }
+    for (lowestUnder++; doneAbove.delete(lowestUnder); ) lowestUnder++;
+    while (settleHead < settleWaiters.length && settleWaiters[settleHead]!.upTo < lowestUnder) settleWaiters[settleHead++]!.resolve();
     if (settleHead === settleWaiters.length) {
       settleWaiters.length = 0;
       settleHead = 0;
@@ -858,7 +861,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
     },
     settled() {
-      if (underWaySteps.size === 0) return;
+      if (lowestUnder > stepsAsked) return;
       return new Promise<void>((resolve) => settleWaiters.push({ upTo: stepsAsked, resolve }));
     },
     async drain() {
