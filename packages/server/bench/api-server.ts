@@ -16,23 +16,26 @@ if (stores !== 'memory' && stores !== 'redis') throw new Error('STORES must be m
 const redis =
   stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT), { autoPipelining: process.env.AUTO_PIPELINING === '1', batch: process.env.BATCH_WRITES !== '0' }) : undefined;
 // Every command the stores send, by name (the queue's scripts are EVALSHA), to say what a request
-// costs in round trips. Counted by name and script (its SHA, and how many arguments it has), and
-// labelled once per kind, so that the counting costs the measured server next to nothing.
-const counts = new Map<string, { label: string; n: number }>();
+// costs in round trips. Counted by name or script (its SHA) and how many arguments it has, with
+// no string built per command, and labelled once per kind, so that the counting costs the
+// measured server next to nothing.
+const counts = new Map<unknown, Map<number, { label: string; n: number }>>();
 if (redis) {
   const send = redis.sendCommand.bind(redis);
   redis.sendCommand = (command, stream) => {
-    const kind = command.name === 'evalsha' ? `${String(command.args[0])}:${command.args.length}` : command.name;
-    const count = counts.get(kind);
+    const key = command.name === 'evalsha' ? command.args[0] : command.name;
+    let byLength = counts.get(key);
+    if (!byLength) counts.set(key, (byLength = new Map()));
+    const count = byLength.get(command.args.length);
     if (count) count.n++;
-    else counts.set(kind, { label: label(command.name, command.args), n: 1 });
+    else byLength.set(command.args.length, { label: label(command.name, command.args), n: 1 });
     return send(command, stream);
   };
 }
 /** The counts by label (kinds of one label added up). */
 function commands(): Record<string, number> {
   const byLabel: Record<string, number> = {};
-  for (const { label, n } of counts.values()) byLabel[label] = (byLabel[label] ?? 0) + n;
+  for (const byLength of counts.values()) for (const { label, n } of byLength.values()) byLabel[label] = (byLabel[label] ?? 0) + n;
   return byLabel;
 }
 /**
