@@ -374,15 +374,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   const recording = new Map<string, { uri: string | null }>();
   let emitting = 0;
   /**
-   * The registry steps and events being recorded (the two maps above) are numbered in the order
-   * they were asked for; `settled()` waits for those asked for before it: a request waits for
-   * what was asked before its answer without a promise per call under way. `lowestUnder` is the
-   * lowest number not done (above `stepsAsked` when none is under way), `doneAbove` those done
-   * above it.
+   * The registry steps and events being recorded (the two maps above), numbered in the order they
+   * were asked for: `settled()` waits for those asked for before it, without a promise per call
+   * under way. The Set keeps the numbers not done yet in that order (the first is the lowest), so
+   * it holds no more than the steps under way.
    */
   let stepsAsked = 0;
-  let lowestUnder = 1;
-  const doneAbove = new Set<number>();
+  const stepsUnderWay = new Set<number>();
   const settleWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   let settleHead = 0;
   const gone = options.gone ?? createMemoryGoneUriStore();
@@ -755,9 +753,16 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
    * after the call's earlier ones of its kind (`steps`), retrying while it fails (waits doubling up
    * to 5 s); once the delivery stops, `onStopped` runs instead. Resolves when it is done.
    */
-  function inOrder(steps: Map<string, Promise<void>>, callLegId: string, step: () => Promise<void>, onStopped: () => Promise<void> | void): Promise<void> {
+  function inOrder(
+    steps: Map<string, Promise<void>>,
+    callLegId: string,
+    step: () => Promise<void>,
+    onStopped: () => Promise<void> | void,
+    onDone?: () => void,
+  ): Promise<void> {
     emitting++;
     const asked = ++stepsAsked;
+    stepsUnderWay.add(asked);
     const run = async () => {
       for (let wait = 50; ; wait = Math.min(wait * 2, 5_000)) {
         if (stopped) return onStopped();
@@ -775,6 +780,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       .finally(() => {
         emitting--;
         if (steps.get(callLegId) === next) steps.delete(callLegId);
+        onDone?.();
         stepDone(asked);
         settleIdle();
       });
@@ -784,14 +790,16 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
 
   /** Counts a step done, and resolves the `settled()` promises whose steps are all done. */
   function stepDone(step: number) {
-    if (step !== lowestUnder) {
-      doneAbove.add(step);
-      return;
-    }
-    for (lowestUnder++; doneAbove.delete(lowestUnder); ) lowestUnder++;
-    while (settleHead < settleWaiters.length && settleWaiters[settleHead]!.upTo < lowestUnder) settleWaiters[settleHead++]!.resolve();
+    stepsUnderWay.delete(step);
+    if (settleHead === settleWaiters.length) return;
+    const lowest = stepsUnderWay.size ? stepsUnderWay.values().next().value! : Infinity;
+    while (settleHead < settleWaiters.length && settleWaiters[settleHead]!.upTo < lowest) settleWaiters[settleHead++]!.resolve();
     if (settleHead === settleWaiters.length) {
       settleWaiters.length = 0;
+      settleHead = 0;
+    } else if (settleHead > 1_000 && settleHead * 2 > settleWaiters.length) {
+      // Steps that overlap without end never leave the list empty: what was resolved goes anyway.
+      settleWaiters.splice(0, settleHead);
       settleHead = 0;
     }
   }
@@ -806,7 +814,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
     recording.set(callLegId, mark);
     const emittedBefore = chains.get(callLegId);
     const after = emittedBefore ? () => emittedBefore.then(step) : step;
-    void inOrder(registrations, callLegId, after, onStopped).then(() => {
+    // Forgotten as the step ends, before a request waiting in `settled()` for it goes on.
+    void inOrder(registrations, callLegId, after, onStopped, () => {
       if (recording.get(callLegId) === mark) recording.delete(callLegId);
     });
   }
@@ -861,7 +870,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       }
     },
     settled() {
-      if (lowestUnder > stepsAsked) return;
+      if (stepsUnderWay.size === 0) return;
       return new Promise<void>((resolve) => settleWaiters.push({ upTo: stepsAsked, resolve }));
     },
     async drain() {

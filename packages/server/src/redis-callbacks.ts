@@ -220,12 +220,11 @@ end
 return 1
 `;
 
-// Whether a queued delivery (JSON, its id first as the queue writes it) has the id given ('' for
-// any): by the text's beginning where the id needs no escaping, else by decoding it (the cost of
-// decoding a delivery of a few kB is most of a shift's otherwise).
+// Whether a queued delivery (JSON.stringify's text, its id first as the queue writes it) has the
+// id given: by the text's beginning where the id needs no escaping, else by decoding it (decoding
+// a delivery of a few kB was most of a shift's own cost in Redis).
 const isHeadLua = `
 local function isHead(head, id)
-  if id == '' then return true end
   local prefix = '{"id":"' .. id .. '",'
   if string.sub(head, 1, #prefix) == prefix and not string.find(id, '[\\\\"]') then return true end
   return cjson.decode(head).id == id
@@ -256,7 +255,7 @@ const shiftScript = `${isHeadLua}
 local first = redis.call('LRANGE', KEYS[1], 0, 1)
 local head = first[1]
 local removed = 0
-if head and isHead(head, ARGV[1]) then
+if head and (ARGV[1] == '' or isHead(head, ARGV[1])) then
   redis.call('LPOP', KEYS[1])
   removed = 1
   if KEYS[5] and redis.call('DECR', KEYS[5]) < 0 then redis.call('SET', KEYS[5], 0) end
@@ -347,31 +346,27 @@ return 1
 // indexScript then pushScript in one, on one Redis (not a Cluster, where the call's list lives in
 // another slot than the index). KEYS: index, due, count, list, lease. ARGV: callLegId, the push's
 // time, maxEntries, the delivery, maxPerCall, the deadline, the owner or '', the lease's ms.
-// Answers as pushScript does, 0 also when the queue is full; nothing is counted or indexed unless
-// the event is queued. A call whose lease is held (by this push, or by an instance delivering it,
+// Answers as pushScript does, 0 also when the queue is full; nothing is written unless the event
+// is queued, and it is counted, indexed and due before it is in the list. A call whose lease is held (by this push, or by an instance delivering it,
 // which takes up what is pushed meanwhile) is due when the lease would end at the latest: polls
 // leave it to its owner, and take it up only if the owner dies. Any other is due at once.
 const indexPushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
-local length = redis.call('RPUSH', KEYS[4], ARGV[4])
-if length > tonumber(ARGV[5]) then
-  redis.call('RPOP', KEYS[4])
-  return 0
-end
-if redis.call('INCR', KEYS[3]) > tonumber(ARGV[3]) then
-  redis.call('DECR', KEYS[3])
-  redis.call('RPOP', KEYS[4])
-  return 0
-end
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
+local length = redis.call('LLEN', KEYS[4])
+if length >= tonumber(ARGV[5]) then return 0 end
+redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if ARGV[7] ~= '' and length == 1 and redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8], 'NX') then
+if ARGV[7] ~= '' and length == 0 and redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8], 'NX') then
   redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
+  redis.call('RPUSH', KEYS[4], ARGV[4])
   return 2
 end
 local at = tonumber(ARGV[2]) + math.max(0, redis.call('PTTL', KEYS[5]))
 local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
+redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
 
