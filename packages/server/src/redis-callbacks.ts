@@ -347,9 +347,10 @@ return 1
 // another slot than the index). KEYS: index, due, count, list, lease. ARGV: callLegId, the push's
 // time, maxEntries, the delivery, maxPerCall, the deadline, the owner or '', the lease's ms.
 // Answers as pushScript does, 0 also when the queue is full; nothing is written unless the event
-// is queued, and it is counted, indexed and due before it is in the list. A call whose lease is held (by this push, or by an instance delivering it,
-// which takes up what is pushed meanwhile) is due when the lease would end at the latest: polls
-// leave it to its owner, and take it up only if the owner dies. Any other is due at once.
+// is queued, and it is counted, indexed and due before it is in the list. A call whose lease is
+// held (by this push, or by an instance delivering it, which takes up what is pushed meanwhile)
+// is due when the lease would end at the latest: polls leave it to its owner, and take it up only
+// if the owner dies. Any other is due at once.
 const indexPushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
