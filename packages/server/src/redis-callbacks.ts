@@ -104,6 +104,39 @@ export interface RedisCallbackRegistryOptions {
 /** A registration of the same URI again within this long is not written again. */
 const rewriteAfterMs = 1_000;
 
+/** A registration asked of a registry and not written yet, which a push of its call's event may write. */
+interface UnwrittenRegistration {
+  key: string;
+  uri: string;
+  /** Its `ttlMs`, or 0. */
+  ttlMs: number;
+  /** Settles the registration as the command that carries it settles. */
+  carriedBy(command: Promise<unknown>): void;
+}
+
+/**
+ * Per connection to one Redis (not a Cluster), by call, the registrations asked for in this turn
+ * of the event loop and not written yet. A push of the call's event on the same connection before
+ * the turn's promise jobs have all run takes the registration into its script (a new call's
+ * registration and first event: one round trip, one command); otherwise it is written alone
+ * then. Any other command of the registry for the call writes it first, so that the commands
+ * reach Redis in the order they were asked for.
+ */
+const unwritten = new WeakMap<object, Map<string, UnwrittenRegistration>>();
+
+/** The call's unwritten registration on the connection, which the caller writes from now on. */
+function takeRegistration(redis: RedisClient, callLegId: string): UnwrittenRegistration | undefined {
+  const pending = unwritten.get(redis);
+  const registration = pending?.get(callLegId);
+  if (registration) pending!.delete(callLegId);
+  return registration;
+}
+
+/** Writes a registration on its own. */
+function writeRegistration(redis: RedisClient, { key, uri, ttlMs }: UnwrittenRegistration) {
+  return ttlMs ? redis.set(key, uri, 'PX', ttlMs) : redis.set(key, uri);
+}
+
 /**
  * Calls' callbackUris in Redis, so that any instance can emit a call's events: one key per call,
  * `ca:call:{<callLegId>}`, in the call's hash slot on Redis Cluster (the slot of its queued
@@ -119,6 +152,8 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
   const timeoutMs = options.timeoutMs ?? 2_000;
   const remembered = options.remembered ?? 10_000;
   const key = (callLegId: string) => `${prefix}{${callLegId}}`;
+  // On one Redis, a push of the call's event in the same turn may write the registration (createRedisCallbackQueue).
+  const carried = !(redis as { isCluster?: boolean }).isCluster;
   /** The URIs this instance wrote, with when it sent the write, oldest first. */
   const known = new FifoMap<string, { uri: string; at: number }>();
   return {
@@ -127,21 +162,52 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       const sent = Date.now();
       if (entry?.uri === callbackUri && sent - entry.at < rewriteAfterMs) return;
       known.delete(callLegId);
-      const set = options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
-      await withTimeout(set, timeoutMs, 'a callbackUri');
+      await withTimeout(write(callLegId, callbackUri), timeoutMs, 'a callbackUri');
       known.set(callLegId, { uri: callbackUri, at: sent });
       if (known.size > remembered) known.shift();
     },
     async get(callLegId) {
       const entry = known.get(callLegId);
       if (entry && !(options.ttlMs && Date.now() - entry.at >= options.ttlMs)) return entry.uri;
+      writeUnwritten(callLegId);
       return (await withTimeout(redis.get(key(callLegId)), timeoutMs, 'a callbackUri')) ?? undefined;
     },
     async delete(callLegId) {
       known.delete(callLegId);
+      writeUnwritten(callLegId);
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
     },
   };
+
+  /** Writes the call's registration, or leaves it for a push of the call's event in this turn to write (on one Redis). */
+  function write(callLegId: string, callbackUri: string): Promise<unknown> {
+    if (!carried) return options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
+    writeUnwritten(callLegId);
+    let pending = unwritten.get(redis);
+    if (!pending) unwritten.set(redis, (pending = new Map()));
+    const waiting = pending;
+    return new Promise((resolve, reject) => {
+      const registration: UnwrittenRegistration = {
+        key: key(callLegId),
+        uri: callbackUri,
+        ttlMs: options.ttlMs ?? 0,
+        carriedBy: (command) => void command.then(resolve, reject),
+      };
+      waiting.set(callLegId, registration);
+      // After the promise jobs queued meanwhile (an event emitted with the registration is pushed in one of them).
+      process.nextTick(() => {
+        if (waiting.get(callLegId) !== registration) return;
+        waiting.delete(callLegId);
+        registration.carriedBy(writeRegistration(redis, registration));
+      });
+    });
+  }
+
+  /** Sends the call's registration not written yet, if any, before a command that must come after it. */
+  function writeUnwritten(callLegId: string) {
+    const registration = carried ? takeRegistration(redis, callLegId) : undefined;
+    if (registration) registration.carriedBy(writeRegistration(redis, registration));
+  }
 }
 
 export interface RedisGoneUriStoreOptions {
@@ -351,9 +417,16 @@ return 1
 // held (by this push, or by an instance delivering it, which takes up what is pushed meanwhile)
 // is due when the lease would end at the latest: polls leave it to its owner, and take it up only
 // if the owner dies. Any other is due at once.
+//
+// With a sixth key, the call's key in the registry, it also writes the call's callbackUri there
+// (ARGV[9]; ARGV[10] its time to live in ms, or 0), whether or not the event is queued (unless
+// late: then nothing is written).
 const indexPushScript = `
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
+if KEYS[6] then
+  if ARGV[10] == '0' then redis.call('SET', KEYS[6], ARGV[9]) else redis.call('SET', KEYS[6], ARGV[9], 'PX', ARGV[10]) end
+end
 if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
 local length = redis.call('LLEN', KEYS[4])
 if length >= tonumber(ARGV[5]) then return 0 end
@@ -454,6 +527,24 @@ interface QueueScripts {
     owner: string,
     ms: number,
   ): Promise<number>;
+  caQueueIndexPushRegistering(
+    index: string,
+    due: string,
+    count: string,
+    list: string,
+    lease: string,
+    registered: string,
+    callLegId: string,
+    time: number,
+    max: number,
+    delivery: string,
+    maxPerCall: number,
+    deadline: number,
+    owner: string,
+    ms: number,
+    callbackUri: string,
+    registeredMs: number,
+  ): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
@@ -492,6 +583,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
   redis.defineCommand('caQueueIndexPush', { numberOfKeys: 5, lua: indexPushScript });
+  redis.defineCommand('caQueueIndexPushRegistering', { numberOfKeys: 6, lua: indexPushScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
@@ -536,9 +628,18 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       const ms = leaseFor?.ms ?? 0;
       let pushed: number;
       if (single) {
-        pushed = await limit(
-          scripts.caQueueIndexPush(index, dueKey, countKey, list(callLegId), lease(callLegId), callLegId, sent, maxEntries, JSON.stringify(delivery), max, sent + timeoutMs, owner, ms),
+        // A registration of the call asked for in this turn is written with the event.
+        const registration = takeRegistration(redis, callLegId);
+        const body = JSON.stringify(delivery);
+        const command = registration
+          ? scripts.caQueueIndexPushRegistering(index, dueKey, countKey, list(callLegId), lease(callLegId), registration.key, callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms, registration.uri, registration.ttlMs)
+          : scripts.caQueueIndexPush(index, dueKey, countKey, list(callLegId), lease(callLegId), callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms);
+        registration?.carriedBy(
+          command.then((answer) => {
+            if (answer === -1) throw new Error(`Redis refused the callbackUri of call ${callLegId} as late (${Date.now() - sent} ms after it was sent).`);
+          }),
         );
+        pushed = await limit(command);
       } else {
         if ((await limit(scripts.caQueueIndex(index, dueKey, countKey, callLegId, sent, maxEntries))) === 0) return false;
         // A push that fails leaves the count as it is: whether it was queued is not known.

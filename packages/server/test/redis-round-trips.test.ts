@@ -1,8 +1,8 @@
 // What the Redis queue and registry send per event: a push that takes the lease of a call no one
 // delivers (else a lease that reads the call's first event), a shift that answers the next (and
 // gives the lease up after the last), a release that answers what was pushed meanwhile, one script
-// per push on one Redis, and a callbackUri written once and not read back by the instance that
-// wrote it.
+// per push on one Redis, and a callbackUri written once (with the call's first event when emitted
+// with it) and not read back by the instance that wrote it.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDeliveryOptions, type PendingDelivery } from '../src/index.ts';
@@ -104,6 +104,60 @@ describe('the Redis callback registry', () => {
     for (const id of ['leg-1', 'leg-2', 'leg-3']) await registry.set(id, `https://app.contoso.com/${id}`);
     for (const id of ['leg-1', 'leg-2', 'leg-3']) expect(await registry.get(id)).toBe(`https://app.contoso.com/${id}`);
     expect(a.sent).toEqual(['set', 'set', 'set', 'get']);
+  });
+
+  it("writes a registration with a push of the call's event in the same turn, even one refused as overflow, with its ttlMs", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:`, ttlMs: 60_000 });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:`, maxPerCall: 1 });
+    await queue.push(pending('leg-1', 'evt-1'));
+    a.sent.length = 0;
+    const registered = registry.set('leg-1', 'https://app.contoso.com/one');
+    const pushed = queue.push(pending('leg-1', 'evt-2'));
+    expect(await pushed).toBe(false);
+    await registered;
+    expect(a.sent).toEqual([`script ${prefix}q:calls`]);
+    expect(await a.get(`${prefix}call:{leg-1}`)).toBe('https://app.contoso.com/one');
+    expect(await a.pttl(`${prefix}call:{leg-1}`)).toBeGreaterThan(50_000);
+    expect(await a.lrange(`${prefix}q:{leg-1}`, 0, -1)).toHaveLength(1);
+  });
+
+  it("writes a registration on its own when no push of the call's event follows in the turn, and before a read or delete of the call", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:` });
+    // Another call's push does not take it.
+    const registered = registry.set('leg-1', 'https://app.contoso.com/one');
+    await queue.push(pending('leg-2', 'evt-1'));
+    await registered;
+    expect(a.sent).toEqual([`script ${prefix}q:calls`, 'set']);
+    expect(await a.get(`${prefix}call:{leg-1}`)).toBe('https://app.contoso.com/one');
+    // A delete asked for in the same turn goes after it; so does a read (from another registry on the connection).
+    a.sent.length = 0;
+    const other = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
+    const [, , read] = await Promise.all([registry.set('leg-3', 'https://app.contoso.com/three'), registry.set('leg-4', 'https://app.contoso.com/four'), other.get('leg-3'), registry.delete('leg-4')]);
+    expect(read).toBe('https://app.contoso.com/three');
+    expect(a.sent).toEqual(['set', 'get', 'set', 'del']);
+    expect(await a.exists(`${prefix}call:{leg-4}`)).toBe(0);
+  });
+
+  it('does not write a registration carried by a push that reaches Redis after its deadline, and says so', async () => {
+    const a = await connect();
+    const pauser = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:`, timeoutMs: 5_000 });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:`, timeoutMs: 50 });
+    // Redis holds every command for 300 ms: the push (and the registration in it) arrives late.
+    await pauser.call('CLIENT', 'PAUSE', '300', 'ALL');
+    const registered = registry.set('leg-1', 'https://app.contoso.com/one');
+    const pushed = queue.push(pending('leg-1', 'evt-1'));
+    await expect(pushed).rejects.toThrow(/did not answer the callback queue within 50 ms/);
+    await expect(registered).rejects.toThrow(/refused the callbackUri of call leg-1 as late/);
+    expect(a.sent).toEqual([`script ${prefix}q:calls`]);
+    expect(await a.exists(`${prefix}call:{leg-1}`)).toBe(0);
+    expect(await a.exists(`${prefix}q:{leg-1}`)).toBe(0);
   });
 });
 
@@ -246,7 +300,7 @@ describe('the Redis callback queue on one Redis', () => {
     expect(await a.zrange(`${prefix}calls`, '0', '-1')).toEqual(['leg-1', 'leg-2']);
   });
 
-  it('delivers a call of one event with a registration, a push that takes the lease, and a shift that gives it up', async () => {
+  it('delivers a call of one event with a push that registers the call and takes the lease, and a shift that gives it up', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const delivery = deliveryOn(a, prefix);
@@ -259,14 +313,15 @@ describe('the Redis callback queue on one Redis', () => {
       await receivedOn(['/round-trips'], 1);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(receiver.received.filter((d) => d.path === '/round-trips')).toHaveLength(1);
-      expect(a.sent).toEqual(['set', `script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}`]);
+      expect(a.sent).toEqual([`script ${prefix}q:calls`, `script ${prefix}q:{${callLegId}}`]);
       expect(await a.exists(`${prefix}q:{${callLegId}}:lease`)).toBe(0);
+      expect(await a.get(`${prefix}call:{${callLegId}}`)).toBe(`${receiver.url}/round-trips`);
     } finally {
       await delivery.close(1_000);
     }
   });
 
-  it("sends a new call's registration and its first event together, not the event after the registration's answer", async () => {
+  it("writes a new call's registration with its first event, in one script", async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const delivery = deliveryOn(a, prefix);
@@ -287,8 +342,8 @@ describe('the Redis callback queue on one Redis', () => {
       delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
       delivery.register(callLegId, `${receiver.url}/together`);
       await delivery.settled!();
-      // The push (a script) goes out before the registration's answer is back.
-      expect(order.slice(0, 3)).toEqual(['sent set', 'sent evalsha', 'answered set']);
+      // One command: the push, whose script writes the registration too (sent as EVAL once, where Redis had not loaded it).
+      expect(order.slice(0, 2).map((step) => step.replace(/evalsha$/, 'eval'))).toEqual(['sent eval', 'answered eval']);
       // Both recorded: another instance finds the call, and the event is queued (or on its way).
       expect(await a.get(`${prefix}call:{${callLegId}}`)).toBe(`${receiver.url}/together`);
       await receivedOn(['/together'], 1);
