@@ -2,11 +2,11 @@
  * The stub under load, in a process of its own: createCall registers the call and emits one event
  * (so that the registry and the queue are on every request's path), the answer waiting for them to
  * be recorded as the service does. STORES=memory: the in-memory defaults (idempotency store,
- * registry, queue, dead letters); STORES=redis: all four on the redis-server at REDIS_PORT.
+ * registry, queue, dead letters, gone URIs); STORES=redis: all five on the redis-server at REDIS_PORT, as the README sets them up.
  */
 import { createCallAutomationService, createCallbackDelivery, createMemoryIdempotencyStore, createUriGuard, type CallAutomationHandlers } from '@call-automation/server';
 import { serveApp } from '@call-automation/server/node';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
 import { connectRedis } from './processes.ts';
 import { accessKey, callbackSecret } from './shared.ts';
 
@@ -40,7 +40,7 @@ function commands(): Record<string, number> {
 }
 /**
  * A command's name; a script's with its keys (ids as *) and the shape of its arguments (numbers
- * as #, JSON as json, other long strings as text), e.g. `evalsha ca:q:{*} json # #`, so that the queue's scripts can be told apart.
+ * as #, JSON as json, URIs as uri, other long strings as text), e.g. `evalsha ca:q:{*} json # #`, so that the queue's scripts can be told apart.
  */
 function label(name: string, args: unknown[]): string {
   if (name !== 'evalsha') return name;
@@ -52,6 +52,7 @@ function label(name: string, args: unknown[]): string {
     if (text.startsWith('{"')) return 'json';
     if (/^-?\d+(\.\d+)?$/.test(text)) return '#';
     if (/^evt_(seed_)?[0-9a-f]+$/.test(text)) return 'evt';
+    if (/^https?:\/\//.test(text)) return 'uri';
     return text.length > 40 ? 'text' : text.replace(id, '*');
   };
   return `evalsha ${args.slice(2).map(shape).join(' ')}`;
@@ -64,7 +65,9 @@ if (process.env.BENCH_DEBUG) setInterval(() => console.error(`attempts so far: $
 const callbacks = createCallbackDelivery({
   secret: callbackSecret,
   guard,
-  ...(redis ? { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis) } : {}),
+  ...(redis
+    ? { queue: createRedisCallbackQueue(redis), registry: createRedisCallbackRegistry(redis), deadLetters: createRedisDeadLetterStore(redis), gone: createRedisGoneUriStore(redis) }
+    : {}),
   ...(process.env.POLL_MS ? { pollIntervalMs: Number(process.env.POLL_MS) } : {}),
   onAttempt: () => void attempts++,
   log: (message) => {

@@ -337,7 +337,7 @@ async function apiBench() {
   );
   const variants: Array<{ name: string; redis: boolean; target?: boolean; env?: Record<string, string> }> = [
     { name: 'stub, memory stores', redis: false },
-    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters), batchWrites', redis: true, target: true },
+    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters, gone URIs), batchWrites', redis: true, target: true },
     { name: '  the same without batchWrites (diagnostic)', redis: true, env: { BATCH_WRITES: '0' } },
     { name: '  the same with ioredis enableAutoPipelining instead (diagnostic)', redis: true, env: { BATCH_WRITES: '0', AUTO_PIPELINING: '1' } },
   ];

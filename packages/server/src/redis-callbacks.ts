@@ -221,23 +221,51 @@ export interface RedisGoneUriStoreOptions {
   ttlMs?: number;
   /** How long a command may take before the store gives up on it (the delivery tries again a second later). Default 2 s. */
   timeoutMs?: number;
+  /**
+   * How long an instance takes a URI that Redis said is not gone for not gone, without asking
+   * again. Default 1 s; 0 asks before every attempt. A 410 that another instance got stops this
+   * one's deliveries to the URI within this time (those sent meanwhile get their own 410, and are
+   * dead letters as well); one this instance gets stops them at once.
+   */
+  cacheMs?: number;
 }
+
+/** The most URIs a gone-URI store remembers as not gone. */
+const rememberedUris = 10_000;
 
 /**
  * The callbackUris that answered 410, in Redis, so that one 410 stops delivery to the URI on
  * every instance, and a redrive on any instance clears it for all. One key per URI,
  * `ca:gone:<uri>`, expiring after `ttlMs`; each command touches one key, so it works on Redis
- * Cluster as it is. Each delivery attempt asks whether its URI is gone: one EXISTS.
+ * Cluster as it is. A delivery attempt asks whether its URI is gone, one EXISTS, unless this
+ * instance asked about the URI less than `cacheMs` ago and it was not.
  */
 export function createRedisGoneUriStore(redis: RedisClient, options: RedisGoneUriStoreOptions = {}): GoneUriStore {
   const prefix = options.prefix ?? 'ca:gone:';
   const ttlMs = options.ttlMs ?? 24 * 3_600_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
+  const cacheMs = options.cacheMs ?? 1_000;
+  /** When Redis last said each URI was not gone (asked then), oldest first. */
+  const notGone = new FifoMap<string, number>();
+  /** How many URIs this instance has marked gone: an answer read before one of them is not kept. */
+  let added = 0;
   return {
     async has(uri) {
-      return (await withTimeout(redis.exists(prefix + uri), timeoutMs, 'a gone callbackUri')) === 1;
+      const asked = Date.now();
+      const checked = notGone.get(uri);
+      if (checked !== undefined && asked - checked < cacheMs) return false;
+      const addedBefore = added;
+      const gone = (await withTimeout(redis.exists(prefix + uri), timeoutMs, 'a gone callbackUri')) === 1;
+      notGone.delete(uri);
+      if (!gone && cacheMs > 0 && added === addedBefore) {
+        notGone.set(uri, asked);
+        if (notGone.size > rememberedUris) notGone.shift();
+      }
+      return gone;
     },
     async add(uri) {
+      added++;
+      notGone.delete(uri);
       await withTimeout(redis.set(prefix + uri, '1', 'PX', ttlMs), timeoutMs, 'a gone callbackUri');
     },
     async delete(uri) {

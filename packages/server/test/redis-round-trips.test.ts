@@ -6,7 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCallbackDelivery, createUriGuard, type CallbackDeliveryOptions, type PendingDelivery } from '../src/index.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '../src/redis.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from '../src/redis.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
@@ -158,6 +158,45 @@ describe('the Redis callback registry', () => {
     expect(a.sent).toEqual([`script ${prefix}q:calls`]);
     expect(await a.exists(`${prefix}call:{leg-1}`)).toBe(0);
     expect(await a.exists(`${prefix}q:{leg-1}`)).toBe(0);
+  });
+});
+
+describe('the Redis store of gone URIs', () => {
+  it("asks about a URI found not gone at most once in cacheMs, and takes this instance's 410 at once and another's within cacheMs", async () => {
+    const a = await connect();
+    const b = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:gone:`;
+    const onA = createRedisGoneUriStore(a, { prefix, cacheMs: 200 });
+    const onB = createRedisGoneUriStore(b, { prefix, cacheMs: 200 });
+    const uri = 'https://app.contoso.com/cb';
+    expect(await onA.has(uri)).toBe(false);
+    expect(await onA.has(uri)).toBe(false);
+    expect(a.sent).toEqual(['exists']);
+    // A 410 on B: B knows at once, A once its answer is 200 ms old.
+    await onB.add(uri);
+    expect(await onB.has(uri)).toBe(true);
+    expect(await onA.has(uri)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await onA.has(uri)).toBe(true);
+    expect(await onA.has(uri)).toBe(true);
+    expect(a.sent).toEqual(['exists', 'exists', 'exists']);
+    // Redriven on B: A asks again, and its own 410 counts at once.
+    await onB.delete(uri);
+    expect(await onA.has(uri)).toBe(false);
+    await onA.add(uri);
+    expect(await onA.has(uri)).toBe(true);
+    // An answer Redis gave before this instance's own 410 is not kept.
+    const other = 'https://app.contoso.com/other';
+    const asked = onA.has(other);
+    const added = onA.add(other);
+    expect(await asked).toBe(false);
+    await added;
+    expect(await onA.has(other)).toBe(true);
+    // cacheMs 0: every attempt asks.
+    const uncached = createRedisGoneUriStore(b, { prefix, cacheMs: 0 });
+    b.sent.length = 0;
+    for (let i = 0; i < 3; i++) expect(await uncached.has('https://app.contoso.com/new')).toBe(false);
+    expect(b.sent).toEqual(['exists', 'exists', 'exists']);
   });
 });
 
