@@ -822,8 +822,12 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
 
   return {
     register(callLegId, callbackUri) {
-      if (registry) record(callLegId, callbackUri, () => registry.set(callLegId, callbackUri), () => log(`The callbackUri of call ${callLegId} was not recorded before shutdown.`));
-      else callbackUris.set(callLegId, callbackUri);
+      if (!registry) callbackUris.set(callLegId, callbackUri);
+      // The same URI being recorded for the call already (the handler's register, then the
+      // stub's): a second step would record nothing more.
+      else if (recording.get(callLegId)?.uri !== callbackUri) {
+        record(callLegId, callbackUri, () => registry.set(callLegId, callbackUri), () => log(`The callbackUri of call ${callLegId} was not recorded before shutdown.`));
+      }
     },
     unregister(callLegId) {
       if (registry) record(callLegId, null, () => registry.delete(callLegId), () => {});

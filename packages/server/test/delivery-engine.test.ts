@@ -136,6 +136,28 @@ describe('the delivery engine', () => {
     expect(await d.redrive(letter!.id)).toBe(false);
   });
 
+  it('records a registration of the URI being recorded for the call once, and one after an unregister again', async () => {
+    const steps: string[] = [];
+    const registry = {
+      set: async (callLegId: string, uri: string) => void steps.push(`set ${callLegId} ${uri}`),
+      get: async () => undefined,
+      delete: async (callLegId: string) => void steps.push(`delete ${callLegId}`),
+    };
+    const d = delivery({ registry });
+    // The handler's register, then the stub's.
+    d.register('leg-1', 'https://app.contoso.com/one');
+    d.register('leg-1', 'https://app.contoso.com/one');
+    d.register('leg-1', 'https://app.contoso.com/two');
+    d.unregister('leg-1');
+    d.register('leg-1', 'https://app.contoso.com/two');
+    await d.settled!();
+    expect(steps).toEqual(['set leg-1 https://app.contoso.com/one', 'set leg-1 https://app.contoso.com/two', 'delete leg-1', 'set leg-1 https://app.contoso.com/two']);
+    // Once recorded, a registration is asked of the registry again (a shared one may have changed meanwhile).
+    d.register('leg-1', 'https://app.contoso.com/two');
+    await d.settled!();
+    expect(steps).toHaveLength(5);
+  });
+
   it('settled() waits for the registry steps and events asked for before it, and not for later ones', async () => {
     // A registry whose writes finish when the test says: one held per call.
     const held = new Map<string, () => void>();
