@@ -110,31 +110,60 @@ interface UnwrittenRegistration {
   uri: string;
   /** Its `ttlMs`, or 0. */
   ttlMs: number;
-  /** Settles the registration as the command that carries it settles. */
-  carriedBy(command: Promise<unknown>): void;
+  /** Settles the registration as the command that carries it settles (a push's script, or a SET of its own). */
+  carriedBy(command: Promise<unknown>, inScript: boolean): void;
 }
 
 /**
- * Per connection to one Redis (not a Cluster), by call, the registrations asked for in this turn
- * of the event loop and not written yet. A push of the call's event on the same connection before
- * the turn's promise jobs have all run takes the registration into its script (a new call's
+ * Per connection to one Redis (not a Cluster), by call: the registrations asked for in this turn
+ * of the event loop and not written yet (`unwritten`), and those written by a push's script and
+ * not answered yet (`inScripts`). A push of the call's event on the same connection before the
+ * turn's promise jobs have all run takes the registration into its script (a new call's
  * registration and first event: one round trip, one command); otherwise it is written alone
- * then. Any other command of the registry for the call writes it first, so that the commands
- * reach Redis in the order they were asked for.
+ * then. Any other command of a registry for the call writes an unwritten one first, and waits for
+ * one in a script (a script Redis no longer has, after SCRIPT FLUSH or a failover, is sent again
+ * once NOSCRIPT comes back, behind what was sent meanwhile), so that the commands of a call's
+ * registrations take effect in the order they were asked for.
  */
-const unwritten = new WeakMap<object, Map<string, UnwrittenRegistration>>();
+interface Registrations {
+  unwritten: Map<string, UnwrittenRegistration>;
+  inScripts: Map<string, Promise<unknown>>;
+}
+const registrations = new WeakMap<object, Registrations>();
+
+function registrationsOf(redis: RedisClient): Registrations {
+  let state = registrations.get(redis);
+  if (!state) registrations.set(redis, (state = { unwritten: new Map(), inScripts: new Map() }));
+  return state;
+}
 
 /** The call's unwritten registration on the connection, which the caller writes from now on. */
 function takeRegistration(redis: RedisClient, callLegId: string): UnwrittenRegistration | undefined {
-  const pending = unwritten.get(redis);
-  const registration = pending?.get(callLegId);
-  if (registration) pending!.delete(callLegId);
+  const unwritten = registrations.get(redis)?.unwritten;
+  const registration = unwritten?.get(callLegId);
+  if (registration) unwritten!.delete(callLegId);
   return registration;
 }
 
 /** Writes a registration on its own. */
 function writeRegistration(redis: RedisClient, { key, uri, ttlMs }: UnwrittenRegistration) {
   return ttlMs ? redis.set(key, uri, 'PX', ttlMs) : redis.set(key, uri);
+}
+
+/**
+ * Before a registry's command for a call: sends the call's unwritten registration, and answers a
+ * promise of the end of one in a push's script, if any (else nothing, so that a caller with none
+ * to wait for goes on in the same promise job).
+ */
+function registrationsBefore(redis: RedisClient, callLegId: string): Promise<void> | undefined {
+  const state = registrations.get(redis);
+  if (!state) return undefined;
+  const registration = takeRegistration(redis, callLegId);
+  if (registration) registration.carriedBy(writeRegistration(redis, registration), false);
+  return state.inScripts.get(callLegId)?.then(
+    () => {},
+    () => {},
+  );
 }
 
 /**
@@ -162,6 +191,8 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       const sent = Date.now();
       if (entry?.uri === callbackUri && sent - entry.at < rewriteAfterMs) return;
       known.delete(callLegId);
+      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
+      if (before) await before;
       await withTimeout(write(callLegId, callbackUri), timeoutMs, 'a callbackUri');
       known.set(callLegId, { uri: callbackUri, at: sent });
       if (known.size > remembered) known.shift();
@@ -169,12 +200,14 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
     async get(callLegId) {
       const entry = known.get(callLegId);
       if (entry && !(options.ttlMs && Date.now() - entry.at >= options.ttlMs)) return entry.uri;
-      writeUnwritten(callLegId);
+      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
+      if (before) await before;
       return (await withTimeout(redis.get(key(callLegId)), timeoutMs, 'a callbackUri')) ?? undefined;
     },
     async delete(callLegId) {
       known.delete(callLegId);
-      writeUnwritten(callLegId);
+      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
+      if (before) await before;
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
     },
   };
@@ -182,31 +215,31 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
   /** Writes the call's registration, or leaves it for a push of the call's event in this turn to write (on one Redis). */
   function write(callLegId: string, callbackUri: string): Promise<unknown> {
     if (!carried) return options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
-    writeUnwritten(callLegId);
-    let pending = unwritten.get(redis);
-    if (!pending) unwritten.set(redis, (pending = new Map()));
-    const waiting = pending;
+    const state = registrationsOf(redis);
     return new Promise((resolve, reject) => {
       const registration: UnwrittenRegistration = {
         key: key(callLegId),
         uri: callbackUri,
         ttlMs: options.ttlMs ?? 0,
-        carriedBy: (command) => void command.then(resolve, reject),
+        carriedBy(command, inScript) {
+          if (inScript) {
+            state.inScripts.set(callLegId, command);
+            const answered = () => {
+              if (state.inScripts.get(callLegId) === command) state.inScripts.delete(callLegId);
+            };
+            command.then(answered, answered);
+          }
+          command.then(resolve, reject);
+        },
       };
-      waiting.set(callLegId, registration);
+      state.unwritten.set(callLegId, registration);
       // After the promise jobs queued meanwhile (an event emitted with the registration is pushed in one of them).
       process.nextTick(() => {
-        if (waiting.get(callLegId) !== registration) return;
-        waiting.delete(callLegId);
-        registration.carriedBy(writeRegistration(redis, registration));
+        if (state.unwritten.get(callLegId) !== registration) return;
+        state.unwritten.delete(callLegId);
+        registration.carriedBy(writeRegistration(redis, registration), false);
       });
     });
-  }
-
-  /** Sends the call's registration not written yet, if any, before a command that must come after it. */
-  function writeUnwritten(callLegId: string) {
-    const registration = carried ? takeRegistration(redis, callLegId) : undefined;
-    if (registration) registration.carriedBy(writeRegistration(redis, registration));
   }
 }
 
@@ -245,13 +278,13 @@ export function createRedisGoneUriStore(redis: RedisClient, options: RedisGoneUr
   const ttlMs = options.ttlMs ?? 24 * 3_600_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
   const cacheMs = options.cacheMs ?? 1_000;
-  /** When Redis last said each URI was not gone (asked then), oldest first. */
+  /** When (performance.now()) Redis last said each URI was not gone, asked then; oldest first, at most 10 000. */
   const notGone = new FifoMap<string, number>();
   /** How many URIs this instance has marked gone: an answer read before one of them is not kept. */
   let added = 0;
   return {
     async has(uri) {
-      const asked = Date.now();
+      const asked = performance.now();
       const checked = notGone.get(uri);
       if (checked !== undefined && asked - checked < cacheMs) return false;
       const addedBefore = added;
@@ -656,9 +689,9 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       const ms = leaseFor?.ms ?? 0;
       let pushed: number;
       if (single) {
+        const body = JSON.stringify(delivery);
         // A registration of the call asked for in this turn is written with the event.
         const registration = takeRegistration(redis, callLegId);
-        const body = JSON.stringify(delivery);
         const command = registration
           ? scripts.caQueueIndexPushRegistering(index, dueKey, countKey, list(callLegId), lease(callLegId), registration.key, callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms, registration.uri, registration.ttlMs)
           : scripts.caQueueIndexPush(index, dueKey, countKey, list(callLegId), lease(callLegId), callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms);
@@ -666,6 +699,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
           command.then((answer) => {
             if (answer === -1) throw new Error(`Redis refused the callbackUri of call ${callLegId} as late (${Date.now() - sent} ms after it was sent).`);
           }),
+          true,
         );
         pushed = await limit(command);
       } else {

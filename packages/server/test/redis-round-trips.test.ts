@@ -143,6 +143,35 @@ describe('the Redis callback registry', () => {
     expect(await a.exists(`${prefix}call:{leg-4}`)).toBe(0);
   });
 
+  it('writes two registrations of one call asked for in one turn in that order', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
+    await Promise.all([registry.set('leg-1', 'https://app.contoso.com/one'), registry.set('leg-1', 'https://app.contoso.com/two')]);
+    expect(a.sent).toEqual(['set', 'set']);
+    expect(await a.get(`${prefix}call:{leg-1}`)).toBe('https://app.contoso.com/two');
+  });
+
+  it("deletes a registration carried by a push after it, though Redis lost the push's script (NOSCRIPT, sent again)", async () => {
+    const a = await connect();
+    const flusher = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:` });
+    // The script of a push with a registration is loaded on this connection (later ones go as EVALSHA), then Redis forgets it.
+    await Promise.all([registry.set('leg-0', 'https://app.contoso.com/zero'), queue.push(pending('leg-0', 'evt-0'))]);
+    expect(a.sent).toEqual([`script ${prefix}q:calls`]);
+    await flusher.call('SCRIPT', 'FLUSH');
+    a.sent.length = 0;
+    const registered = registry.set('leg-1', 'https://app.contoso.com/one');
+    const pushed = queue.push(pending('leg-1', 'evt-1'));
+    const deleted = registry.delete('leg-1');
+    await Promise.all([registered, pushed, deleted]);
+    // The push, sent again after NOSCRIPT, then the delete.
+    expect(a.sent).toEqual([`script ${prefix}q:calls`, `script ${prefix}q:calls`, 'del']);
+    expect(await a.exists(`${prefix}call:{leg-1}`)).toBe(0);
+  });
+
   it('does not write a registration carried by a push that reaches Redis after its deadline, and says so', async () => {
     const a = await connect();
     const pauser = await connect();
@@ -166,17 +195,17 @@ describe('the Redis store of gone URIs', () => {
     const a = await connect();
     const b = await connect();
     const prefix = `rt-${crypto.randomUUID()}:gone:`;
-    const onA = createRedisGoneUriStore(a, { prefix, cacheMs: 200 });
-    const onB = createRedisGoneUriStore(b, { prefix, cacheMs: 200 });
+    const onA = createRedisGoneUriStore(a, { prefix, cacheMs: 1_000 });
+    const onB = createRedisGoneUriStore(b, { prefix, cacheMs: 1_000 });
     const uri = 'https://app.contoso.com/cb';
     expect(await onA.has(uri)).toBe(false);
     expect(await onA.has(uri)).toBe(false);
     expect(a.sent).toEqual(['exists']);
-    // A 410 on B: B knows at once, A once its answer is 200 ms old.
+    // A 410 on B: B knows at once, A once its answer is a second old.
     await onB.add(uri);
     expect(await onB.has(uri)).toBe(true);
     expect(await onA.has(uri)).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(await onA.has(uri)).toBe(true);
     expect(await onA.has(uri)).toBe(true);
     expect(a.sent).toEqual(['exists', 'exists', 'exists']);
@@ -381,7 +410,7 @@ describe('the Redis callback queue on one Redis', () => {
       delivery.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
       delivery.register(callLegId, `${receiver.url}/together`);
       await delivery.settled!();
-      // One command: the push, whose script writes the registration too (sent as EVAL once, where Redis had not loaded it).
+      // One command: the push, whose script writes the registration too (EVAL, the script's first on this connection).
       expect(order.slice(0, 2).map((step) => step.replace(/evalsha$/, 'eval'))).toEqual(['sent eval', 'answered eval']);
       // Both recorded: another instance finds the call, and the event is queued (or on its way).
       expect(await a.get(`${prefix}call:{${callLegId}}`)).toBe(`${receiver.url}/together`);
