@@ -551,6 +551,10 @@ if due and tonumber(due) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], AR
 return 1
 `;
 
+/** indexPushScript's keys and arguments (its sixth key and ninth and tenth arguments, a registration's, apart). */
+type IndexPushKeys = [index: string, due: string, count: string, list: string, lease: string];
+type IndexPushArgv = [callLegId: string, time: number, max: number, delivery: string, maxPerCall: number, deadline: number, owner: string, ms: number];
+
 interface QueueScripts {
   caQueuePush(list: string, lease: string, delivery: string, max: number, deadline: number, owner: string, ms: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
@@ -573,39 +577,8 @@ interface QueueScripts {
   ): Promise<[number, number, (string | null)?, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
-  caQueueIndexPush(
-    index: string,
-    due: string,
-    count: string,
-    list: string,
-    lease: string,
-    callLegId: string,
-    time: number,
-    max: number,
-    delivery: string,
-    maxPerCall: number,
-    deadline: number,
-    owner: string,
-    ms: number,
-  ): Promise<number>;
-  caQueueIndexPushRegistering(
-    index: string,
-    due: string,
-    count: string,
-    list: string,
-    lease: string,
-    registered: string,
-    callLegId: string,
-    time: number,
-    max: number,
-    delivery: string,
-    maxPerCall: number,
-    deadline: number,
-    owner: string,
-    ms: number,
-    callbackUri: string,
-    registeredMs: number,
-  ): Promise<number>;
+  caQueueIndexPush(...args: [...IndexPushKeys, ...IndexPushArgv]): Promise<number>;
+  caQueueIndexPushRegistering(...args: [...IndexPushKeys, registered: string, ...IndexPushArgv, callbackUri: string, registeredMs: number]): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
