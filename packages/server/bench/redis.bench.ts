@@ -401,6 +401,9 @@ async function apiBench() {
       return {
         server: variant.name,
         'server CPU µs': cpu.length ? median(cpu).toFixed(0) : '',
+        // How much of the time from the load's start to the last delivery the server was running
+        // (its helper threads, GC's, counted too): below the baseline's, it waited (for Redis).
+        'server cores busy': cpu.length ? median(results[i]!.flatMap((r) => (r.serverCpuUs === undefined ? [] : [(r.serverCpuUs * r.sustained) / 1e6]))).toFixed(2) : '',
         'redis-server CPU µs': redisCpu.length ? median(redisCpu).toFixed(0) : '',
         'Redis commands': variant.redis ? perRequest(i) : '',
         'events delivered during the load': median(results[i]!.map((r) => r.deliveredDuringLoad)).toFixed(2),
