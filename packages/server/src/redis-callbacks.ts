@@ -146,7 +146,7 @@ function takeRegistration(redis: RedisClient, callLegId: string): UnwrittenRegis
 }
 
 /** Writes a registration on its own. */
-function writeRegistration(redis: RedisClient, { key, uri, ttlMs }: UnwrittenRegistration) {
+function writeRegistration(redis: RedisClient, { key, uri, ttlMs }: Pick<UnwrittenRegistration, 'key' | 'uri' | 'ttlMs'>) {
   return ttlMs ? redis.set(key, uri, 'PX', ttlMs) : redis.set(key, uri);
 }
 
@@ -214,7 +214,7 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
 
   /** Writes the call's registration, or leaves it for a push of the call's event in this turn to write (on one Redis). */
   function write(callLegId: string, callbackUri: string): Promise<unknown> {
-    if (!carried) return options.ttlMs ? redis.set(key(callLegId), callbackUri, 'PX', options.ttlMs) : redis.set(key(callLegId), callbackUri);
+    if (!carried) return writeRegistration(redis, { key: key(callLegId), uri: callbackUri, ttlMs: options.ttlMs ?? 0 });
     const state = registrationsOf(redis);
     return new Promise((resolve, reject) => {
       const registration: UnwrittenRegistration = {
