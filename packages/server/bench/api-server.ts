@@ -12,9 +12,16 @@ import { accessKey, callbackSecret } from './shared.ts';
 
 const stores = process.env.STORES;
 if (stores !== 'memory' && stores !== 'redis') throw new Error('STORES must be memory or redis.');
-// As the README sets it up (batchWrites), unless BATCH_WRITES=0; AUTO_PIPELINING=1 for ioredis's own batching instead.
+// As the README sets it up (batchWrites), unless BATCH_WRITES=0; BATCH_WRITES=turn for one write a
+// turn however many commands (no maxCommands); AUTO_PIPELINING=1 for ioredis's own batching instead.
 const redis =
-  stores === 'redis' ? await connectRedis(Number(process.env.REDIS_PORT), { autoPipelining: process.env.AUTO_PIPELINING === '1', batch: process.env.BATCH_WRITES !== '0' }) : undefined;
+  stores === 'redis'
+    ? await connectRedis(Number(process.env.REDIS_PORT), {
+        autoPipelining: process.env.AUTO_PIPELINING === '1',
+        batch: process.env.BATCH_WRITES !== '0',
+        ...(process.env.BATCH_WRITES === 'turn' ? { maxCommands: Infinity } : {}),
+      })
+    : undefined;
 // Every command the stores send, by name (the queue's scripts are EVALSHA), to say what a request
 // costs in round trips. Counted by name or script (its SHA) and how many arguments it has, with
 // no string built per command, and labelled once per kind, so that the counting costs the

@@ -20,13 +20,13 @@ export function startBenchRedis(): Promise<RedisProcess> {
 }
 
 /**
- * A connection as the README sets one up (batchWrites included, unless `batch: false`), resolved
- * once it is ready.
+ * A connection as the README sets one up (batchWrites included, unless `batch: false`; with its
+ * default bound on a write, unless `maxCommands`), resolved once it is ready.
  */
-export async function connectRedis(port: number, options: { autoPipelining?: boolean; batch?: boolean } = {}): Promise<Redis> {
+export async function connectRedis(port: number, options: { autoPipelining?: boolean; batch?: boolean; maxCommands?: number } = {}): Promise<Redis> {
   const redis = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, enableAutoPipelining: options.autoPipelining ?? false });
   await redis.connect();
-  return options.batch === false ? redis : batchWrites(redis);
+  return options.batch === false ? redis : batchWrites(redis, options.maxCommands === undefined ? {} : { maxCommands: options.maxCommands });
 }
 
 const children = new Set<ChildProcess>();

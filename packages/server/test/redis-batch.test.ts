@@ -1,6 +1,6 @@
 // The helpers every Redis store uses. batchWrites: the commands issued in one turn of the event
-// loop go out in one write on the connection's socket, with the same answers in the same order;
-// without it, in a write each. withTimeout: a command's answer, or a RedisTimeoutError in time.
+// loop go out together on the connection's socket, in writes of at most maxCommands, with the
+// same answers in the same order; without it, in a write each. withTimeout: a command's answer, or a RedisTimeoutError in time.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchWrites, RedisTimeoutError, withTimeout } from '../src/redis.ts';
@@ -37,14 +37,33 @@ async function incrementsInOneTurn(connection: Redis, n: number): Promise<{ answ
 }
 
 describe('batchWrites', () => {
-  it('sends the commands of one turn in one write, with the same answers in the same order', async () => {
+  it('sends the commands of one turn together, with the same answers in the same order', async () => {
     const plain = await incrementsInOneTurn(await connect(), 200);
-    const batched = await incrementsInOneTurn(batchWrites(await connect()), 200);
+    const whole = await incrementsInOneTurn(batchWrites(await connect(), { maxCommands: Infinity }), 200);
     const expected = Array.from({ length: 200 }, (_, i) => i + 1);
     expect(plain.answers).toEqual(expected);
-    expect(batched.answers).toEqual(expected);
-    expect(batched.writes).toBe(1);
+    expect(whole.answers).toEqual(expected);
+    expect(whole.writes).toBe(1);
     expect(plain.writes).toBe(200);
+  });
+
+  it('writes a batch once it holds maxCommands (16 by default), without waiting for the end of the turn', async () => {
+    const byDefault = await incrementsInOneTurn(batchWrites(await connect()), 200);
+    expect(byDefault.answers).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(byDefault.writes).toBe(13); // 12 of 16 and the last 8
+    const connection = batchWrites(await connect(), { maxCommands: 3 });
+    const socket = connection.stream;
+    const key = `batch:${crypto.randomUUID()}`;
+    const answers = [connection.incr(key), connection.incr(key)];
+    expect(socket.writableCorked).toBe(1);
+    answers.push(connection.incr(key));
+    // Full: written now.
+    expect(socket.writableCorked).toBe(0);
+    answers.push(connection.incr(key));
+    expect(socket.writableCorked).toBe(1);
+    expect(await Promise.all(answers)).toEqual([1, 2, 3, 4]);
+    expect(socket.writableCorked).toBe(0);
+    expect(() => batchWrites(connection, { maxCommands: 0 })).toThrow(RangeError);
   });
 
   it('leaves the commands of later turns to later writes, and a pipeline as it is', async () => {
