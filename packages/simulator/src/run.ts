@@ -45,7 +45,7 @@ export async function runSimulator(options: RunOptions): Promise<RunningSimulato
       throw new Error(`Cannot reach Redis at ${redactedUrl(options.redisUrl!)} (${why}). Is redis-server running there? Without a Redis URL the simulator runs in memory.`);
     }
   }
-  // The commands of the requests served in one turn go to Redis in one write.
+  // The commands of the requests served in one turn go to Redis together, a few writes a turn.
   if (redis) batchWrites(redis);
   const service = createSimulatorService({ ...options, redis, accessKeys: [options.accessKey], callbackSecret: options.callbackSecret });
   // The docs and the spec beside the API: the paths it does not have go to this app, whose 404 is
