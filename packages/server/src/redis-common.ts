@@ -42,7 +42,7 @@ export interface BatchWritesOptions {
    * the turn's next commands start another, so that Redis works on a busy turn's first commands
    * while the service is still issuing the rest. Otherwise the service would wait, idle, for the
    * whole turn's batch to come back (in the server bench, 0.93 of a core busy against 0.88 with
-   * one write a turn, for the same CPU a request). `Infinity`: one write a turn, however many.
+   * one write a turn, for about the same CPU a request). `Infinity`: one write a turn, however many.
    */
   maxCommands?: number;
 }
