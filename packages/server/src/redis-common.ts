@@ -54,7 +54,8 @@ export interface BatchWritesOptions {
  * the commands of the requests served in that turn go out together (node-redis batches likewise,
  * within a tick). The commands, their order and their answers are the same; what changes is the
  * number of system calls on both sides, which dominate a store's cost under load (see the server
- * bench). On a Cluster, every node's connection, those it opens later too. Returns the connection.
+ * bench). On a Cluster, every node's connection, those it opens later too. A connection batched
+ * already keeps the options it was batched with. Returns the connection.
  */
 export function batchWrites<T extends RedisClient>(redis: T, options: BatchWritesOptions = {}): T {
   const max = options.maxCommands ?? 16;
