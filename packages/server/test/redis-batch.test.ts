@@ -1,6 +1,7 @@
 // The helpers every Redis store uses. batchWrites: the commands issued in one turn of the event
 // loop go out together on the connection's socket, in writes of at most maxCommands, with the
-// same answers in the same order; without it, in a write each. withTimeout: a command's answer, or a RedisTimeoutError in time.
+// same answers in the same order; without it, in a write each. withTimeout: a command's answer,
+// or a RedisTimeoutError in time.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchWrites, RedisTimeoutError, withTimeout } from '../src/redis.ts';
