@@ -96,6 +96,23 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     for (const counter of counters) counter.stop();
   });
 
+  it('bounds, with batchWrites as set up, each master\'s writes to 16 commands', async () => {
+    const cluster = batchWrites(await connect());
+    const masters = cluster.nodes('master');
+    await Promise.all(masters.map((node) => node.ping()));
+    const counters = masters.map((node) => countWrites(node));
+    const keys = Array.from({ length: 150 }, (_, i) => `bounded:{${i}}`);
+    expect(await Promise.all(keys.map((key, i) => cluster.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
+    expect(await Promise.all(keys.map((key) => cluster.get(key)))).toEqual(keys.map((_, i) => String(i)));
+    const writes = counters.map((counter) => counter.count);
+    for (const counter of counters) counter.stop();
+    // Each master's share of the keys, 16 commands a write, in each of the two turns.
+    const held = await Promise.all(masters.map(async (node) => (await node.keys('bounded:*')).length));
+    expect(held.reduce((sum, n) => sum + n, 0)).toBe(150);
+    expect(held.every((n) => n > 16)).toBe(true);
+    expect(writes).toEqual(held.map((n) => 2 * Math.ceil(n / 16)));
+  });
+
   it('spreads the replay cache over the masters in parts (shards), each part bounded by its share, a signature refused from any connection', async () => {
     const [one, two] = await Promise.all([connect(), connect()]);
     const options = { prefix: 'ca:replay:sharded:', shards: 16, maxEntries: 160 };
