@@ -110,12 +110,17 @@ export async function stopEverything(): Promise<void> {
   }
 }
 
-/** CPU seconds a process has used (user + system), where /proc tells. */
-export async function cpuSeconds(pid: number): Promise<number | undefined> {
+/**
+ * CPU seconds a process has used (user + system), where /proc tells; with `children`, those of
+ * its children that ended and were waited for instead (a redis-server's rewrites of its
+ * append-only file, each in a child of its own).
+ */
+export async function cpuSeconds(pid: number, children = false): Promise<number | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (!stat) return undefined;
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in ticks of 1/100 s
+  // utime + stime (cutime + cstime for the children), in ticks of 1/100 s
+  return children ? (Number(fields[13]) + Number(fields[14])) / 100 : (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -11,13 +11,15 @@
  *    handler registers the call and emits one event, delivered to a receiver answering 204 at
  *    once) to the stub with its four stores on Redis (the connection set up as the README does,
  *    batchWrites included), against the same stub with the in-memory stores; wrk over loopback,
- *    interleaved rounds, medians. Target ≥ 0.7× on the sustained rate: requests answered and
- *    their events delivered, per second from the load's start to its last event's delivery. A
- *    createCall's work includes its callback, and the rate of answers alone flatters the memory
- *    stub: under load it answers while leaving most of its events for later (Node serves the
- *    requests before the deliveries' answers), a backlog that grows by thousands a second (shown)
- *    and would fill its bound (50 000) within seconds, every event past it a dead letter. The rate
- *    of answers during the load is shown beside it. Diagnostic rows: batchWrites writing once a
+ *    interleaved rounds (three times BENCH_ROUNDS, or BENCH_API_ROUNDS), the median of the rounds'
+ *    ratios with its 95 % interval (the host's noise moves a single round by a third). Target ≥
+ *    0.7× on the sustained rate: requests answered and their events delivered, per second from the
+ *    load's start to its last event's delivery. A createCall's work includes its callback, and the
+ *    rate of answers alone flatters the memory stub: under load it answers while leaving most of
+ *    its events for later (Node serves the requests before the deliveries' answers), a backlog
+ *    that grows by thousands a second (shown) and would fill its bound (50 000) within seconds,
+ *    every event past it a dead letter. The rate of answers during the load is shown beside it.
+ *    2b. What batchWrites earns, against the Redis stub of 2 under the same load: writing once a
  *    turn (no bound on a write: what its maxCommands earns), without batchWrites, and with
  *    ioredis's enableAutoPipelining instead.
  * 3. Heap over a soak (SOAK_SECONDS, 60 by default) of the Redis queue against an endpoint that
@@ -251,6 +253,8 @@ interface LoadResult {
   created: number;
   serverCpuUs?: number;
   redisCpuUs?: number;
+  /** The CPU of the append-only file's rewrites that ended during the run (redis-server's children), per request. */
+  rewriteCpuUs?: number;
   /** Redis commands sent per created call during the run and its drain, by name. */
   commands: Record<string, number>;
   /** The share of the events delivered while the load ran. */
@@ -288,10 +292,11 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
       'end',
     ].join('\n'),
   );
-  const cpu = async () => [await cpuSeconds(server.pid), redisPid === undefined ? undefined : await cpuSeconds(redisPid)] as const;
+  const cpu = async () =>
+    [await cpuSeconds(server.pid), redisPid === undefined ? undefined : await cpuSeconds(redisPid), redisPid === undefined ? undefined : await cpuSeconds(redisPid, true)] as const;
   const deliveredBefore = receiver.count;
   const countsBefore = (await ask(server)) as Counts;
-  const [serverBefore, redisBefore] = await cpu();
+  const [serverBefore, redisBefore, rewritesBefore] = await cpu();
   const loadStarted = performance.now();
   const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]).finally(() => rm(script, { force: true }));
   const loadEnded = performance.now();
@@ -311,7 +316,7 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
   clearTimeout(drainTimer);
   const drainMs = caughtUp ? performance.now() - loadEnded : NaN;
   // CPU time and commands over the load and its drain: what each request cost, its delivery included.
-  const [serverAfter, redisAfter] = await cpu();
+  const [serverAfter, redisAfter, rewritesAfter] = await cpu();
   const countsAfter = (await ask(server)) as Counts;
   const perRequest = (before?: number, after?: number) => (before === undefined || after === undefined || !created ? undefined : ((after - before) * 1e6) / created);
   return {
@@ -321,6 +326,7 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
     created,
     serverCpuUs: perRequest(serverBefore, serverAfter),
     redisCpuUs: perRequest(redisBefore, redisAfter),
+    rewriteCpuUs: perRequest(rewritesBefore, rewritesAfter),
     commands: Object.fromEntries(Object.entries(countsAfter.commands).map(([name, n]) => [name, (n - (countsBefore.commands[name] ?? 0)) / (created || NaN)])),
     deliveredDuringLoad: created ? deliveredDuring / created : NaN,
     drainMs,
@@ -329,20 +335,17 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
   };
 }
 
-async function apiBench() {
-  if (!hasWrk) throw new Error('wrk is needed for the API throughput rows (apt-get install wrk).');
-  console.log(
-    `\n2. API throughput: signed POST /calls, a new Repeatability-Request-ID each; the handler registers the call and emits one event, delivered to a receiver answering 204 at once. ` +
-      `wrk -t1 -c50, ${rounds} interleaved rounds of ${seconds} s, medians; each run waits for its events to be delivered before the next starts. ` +
-      `Sustained: requests answered and their events delivered, per second from the load's start to its last delivery (the target's figure); answered: requests answered per second of the load alone. Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
-  );
-  const variants: Array<{ name: string; redis: boolean; target?: boolean; env?: Record<string, string> }> = [
-    { name: 'stub, memory stores', redis: false },
-    { name: 'stub, Redis stores (idempotency, registry, queue, dead letters, gone URIs), batchWrites', redis: true, target: true },
-    { name: '  the same, batchWrites writing once a turn, however many commands (diagnostic)', redis: true, env: { BATCH_WRITES: 'turn' } },
-    { name: '  the same without batchWrites (diagnostic)', redis: true, env: { BATCH_WRITES: '0' } },
-    { name: '  the same with ioredis enableAutoPipelining instead (diagnostic)', redis: true, env: { BATCH_WRITES: '0', AUTO_PIPELINING: '1' } },
-  ];
+interface ApiVariant {
+  name: string;
+  redis: boolean;
+  env?: Record<string, string>;
+}
+
+/**
+ * Runs each variant's server under the same load, round after round, in turn (interleaved, the
+ * first of a round changing each round), after one warm-up run each; answers each variant's runs.
+ */
+async function loadRounds(variants: ApiVariant[], roundCount: number): Promise<{ results: LoadResult[][]; indexSizes: number[][] }> {
   const servers = await Promise.all(
     variants.map(async (variant) => {
       const redisProcess = variant.redis ? await startBenchRedis() : undefined;
@@ -357,7 +360,7 @@ async function apiBench() {
   const indexSizes = variants.map(() => [] as number[]);
   try {
     for (const server of servers) await runOne(server); // warm-up
-    for (let round = 0; round < rounds; round++) {
+    for (let round = 0; round < roundCount; round++) {
       for (let k = 0; k < servers.length; k++) {
         const i = (k + round) % servers.length;
         results[i]!.push(await runOne(servers[i]!));
@@ -371,24 +374,52 @@ async function apiBench() {
       await server.receiver.close();
     }
   }
-  /** Per variant, the median over rounds of its figure against the baseline's in the same round. */
-  const ratiosOf = (figure: (r: LoadResult) => number) => variants.map((_, i) => median(results[i]!.map((r, round) => figure(r) / figure(results[0]![round]!))));
-  const ratios = ratiosOf((r) => r.sustained);
-  /** A variant's sustained rate against the baseline's, round by round. */
-  const eachRound = (i: number) => results[i]!.map((r, round) => (r.sustained / results[0]![round]!.sustained).toFixed(2)).join(' ');
-  const answeredRatios = ratiosOf((r) => r.rps);
+  return { results, indexSizes };
+}
+
+/**
+ * The order statistics that bound the median of `n` values with at least 95 % confidence, whatever
+ * their distribution (the sign test's interval): 1-based ranks [k, n + 1 - k].
+ */
+function medianInterval(n: number): [number, number] | undefined {
+  // P(at most j of n fall below the median) = sum of C(n, i) / 2^n for i ≤ j.
+  let cumulative = 0;
+  let k = 0;
+  for (let j = 0, c = 1; j < n; j++, c = (c * (n - j + 1)) / j) {
+    const p = c / 2 ** n;
+    if (cumulative + p > 0.025) break;
+    cumulative += p;
+    k = j + 1;
+  }
+  return k >= 1 ? [k, n + 1 - k] : undefined;
+}
+
+/** The median of `values` and, when there are enough of them, its 95 % interval. */
+function medianWithInterval(values: number[]): { median: number; low?: number; high?: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const ranks = medianInterval(sorted.length);
+  return { median: median(sorted), ...(ranks ? { low: sorted[ranks[0] - 1]!, high: sorted[ranks[1] - 1]! } : {}) };
+}
+
+/** The tables of one comparison, each variant against the first, round by round. */
+function printLoadTables(variants: ApiVariant[], results: LoadResult[][], indexSizes: number[][], target?: { index: number; bound: number }) {
+  /** A variant's figure against the baseline's in the same round, round by round. */
+  const against = (i: number, figure: (r: LoadResult) => number) => results[i]!.map((r, round) => figure(r) / figure(results[0]![round]!));
+  const sustained = variants.map((_, i) => medianWithInterval(against(i, (r) => r.sustained)));
+  const answered = variants.map((_, i) => median(against(i, (r) => r.rps)));
+  const interval = ({ low, high }: { low?: number; high?: number }) => (low === undefined ? '' : `${low.toFixed(2)}–${high!.toFixed(2)}`);
   console.table(
     variants.map((variant, i) => ({
       server: variant.name,
       'sustained req/s': Math.round(median(results[i]!.map((r) => r.sustained))),
       'sustained, each round': results[i]!.map((r) => Math.round(r.sustained)).join(' '),
-      ratio: i === 0 ? '(baseline)' : ratios[i]!.toFixed(2),
+      ratio: i === 0 ? '(baseline)' : sustained[i]!.median.toFixed(2),
       // How far the rounds are apart: on a shared host the baseline alone swings by a third.
-      'ratio, each round': i === 0 ? '' : eachRound(i),
-      'target ≥ 0.70': variant.target ? verdict(ratios[i]! >= 0.7) : '',
+      'ratio, each round': i === 0 ? '' : against(i, (r) => r.sustained).map((ratio) => ratio.toFixed(2)).join(' '),
+      'median, 95 % interval': i === 0 ? '' : interval(sustained[i]!),
+      ...(target ? { [`target ≥ ${target.bound.toFixed(2)}`]: i === target.index ? verdict(sustained[i]!.median >= target.bound) : '' } : {}),
       'answered req/s': Math.round(median(results[i]!.map((r) => r.rps))),
-      'answered, each round': results[i]!.map((r) => Math.round(r.rps)).join(' '),
-      'answered ratio': i === 0 ? '(baseline)' : answeredRatios[i]!.toFixed(2),
+      'answered ratio': i === 0 ? '(baseline)' : answered[i]!.toFixed(2),
       'p99 ms': median(results[i]!.map((r) => r.p99ms)).toFixed(1),
       'wrk timeouts (2 s)': results[i]!.reduce((sum, r) => sum + r.timeouts, 0),
     })),
@@ -402,6 +433,7 @@ async function apiBench() {
     variants.map((variant, i) => {
       const cpu = results[i]!.flatMap((r) => (r.serverCpuUs === undefined ? [] : [r.serverCpuUs]));
       const redisCpu = results[i]!.flatMap((r) => (r.redisCpuUs === undefined ? [] : [r.redisCpuUs]));
+      const rewrites = results[i]!.flatMap((r) => (r.rewriteCpuUs === undefined ? [] : [r.rewriteCpuUs]));
       return {
         server: variant.name,
         'server CPU µs': cpu.length ? median(cpu).toFixed(0) : '',
@@ -409,6 +441,8 @@ async function apiBench() {
         // (its helper threads, GC's, counted too): below the baseline's, it waited (for Redis).
         'server cores busy': cpu.length ? median(results[i]!.flatMap((r) => (r.serverCpuUs === undefined ? [] : [(r.serverCpuUs * r.sustained) / 1e6]))).toFixed(2) : '',
         'redis-server CPU µs': redisCpu.length ? median(redisCpu).toFixed(0) : '',
+        // Its rewrites of the append-only file, in children of their own (the rounds' mean: a rewrite comes every few rounds).
+        'AOF rewrites CPU µs': rewrites.length ? (rewrites.reduce((sum, us) => sum + us, 0) / rewrites.length).toFixed(0) : '',
         'Redis commands': variant.redis ? perRequest(i) : '',
         'events delivered during the load': median(results[i]!.map((r) => r.deliveredDuringLoad)).toFixed(2),
         // What the load left for later, per second of it: a backlog that grows without end (the memory queue's bound is 50 000).
@@ -422,14 +456,43 @@ async function apiBench() {
     console.log(`  ${variant.name.trim()}: calls in the queue's index after each run ${indexSizes[i]!.join(', ')}; Redis commands per request:`);
     for (const name of all(i).sort()) console.log(`    ${perRequest(i, [name]).padStart(6)}  ${name}`);
   }
+  return { sustained, answered, eachRound: (i: number) => against(i, (r) => r.sustained).map((ratio) => ratio.toFixed(2)).join(' '), interval };
+}
+
+async function apiBench() {
+  if (!hasWrk) throw new Error('wrk is needed for the API throughput rows (apt-get install wrk).');
+  const targetRounds = Number(process.env.BENCH_API_ROUNDS ?? 3 * rounds);
+  console.log(
+    `\n2. API throughput: signed POST /calls, a new Repeatability-Request-ID each; the handler registers the call and emits one event, delivered to a receiver answering 204 at once. ` +
+      `wrk -t1 -c50, ${targetRounds} interleaved rounds of ${seconds} s, medians; each run waits for its events to be delivered before the next starts. ` +
+      `Sustained: requests answered and their events delivered, per second from the load's start to its last delivery (the target's figure); answered: requests answered per second of the load alone. ` +
+      `The target's ratio is the median of the rounds' ratios, with the range that holds the true median with 95 % confidence (sign test). Load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  const redisStub: ApiVariant = { name: 'stub, Redis stores (idempotency, registry, queue, dead letters, gone URIs), batchWrites', redis: true };
+  const pair: ApiVariant[] = [{ name: 'stub, memory stores', redis: false }, redisStub];
+  const target = await loadRounds(pair, targetRounds);
+  const { sustained, answered, eachRound, interval } = printLoadTables(pair, target.results, target.indexSizes, { index: 1, bound: 0.7 });
+  const ratio = sustained[1]!;
+  const sure = ratio.low === undefined ? '' : ratio.low >= 0.7 ? ', the whole interval above it' : ratio.high! < 0.7 ? ', the whole interval below it' : ', the interval across it';
   summary.push(
-    `API, sustained (requests answered and their events delivered, per second), ${variants[1]!.name} / ${variants[0]!.name}: ${ratios[1]!.toFixed(3)} (target ≥ 0.70: ${verdict(ratios[1]! >= 0.7)}; rounds ${eachRound(1)})`,
+    `API, sustained (requests answered and their events delivered, per second), ${pair[1]!.name} / ${pair[0]!.name}: ${ratio.median.toFixed(3)} (${ratio.low === undefined ? 'too few rounds for an interval' : `95 % interval ${interval(ratio)}`}; target ≥ 0.70: ${verdict(ratio.median >= 0.7)}${sure}; rounds ${eachRound(1)})`,
   );
   summary.push(
-    `  answers during the load alone: ${answeredRatios[1]!.toFixed(2)} (the memory stub delivered ${median(results[0]!.map((r) => r.deliveredDuringLoad)).toFixed(2)} of its events meanwhile, the Redis one ${median(results[1]!.map((r) => r.deliveredDuringLoad)).toFixed(2)})`,
+    `  answers during the load alone: ${answered[1]!.toFixed(2)} (the memory stub delivered ${median(target.results[0]!.map((r) => r.deliveredDuringLoad)).toFixed(2)} of its events meanwhile, the Redis one ${median(target.results[1]!.map((r) => r.deliveredDuringLoad)).toFixed(2)})`,
   );
+
+  // What the batching of writes earns, against the Redis stub as the README sets it up.
+  console.log(`\n2b. The same load, ${rounds} interleaved rounds: what batchWrites and its bound on a write earn, against the Redis stub as the README sets it up (the row above).`);
+  const batching: ApiVariant[] = [
+    redisStub,
+    { name: '  batchWrites writing once a turn, however many commands', redis: true, env: { BATCH_WRITES: 'turn' } },
+    { name: '  without batchWrites', redis: true, env: { BATCH_WRITES: '0' } },
+    { name: '  with ioredis enableAutoPipelining instead', redis: true, env: { BATCH_WRITES: '0', AUTO_PIPELINING: '1' } },
+  ];
+  const diagnostics = await loadRounds(batching, rounds);
+  const against = printLoadTables(batching, diagnostics.results, diagnostics.indexSizes).sustained;
   summary.push(
-    `  diagnostics (sustained): batchWrites writing once a turn ${ratios[2]!.toFixed(2)}, without batchWrites ${ratios[3]!.toFixed(2)}, with enableAutoPipelining instead ${ratios[4]!.toFixed(2)}`,
+    `  against batchWrites as set up (sustained): writing once a turn ${against[1]!.median.toFixed(2)}, without batchWrites ${against[2]!.median.toFixed(2)}, with enableAutoPipelining instead ${against[3]!.median.toFixed(2)}`,
   );
 }
 
