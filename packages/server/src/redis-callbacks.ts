@@ -1,6 +1,7 @@
 import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, GoneUriStore, PendingDelivery } from './callbacks.ts';
 import { FifoMap } from './fifo-map.ts';
-import { withTimeout, type RedisClient } from './redis-common.ts';
+import { sendWithAnswers, withTimeout, type RedisClient } from './redis-common.ts';
+import { storeAnswerLua } from './redis-idempotency.ts';
 
 export interface RedisDeadLetterStoreOptions {
   /** Put before every key. Default `ca:dl:`. */
@@ -481,29 +482,43 @@ return 1
 //
 // With a sixth key, the call's key in the registry, it also writes the call's callbackUri there
 // (ARGV[9]; ARGV[10] its time to live in ms, or 0), whether or not the event is queued (unless
-// late: then nothing is written).
-const indexPushScript = `
+// late: then nothing is written). K and A are KEYS and ARGV, or what follows the answers a push
+// carries (indexPushAnsweringScript).
+const indexPushBody = `
 local time = redis.call('TIME')
-if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
-if KEYS[6] then
-  if ARGV[10] == '0' then redis.call('SET', KEYS[6], ARGV[9]) else redis.call('SET', KEYS[6], ARGV[9], 'PX', ARGV[10]) end
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(A[6]) then return -1 end
+if K[6] then
+  if A[10] == '0' then redis.call('SET', K[6], A[9]) else redis.call('SET', K[6], A[9], 'PX', A[10]) end
 end
-if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
-local length = redis.call('LLEN', KEYS[4])
-if length >= tonumber(ARGV[5]) then return 0 end
-redis.call('INCR', KEYS[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if ARGV[7] ~= '' and length == 0 and redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8], 'NX') then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
-  redis.call('RPUSH', KEYS[4], ARGV[4])
+if tonumber(redis.call('GET', K[3]) or '0') >= tonumber(A[3]) then return 0 end
+local length = redis.call('LLEN', K[4])
+if length >= tonumber(A[5]) then return 0 end
+redis.call('INCR', K[3])
+redis.call('ZADD', K[1], A[2], A[1])
+if A[7] ~= '' and length == 0 and redis.call('SET', K[5], A[7], 'PX', A[8], 'NX') then
+  redis.call('ZADD', K[2], tonumber(A[2]) + tonumber(A[8]), A[1])
+  redis.call('RPUSH', K[4], A[4])
   return 2
 end
-local at = tonumber(ARGV[2]) + math.max(0, redis.call('PTTL', KEYS[5]))
-local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
-redis.call('RPUSH', KEYS[4], ARGV[4])
+local at = tonumber(A[2]) + math.max(0, redis.call('PTTL', K[5]))
+local due = redis.call('ZSCORE', K[2], A[1])
+if not due or tonumber(due) > at then redis.call('ZADD', K[2], at, A[1]) end
+redis.call('RPUSH', K[4], A[4])
 return 1
 `;
+const indexPushScript = `local K, A = KEYS, ARGV
+${indexPushBody}`;
+
+// indexPushScript carrying answers of the idempotency store on the same connection (carryAnswer):
+// their keys come first in KEYS, ARGV[1] says how many, and their answers follow it; the push's
+// keys and arguments come after them. The answers are stored first, whatever the push answers.
+const indexPushAnsweringScript = `
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  ${storeAnswerLua('KEYS[i]', 'ARGV[i + 1]')}
+end
+local K, A = {unpack(KEYS, n + 1)}, {unpack(ARGV, n + 2)}
+${indexPushBody}`;
 
 // A call whose list was found empty leaves the index only if its last push is a while ago: a
 // push since the list was read has refreshed the score, and keeps it (due again once that while
@@ -579,6 +594,8 @@ interface QueueScripts {
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
   caQueueIndexPush(...args: [...IndexPushKeys, ...IndexPushArgv]): Promise<number>;
   caQueueIndexPushRegistering(...args: [...IndexPushKeys, registered: string, ...IndexPushArgv, callbackUri: string, registeredMs: number]): Promise<number>;
+  /** Either of the two above after the answers it carries: the number of keys, the answers' keys, the push's keys, how many answers, the answers, the push's arguments. */
+  caQueueIndexPushAnswering(...args: Array<string | number>): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
@@ -618,6 +635,8 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
   redis.defineCommand('caQueueIndexPush', { numberOfKeys: 5, lua: indexPushScript });
   redis.defineCommand('caQueueIndexPushRegistering', { numberOfKeys: 6, lua: indexPushScript });
+  // As many keys as it carries answers, and five or six: given with each call.
+  redis.defineCommand('caQueueIndexPushAnswering', { lua: indexPushAnsweringScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
@@ -663,11 +682,27 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       let pushed: number;
       if (single) {
         const body = JSON.stringify(delivery);
-        // A registration of the call asked for in this turn is written with the event.
+        // A registration of the call asked for in this turn is written with the event, and so are
+        // the answers to store asked for on the connection by the end of the turn's promise jobs.
         const registration = takeRegistration(redis, callLegId);
-        const command = registration
-          ? scripts.caQueueIndexPushRegistering(index, dueKey, countKey, list(callLegId), lease(callLegId), registration.key, callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms, registration.uri, registration.ttlMs)
-          : scripts.caQueueIndexPush(index, dueKey, countKey, list(callLegId), lease(callLegId), callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms);
+        const keys: IndexPushKeys = [index, dueKey, countKey, list(callLegId), lease(callLegId)];
+        const argv: IndexPushArgv = [callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms];
+        const command = sendWithAnswers(redis, (answers) => {
+          if (answers.length) {
+            const [registered, registering] = registration ? [[registration.key], [registration.uri, registration.ttlMs]] : [[], []];
+            return scripts.caQueueIndexPushAnswering(
+              answers.length + keys.length + registered.length,
+              ...answers.map((answer) => answer.key),
+              ...keys,
+              ...registered,
+              answers.length,
+              ...answers.map((answer) => answer.reply),
+              ...argv,
+              ...registering,
+            );
+          }
+          return registration ? scripts.caQueueIndexPushRegistering(...keys, registration.key, ...argv, registration.uri, registration.ttlMs) : scripts.caQueueIndexPush(...keys, ...argv);
+        });
         registration?.carriedBy(
           command.then((answer) => {
             if (answer === -1) throw new Error(`Redis refused the callbackUri of call ${callLegId} as late (${Date.now() - sent} ms after it was sent).`);

@@ -1,5 +1,5 @@
 import type { Claim, IdempotencyStore, StoredReply } from './idempotency.ts';
-import { withTimeout, type RedisClient } from './redis-common.ts';
+import { carryAnswer, withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisIdempotencyStoreOptions {
   /** How long after a request was first sent its answer is honoured. Default 10 minutes, as the spec documents. */
@@ -30,10 +30,17 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return {'claimed'}
 `;
 
-// Only a key that is still held takes the reply: one that expired meanwhile stays gone.
+/**
+ * The Lua that stores an answer (`reply`, an expression) under a request id's key (`key`): only a
+ * key that is still held takes it; one that expired meanwhile stays gone. Also run by a push's
+ * script that carries answers (createRedisCallbackQueue).
+ */
+export function storeAnswerLua(key: string, reply: string): string {
+  return `if redis.call('EXISTS', ${key}) == 1 then redis.call('HSET', ${key}, 'reply', ${reply}) end`;
+}
+
 const completeScript = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'reply', ARGV[1])
+${storeAnswerLua('KEYS[1]', 'ARGV[1]')}
 return 1
 `;
 
@@ -48,7 +55,9 @@ interface Scripts {
  * script touches only that key, so the store works on Redis Cluster as it is: no hash tag is
  * needed. Redis must not evict keys (`maxmemory-policy noeviction`): an answer forgotten early
  * would let a repeat create a second call. A Redis that is down, full or slow makes `claim`
- * throw, which the service answers with 503 and Retry-After.
+ * throw, which the service answers with 503 and Retry-After. On one Redis, an answer is stored
+ * once the turn's promise jobs have run, in the script of the first push of a callback queue on
+ * the same connection then (the request's event, most often): one command fewer a createCall.
  */
 export function createRedisIdempotencyStore(redis: RedisClient, options: RedisIdempotencyStoreOptions = {}): IdempotencyStore {
   const prefix = options.prefix ?? 'ca:idem:';
@@ -56,6 +65,9 @@ export function createRedisIdempotencyStore(redis: RedisClient, options: RedisId
   redis.defineCommand('caIdempotencyClaim', { numberOfKeys: 1, lua: claimScript });
   redis.defineCommand('caIdempotencyComplete', { numberOfKeys: 1, lua: completeScript });
   const scripts = redis as unknown as Scripts;
+  // On one Redis, an answer rides in the script of a push of its request's events on the same
+  // connection (see createRedisCallbackQueue); a Cluster keeps the key in another slot.
+  const carried = !(redis as { isCluster?: boolean }).isCluster;
   return {
     lifetimeMs: options.lifetimeMs ?? 10 * 60_000,
     async claim(key, fingerprint, expires): Promise<Claim> {
@@ -69,7 +81,9 @@ export function createRedisIdempotencyStore(redis: RedisClient, options: RedisId
       return { state: 'pending', fingerprint: held! };
     },
     async complete(key, reply) {
-      await withTimeout(scripts.caIdempotencyComplete(prefix + key, JSON.stringify(reply)), timeoutMs, 'a stored answer');
+      const text = JSON.stringify(reply);
+      const alone = () => scripts.caIdempotencyComplete(prefix + key, text);
+      await withTimeout<unknown>(carried ? carryAnswer(redis, prefix + key, text, alone) : alone(), timeoutMs, 'a stored answer');
     },
     async release(key) {
       await withTimeout(redis.del(prefix + key), timeoutMs, 'a released request id');

@@ -5,8 +5,11 @@
 // with it) and not read back by the instance that wrote it.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCallbackDelivery, createUriGuard, type CallbackDeliveryOptions, type PendingDelivery } from '../src/index.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from '../src/redis.ts';
+import { createHmacAuth } from '@call-automation/client/raw';
+import { createCallAutomationService, createCallbackDelivery, createUriGuard, type CallAutomationHandlers, type CallbackDeliveryOptions, type PendingDelivery } from '../src/index.ts';
+import { serveApp } from '../src/node.ts';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore, createRedisIdempotencyStore } from '../src/redis.ts';
+import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
@@ -128,11 +131,11 @@ describe('the Redis callback registry', () => {
     const prefix = `rt-${crypto.randomUUID()}:`;
     const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:` });
     const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:` });
-    // Another call's push does not take it.
+    // Another call's push does not take it (and is sent once the turn's promise jobs have run, after it).
     const registered = registry.set('leg-1', 'https://app.contoso.com/one');
     await queue.push(pending('leg-2', 'evt-1'));
     await registered;
-    expect(a.sent).toEqual([`script ${prefix}q:calls`, 'set']);
+    expect(a.sent).toEqual(['set', `script ${prefix}q:calls`]);
     expect(await a.get(`${prefix}call:{leg-1}`)).toBe('https://app.contoso.com/one');
     // A delete asked for in the same turn goes after it; so does a read (from another registry on the connection).
     a.sent.length = 0;
@@ -498,5 +501,103 @@ describe('the Redis callback queue on one Redis', () => {
     a.sent.length = 0;
     expect(await delivery.close(1_000)).toEqual({ delivered: 0, stillQueued: 0, inSharedQueue: 3, deadLettered: 0 });
     expect(a.sent).toEqual(['get']);
+  });
+});
+
+describe('the Redis idempotency store beside the queue on one connection', () => {
+  /** Each script sent on the connection: its keys. */
+  function scriptKeys(connection: Redis): string[][] {
+    const sent: string[][] = [];
+    const send = connection.sendCommand.bind(connection);
+    connection.sendCommand = (command, stream) => {
+      if (command.name === 'evalsha' || command.name === 'eval') {
+        const args = command.args.map(String);
+        sent.push(args.slice(2, 2 + Number(args[1])));
+      }
+      return send(command, stream);
+    };
+    return sent;
+  }
+
+  it("stores a createCall's answer in the script of its event's push: three commands a repeatable createCall, its repeat answered from Redis", async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const delivery = deliveryOn(a, prefix);
+    let created = 0;
+    const handlers: CallAutomationHandlers = {
+      ...memoryHandlers().handlers,
+      createCall: ({ body }, context) => {
+        const callLegId = `leg-${crypto.randomUUID()}`;
+        created++;
+        context.events.register(callLegId, body.callbackUri);
+        context.events.emit(callLegId, 'CallLegStateChanged', { callLegId, callState: 'establishing' });
+        return { status: 200, body: { callLegId } };
+      },
+    };
+    const service = createCallAutomationService({ handlers, auth: { accessKeys: [accessKey] }, callbacks: delivery, idempotency: createRedisIdempotencyStore(a, { prefix: `${prefix}idem:` }) });
+    const server = await serveApp(service);
+    const signer = createHmacAuth(accessKey);
+    const id = crypto.randomUUID();
+    const createCall = async () => {
+      const request = new Request(`${server.url}/calls`, {
+        method: 'POST',
+        body: JSON.stringify({ ...phoneCall, callbackUri: `${receiver.url}/answered` }),
+        headers: { 'content-type': 'application/json', 'Repeatability-Request-ID': id, 'Repeatability-First-Sent': new Date().toUTCString() },
+      });
+      const response = await fetch(await signer.sign(request));
+      return { status: response.status, body: (await response.json()) as { callLegId: string } };
+    };
+    try {
+      const sent = scriptKeys(a);
+      const first = await createCall();
+      expect(first.status).toBe(200);
+      await receivedOn(['/answered'], 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const key = `${prefix}idem:hmac:${id}`;
+      const callLegId = first.body.callLegId;
+      // The claim; the push, carrying the answer (its key first) and the call's registration; the shift.
+      expect(sent).toEqual([
+        [key],
+        [key, `${prefix}q:calls`, `{${prefix}q:calls}:due`, `{${prefix}q:calls}:count`, `${prefix}q:{${callLegId}}`, `${prefix}q:{${callLegId}}:lease`, `${prefix}call:{${callLegId}}`],
+        [`${prefix}q:{${callLegId}}`, `${prefix}q:{${callLegId}}:lease`, `${prefix}q:calls`, `{${prefix}q:calls}:due`, `{${prefix}q:calls}:count`],
+      ]);
+      expect(JSON.parse((await a.hget(key, 'reply'))!)).toMatchObject({ status: 200, body: { callLegId } });
+      // The repeat is answered from Redis: one claim, and the handler does not run again.
+      sent.length = 0;
+      expect(await createCall()).toEqual(first);
+      expect(created).toBe(1);
+      expect(sent).toEqual([[key]]);
+    } finally {
+      await server.close();
+      await delivery.close(1_000);
+    }
+  });
+
+  it('stores an answer on its own when no push follows in the turn, with one that does when one does, and only under a key still held', async () => {
+    const a = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const store = createRedisIdempotencyStore(a, { prefix: `${prefix}idem:` });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:`, maxPerCall: 1 });
+    const sent = scriptKeys(a);
+    const expires = Date.now() + 60_000;
+    for (const id of ['one', 'two', 'three']) expect(await store.claim(id, 'POST /calls x', expires)).toEqual({ state: 'claimed' });
+    sent.length = 0;
+    // Alone: no push in the turn.
+    await store.complete('one', { status: 200, body: { n: 1 } });
+    expect(sent).toEqual([[`${prefix}idem:one`]]);
+    // With a push of another call in the turn, the answers asked for before and after it ride in
+    // its script, a key no longer held (expired, or never claimed) among them, left unwritten.
+    await queue.push(pending('leg-1', 'evt-1'));
+    sent.length = 0;
+    const results = await Promise.all([store.complete('two', { status: 200, body: { n: 2 } }), queue.push(pending('leg-1', 'evt-2')), store.complete('gone', { status: 200 }), store.complete('three', { status: 201 })]);
+    // The push is refused (maxPerCall 1), and the answers are stored all the same.
+    expect(results[1]).toBe(false);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.slice(0, 3)).toEqual([`${prefix}idem:two`, `${prefix}idem:gone`, `${prefix}idem:three`]);
+    expect(await store.claim('one', 'POST /calls x', expires)).toEqual({ state: 'done', fingerprint: 'POST /calls x', reply: { status: 200, body: { n: 1 } } });
+    expect(await store.claim('two', 'POST /calls x', expires)).toEqual({ state: 'done', fingerprint: 'POST /calls x', reply: { status: 200, body: { n: 2 } } });
+    expect(await store.claim('three', 'POST /calls x', expires)).toEqual({ state: 'done', fingerprint: 'POST /calls x', reply: { status: 201 } });
+    expect(await a.exists(`${prefix}idem:gone`)).toBe(0);
+    expect(await a.lrange(`${prefix}q:{leg-1}`, 0, -1)).toHaveLength(1);
   });
 });
