@@ -136,9 +136,18 @@ function turnOf(redis: RedisClient): TurnWrites {
   process.nextTick(() => {
     turns.delete(redis);
     for (const [i, send] of writes.pushes.entries()) send(i === 0 ? writes.answers : []);
-    if (writes.pushes.length === 0) for (const answer of writes.answers) answer.carriedBy(answer.alone());
+    if (writes.pushes.length === 0) for (const answer of writes.answers) answer.carriedBy(attempt(answer.alone));
   });
   return writes;
+}
+
+/** What `send` answers, or its synchronous throw as a rejection, so that one failed send leaves the turn's others sent. */
+function attempt<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return send();
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Stores an answer with the first push of this turn on the connection, or on its own; resolves as the command that carries it answers. */
@@ -152,12 +161,7 @@ export function carryAnswer(redis: RedisClient, key: string, reply: string, alon
 export function sendWithAnswers<T>(redis: RedisClient, send: (answers: CarriedAnswer[]) => Promise<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     turnOf(redis).pushes.push((answers) => {
-      let command: Promise<T>;
-      try {
-        command = send(answers);
-      } catch (error) {
-        command = Promise.reject(error);
-      }
+      const command = attempt(() => send(answers));
       for (const answer of answers) answer.carriedBy(command);
       command.then(resolve, reject);
     });
