@@ -472,7 +472,8 @@ return 1
 `;
 
 // indexScript then pushScript in one, on one Redis (not a Cluster, where the call's list lives in
-// another slot than the index). KEYS: index, due, count, list, lease. ARGV: callLegId, the push's
+// another slot than the index). Its own keys (K): index, due, count, list, lease. Its own arguments
+// (A): callLegId, the push's
 // time, maxEntries, the delivery, maxPerCall, the deadline, the owner or '', the lease's ms.
 // Answers as pushScript does, 0 also when the queue is full; nothing is written unless the event
 // is queued, and it is counted, indexed and due before it is in the list. A call whose lease is
@@ -481,10 +482,18 @@ return 1
 // if the owner dies. Any other is due at once.
 //
 // With a sixth key, the call's key in the registry, it also writes the call's callbackUri there
-// (ARGV[9]; ARGV[10] its time to live in ms, or 0), whether or not the event is queued (unless
-// late: then nothing is written). K and A are KEYS and ARGV, or what follows the answers a push
-// carries (indexPushAnsweringScript).
-const indexPushBody = `
+// (A[9]; A[10] its time to live in ms, or 0), whether or not the event is queued (unless
+// late: then nothing is written).
+//
+// Before its own keys and arguments it carries the answers of the idempotency store on the same
+// connection asked for in its turn (carryAnswer): their keys come first in KEYS, ARGV[1] says how
+// many (0 for none), and their answers follow it. They are stored first, whatever the push answers.
+const indexPushScript = `
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  ${storeAnswerLua('KEYS[i]', 'ARGV[i + 1]')}
+end
+local K, A = {unpack(KEYS, n + 1)}, {unpack(ARGV, n + 2)}
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(A[6]) then return -1 end
 if K[6] then
@@ -506,19 +515,7 @@ if not due or tonumber(due) > at then redis.call('ZADD', K[2], at, A[1]) end
 redis.call('RPUSH', K[4], A[4])
 return 1
 `;
-const indexPushScript = `local K, A = KEYS, ARGV
-${indexPushBody}`;
 
-// indexPushScript carrying answers of the idempotency store on the same connection (carryAnswer):
-// their keys come first in KEYS, ARGV[1] says how many, and their answers follow it; the push's
-// keys and arguments come after them. The answers are stored first, whatever the push answers.
-const indexPushAnsweringScript = `
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  ${storeAnswerLua('KEYS[i]', 'ARGV[i + 1]')}
-end
-local K, A = {unpack(KEYS, n + 1)}, {unpack(ARGV, n + 2)}
-${indexPushBody}`;
 
 // A call whose list was found empty leaves the index only if its last push is a while ago: a
 // push since the list was read has refreshed the score, and keeps it (due again once that while
@@ -566,7 +563,7 @@ if due and tonumber(due) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], AR
 return 1
 `;
 
-/** indexPushScript's keys and arguments (its sixth key and ninth and tenth arguments, a registration's, apart). */
+/** indexPushScript's own keys and arguments (its sixth key and ninth and tenth arguments, a registration's, apart). */
 type IndexPushKeys = [index: string, due: string, count: string, list: string, lease: string];
 type IndexPushArgv = [callLegId: string, time: number, max: number, delivery: string, maxPerCall: number, deadline: number, owner: string, ms: number];
 
@@ -592,10 +589,8 @@ interface QueueScripts {
   ): Promise<[number, number, (string | null)?, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
-  caQueueIndexPush(...args: [...IndexPushKeys, ...IndexPushArgv]): Promise<number>;
-  caQueueIndexPushRegistering(...args: [...IndexPushKeys, registered: string, ...IndexPushArgv, callbackUri: string, registeredMs: number]): Promise<number>;
-  /** Either of the two above after the answers it carries: the number of keys, the answers' keys, the push's keys, how many answers, the answers, the push's arguments. */
-  caQueueIndexPushAnswering(...args: Array<string | number>): Promise<number>;
+  /** The number of keys, the answers' keys, the push's keys (a registration's too), how many answers, the answers, the push's arguments. */
+  caQueueIndexPush(...args: Array<string | number>): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
@@ -633,10 +628,8 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   redis.defineCommand('caQueueShiftNext', { numberOfKeys: 7, lua: shiftScript });
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
-  redis.defineCommand('caQueueIndexPush', { numberOfKeys: 5, lua: indexPushScript });
-  redis.defineCommand('caQueueIndexPushRegistering', { numberOfKeys: 6, lua: indexPushScript });
   // As many keys as it carries answers, and five or six: given with each call.
-  redis.defineCommand('caQueueIndexPushAnswering', { lua: indexPushAnsweringScript });
+  redis.defineCommand('caQueueIndexPush', { lua: indexPushScript });
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
@@ -687,22 +680,19 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
         const registration = takeRegistration(redis, callLegId);
         const keys: IndexPushKeys = [index, dueKey, countKey, list(callLegId), lease(callLegId)];
         const argv: IndexPushArgv = [callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms];
-        const command = sendWithAnswers(redis, (answers) => {
-          if (answers.length) {
-            const [registered, registering] = registration ? [[registration.key], [registration.uri, registration.ttlMs]] : [[], []];
-            return scripts.caQueueIndexPushAnswering(
-              answers.length + keys.length + registered.length,
-              ...answers.map((answer) => answer.key),
-              ...keys,
-              ...registered,
-              answers.length,
-              ...answers.map((answer) => answer.reply),
-              ...argv,
-              ...registering,
-            );
-          }
-          return registration ? scripts.caQueueIndexPushRegistering(...keys, registration.key, ...argv, registration.uri, registration.ttlMs) : scripts.caQueueIndexPush(...keys, ...argv);
-        });
+        const [registered, registering] = registration ? [[registration.key], [registration.uri, registration.ttlMs]] : [[], []];
+        const command = sendWithAnswers(redis, (answers) =>
+          scripts.caQueueIndexPush(
+            answers.length + keys.length + registered.length,
+            ...answers.map((answer) => answer.key),
+            ...keys,
+            ...registered,
+            answers.length,
+            ...answers.map((answer) => answer.reply),
+            ...argv,
+            ...registering,
+          ),
+        );
         registration?.carriedBy(
           command.then((answer) => {
             if (answer === -1) throw new Error(`Redis refused the callbackUri of call ${callLegId} as late (${Date.now() - sent} ms after it was sent).`);
