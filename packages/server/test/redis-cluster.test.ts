@@ -82,32 +82,29 @@ describe('the Redis stores on a three-master Redis Cluster', () => {
     expect(await stores[1]!.remember('Zm91cnRo', expires)).toMatchObject({ state: 'full' });
   });
 
-  it('sends, with batchWrites, the commands of one turn to each master in one write (no bound on a write)', async () => {
-    const cluster = batchWrites(await connect(), { maxCommands: Infinity });
+  /** Sets `n` keys in one turn and reads them back in the next, counting each master's writes meanwhile. */
+  async function writesPerMaster(cluster: Cluster, prefix: string, n: number): Promise<{ writes: number[]; held: number[] }> {
     const masters = cluster.nodes('master');
     // Each master's connection opens with its first command.
     await Promise.all(masters.map((node) => node.ping()));
     const counters = masters.map((node) => countWrites(node));
-    const keys = Array.from({ length: 90 }, (_, i) => `batch:{${i}}`);
-    expect(await Promise.all(keys.map((key, i) => cluster.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
-    expect(await Promise.all(keys.map((key) => cluster.get(key)))).toEqual(keys.map((_, i) => String(i)));
-    // Ninety keys on three masters: one write each per turn, two turns.
-    expect(counters.map((counter) => counter.count)).toEqual([2, 2, 2]);
-    for (const counter of counters) counter.stop();
-  });
-
-  it('bounds, with batchWrites as set up, each master\'s writes to 16 commands', async () => {
-    const cluster = batchWrites(await connect());
-    const masters = cluster.nodes('master');
-    await Promise.all(masters.map((node) => node.ping()));
-    const counters = masters.map((node) => countWrites(node));
-    const keys = Array.from({ length: 150 }, (_, i) => `bounded:{${i}}`);
+    const keys = Array.from({ length: n }, (_, i) => `${prefix}:{${i}}`);
     expect(await Promise.all(keys.map((key, i) => cluster.set(key, String(i))))).toEqual(keys.map(() => 'OK'));
     expect(await Promise.all(keys.map((key) => cluster.get(key)))).toEqual(keys.map((_, i) => String(i)));
     const writes = counters.map((counter) => counter.count);
     for (const counter of counters) counter.stop();
+    return { writes, held: await Promise.all(masters.map(async (node) => (await node.keys(`${prefix}:*`)).length)) };
+  }
+
+  it('sends, with batchWrites, the commands of one turn to each master in one write (no bound on a write)', async () => {
+    const { writes } = await writesPerMaster(batchWrites(await connect(), { maxCommands: Infinity }), 'batch', 90);
+    // Ninety keys on three masters: one write each per turn, two turns.
+    expect(writes).toEqual([2, 2, 2]);
+  });
+
+  it('bounds, with batchWrites as set up, each master\'s writes to 16 commands', async () => {
+    const { writes, held } = await writesPerMaster(batchWrites(await connect()), 'bounded', 150);
     // Each master's share of the keys, 16 commands a write, in each of the two turns.
-    const held = await Promise.all(masters.map(async (node) => (await node.keys('bounded:*')).length));
     expect(held.reduce((sum, n) => sum + n, 0)).toBe(150);
     expect(held.every((n) => n > 16)).toBe(true);
     expect(writes).toEqual(held.map((n) => 2 * Math.ceil(n / 16)));
