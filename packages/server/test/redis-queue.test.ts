@@ -304,7 +304,8 @@ describe('polling the Redis callback queue', () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const calls = Array.from({ length: 30 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
     // Registered through one instance, queued as the queue did before it kept due times.
-    const a = await instance(prefix);
+    // Attempts given room on a loaded machine: one given up on three times would be a dead letter.
+    const a = await instance(prefix, { attemptTimeoutMs: 5_000 });
     for (const callLegId of calls) a.register(callLegId, `${receiver.url}/batch/${callLegId}`);
     await a.drain();
     for (const callLegId of calls) answers.set(`/batch/${callLegId}`, (_d, res) => void setTimeout(() => res.writeHead(204).end(), 20));
@@ -315,7 +316,7 @@ describe('polling the Redis callback queue', () => {
     }
     // A call the earlier version forgot, still due here: the index decides.
     await inspector.zadd(`{${prefix}q:calls}:due`, '0', 'leg-forgotten');
-    await instance(prefix, {}, { pollBatch: 10 });
+    await instance(prefix, { attemptTimeoutMs: 5_000 }, { pollBatch: 10 });
     await until(() => calls.every((callLegId) => receiver.received.some((d) => d.path === `/batch/${callLegId}`)), 10_000, 'Every call delivered');
     // Dropped by a poll (one that finds the index and the due times apart), never delivered.
     await until(async () => (await inspector.zscore(`{${prefix}q:calls}:due`, 'leg-forgotten')) === null, 2_000, 'The forgotten call dropped');
