@@ -25,12 +25,25 @@ export interface RedisStateOptions {
 
 // A call is a hash `ca:sim:call:{<id>}` of its version `v` and its record `d` (JSON), in its own
 // slot on Redis Cluster. Writes compare the version, so two instances changing one call at once
-// cannot lose either change.
+// cannot lose either change. A write whose events are still on their way holds the call with a
+// key of the same slot, `ca:sim:hold:{<id>}` (its token, expiring), set with the version it made:
+// a read answers how long the hold has left.
+const getScript = `
+local call = redis.call('HMGET', KEYS[1], 'v', 'd')
+return {call[1], call[2], redis.call('PTTL', KEYS[2])}
+`;
+
 const putScript = `
 local v = redis.call('HGET', KEYS[1], 'v')
 if (v or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5]) end
+return 1
+`;
+
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 
@@ -72,7 +85,9 @@ return 1
 `;
 
 interface Scripts {
-  caSimPut(key: string, version: number, data: string, ttl: number): Promise<number>;
+  caSimGet(key: string, hold: string): Promise<[string | null, string | null, number]>;
+  caSimPut(key: string, hold: string, version: number, data: string, ttl: number, token?: string, holdMs?: number): Promise<number>;
+  caSimRelease(hold: string, token: string): Promise<number>;
   caSimRemove(key: string, version: number): Promise<number>;
   caSimClaim(due: string, data: string, now: number, until: number, limit: number): Promise<Array<string | null>>;
   caSimSchedule(due: string, data: string, id: string, at: number, timer: string): Promise<number>;
@@ -90,6 +105,7 @@ interface Scripts {
 export function createRedisState(redis: Redis | Cluster, options: RedisStateOptions = {}): SimulatorState {
   const prefix = options.prefix ?? 'ca:sim:';
   const callKey = (id: string) => `${prefix}call:{${id}}`;
+  const holdKey = (id: string) => `${prefix}hold:{${id}}`;
   const index = `${prefix}calls`;
   const timerTag = `{${prefix}timers}`;
   const dueKey = `${timerTag}due`;
@@ -100,7 +116,9 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
   const callTtlMs = options.callTtlMs ?? 24 * 3_600_000;
   const timeoutMs = options.timeoutMs ?? 2_000;
   const log = options.log ?? ((line: string) => console.warn(line));
-  redis.defineCommand('caSimPut', { numberOfKeys: 1, lua: putScript });
+  redis.defineCommand('caSimGet', { numberOfKeys: 2, lua: getScript });
+  redis.defineCommand('caSimPut', { numberOfKeys: 2, lua: putScript });
+  redis.defineCommand('caSimRelease', { numberOfKeys: 1, lua: releaseScript });
   redis.defineCommand('caSimRemove', { numberOfKeys: 1, lua: removeScript });
   redis.defineCommand('caSimClaim', { numberOfKeys: 2, lua: claimScript });
   redis.defineCommand('caSimSchedule', { numberOfKeys: 2, lua: scheduleScript });
@@ -162,14 +180,21 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
   return {
     shared: true,
     async get(callLegId) {
-      const [version, data] = await limit(redis.hmget(callKey(callLegId), 'v', 'd'));
+      const [version, data, heldMs] = await limit(scripts.caSimGet(callKey(callLegId), holdKey(callLegId)));
       if (!version || !data) return undefined;
-      return { call: JSON.parse(data) as CallRecord, version: Number(version) };
+      return { call: JSON.parse(data) as CallRecord, version: Number(version), ...(heldMs > 0 && { heldMs }) };
     },
-    async put(call, version) {
+    async put(call, version, hold) {
       // A new call is indexed first: the index may name a call not written (yet, or ever), never the reverse.
       if (version === 0) await limit(redis.zadd(index, String(Date.now()), call.callLegId));
-      return (await limit(scripts.caSimPut(callKey(call.callLegId), version, JSON.stringify(call), callTtlMs))) === 1;
+      const { callLegId } = call;
+      const written = hold
+        ? scripts.caSimPut(callKey(callLegId), holdKey(callLegId), version, JSON.stringify(call), callTtlMs, hold.token, hold.ms)
+        : scripts.caSimPut(callKey(callLegId), holdKey(callLegId), version, JSON.stringify(call), callTtlMs);
+      return (await limit(written)) === 1;
+    },
+    async release(callLegId, token) {
+      await limit(scripts.caSimRelease(holdKey(callLegId), token));
     },
     async remove(callLegId, version) {
       const removed = (await limit(scripts.caSimRemove(callKey(callLegId), version))) === 1;

@@ -1,6 +1,6 @@
 import { ApiError, type CallAutomationHandlers, type CallbackEmitter, type CommunicationIdentifier, type EventData, type EventName } from '@call-automation/server';
 import { createBook, type Behaviour } from './scenarios.ts';
-import { createMemoryState, type CallRecord, type CallState, type Participant, type PlayRecord, type SimulatorState, type Timer } from './state.ts';
+import { createMemoryState, type CallRecord, type CallState, type Hold, type Participant, type PlayRecord, type SimulatorState, type Timer } from './state.ts';
 
 type Tone = EventData<'DtmfReceived'>['toneInfo']['tone'];
 
@@ -74,6 +74,19 @@ const orphanAfterMs = 10_000;
 
 /** How often a change is tried again when other writes to its call keep coming first. */
 const maxConflicts = 50;
+
+/**
+ * On shared state, how long a write holds its call at most for its events to be queued: should
+ * the instance stall or die meanwhile, the hold lapses, and other instances change the call.
+ */
+const holdMs = 5_000;
+
+/** Resolves when `promise` settles, or after `ms`, whichever comes first. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 /**
  * The reference implementation: calls run through their states with timers, emitting the events a
@@ -182,22 +195,47 @@ export function createSimulator(options: SimulatorOptions = {}) {
    * Runs `change` on the call's current record and writes it, if nothing else wrote the call
    * meanwhile (else reads it again and retries); then schedules its timers, and emits its events
    * in order. Its timers are scheduled before the write: a timer of a write that lost finds its
-   * id in no record, and does nothing.
+   * id in no record, and does nothing. A call held by another instance's write (shared state) is
+   * read again once its events are queued: a change's events follow those of the change before.
    */
   async function update<R>(callLegId: string, change: (call: CallRecord, fx: Effects) => R, missing: () => R): Promise<R> {
-    for (let conflicts = 0; ; conflicts++) {
+    for (let conflicts = 0; ; ) {
       const found = await state.get(callLegId);
       if (!found) return missing();
+      if (found.heldMs) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(found.heldMs!, 20)));
+        continue;
+      }
       const call = copy(found.call);
       const fx: Effects = { events: [], timers: [], ended: false, cancelled: [] };
       const result = change(call, fx);
       await Promise.all(fx.timers.map((timer) => state.schedule(timer)));
-      if (await (fx.ended ? state.remove(callLegId, found.version) : state.put(call, found.version))) {
-        flush(callLegId, fx);
+      const hold = holdFor(fx);
+      if (await (fx.ended ? state.remove(callLegId, found.version) : state.put(call, found.version, hold))) {
+        await commit(callLegId, fx, hold);
         return result;
       }
-      if (conflicts >= maxConflicts) throw new Error(`Call ${callLegId} is changed too often at once to be changed now.`);
+      if (++conflicts > maxConflicts) throw new Error(`Call ${callLegId} is changed too often at once to be changed now.`);
     }
+  }
+
+  /**
+   * On shared state, the hold a write with events puts on its call: another instance's change
+   * read before those events are queued would have its own queued ahead of them. A call removed
+   * needs none: no change of it comes after.
+   */
+  function holdFor(fx: Effects): Hold | undefined {
+    return state.shared && fx.events.length > 0 && !fx.ended ? { token: crypto.randomUUID(), ms: holdMs } : undefined;
+  }
+
+  /** Emits a written change's events; with a hold, waits for them to be queued where every instance sees them, then releases the call. */
+  async function commit(callLegId: string, fx: Effects, hold: Hold | undefined) {
+    flush(callLegId, fx);
+    if (!hold) return;
+    const settling = events?.settled?.();
+    if (settling) await within(settling, hold.ms);
+    // Not released (Redis failing): the hold lapses.
+    await state.release?.(callLegId, hold.token).catch(() => {});
   }
 
   function flush(callLegId: string, fx: Effects) {
@@ -300,8 +338,9 @@ export function createSimulator(options: SimulatorOptions = {}) {
         await Promise.all(fx.timers.map((timer) => state.schedule(timer)));
         // Registered before its first event is emitted: the event's callbackUri is looked up in order.
         context.events.register(callLegId, body.callbackUri);
-        await state.put(call, 0);
-        flush(callLegId, fx);
+        const hold = holdFor(fx);
+        await state.put(call, 0, hold);
+        await commit(callLegId, fx, hold);
       } catch (error) {
         unavailable(error);
       }

@@ -53,6 +53,18 @@ export type Timer = { id: string; callLegId: string; at: number } & (
 export interface Versioned {
   call: CallRecord;
   version: number;
+  /**
+   * On shared state, how much longer (ms) the call is held by the write that made this version,
+   * whose events are on their way to the queue: a change read now would emit its events ahead of
+   * them. Read the call again once the hold is released or has lapsed.
+   */
+  heldMs?: number;
+}
+
+/** A hold a write puts on its call (shared state), till its events are queued: `token` releases it, or it lapses after `ms`. */
+export interface Hold {
+  token: string;
+  ms: number;
 }
 
 /**
@@ -65,8 +77,14 @@ export interface SimulatorState {
   /** Whether the state outlives this process and is seen by other instances. */
   readonly shared: boolean;
   get(callLegId: string): Promise<Versioned | undefined>;
-  /** Writes a call if its version is still `version` (0: the call must not exist yet); false when another write came first. */
-  put(call: CallRecord, version: number): Promise<boolean>;
+  /**
+   * Writes a call if its version is still `version` (0: the call must not exist yet); false when
+   * another write came first. With `hold` (shared state), the call is held with the write: others
+   * read it with `heldMs` until `release`, so that its events are queued before any they cause.
+   */
+  put(call: CallRecord, version: number, hold?: Hold): Promise<boolean>;
+  /** Releases a write's hold on its call, if it still holds it. */
+  release?(callLegId: string, token: string): Promise<void>;
   /** Deletes a call if its version is still `version`. */
   remove(callLegId: string, version: number): Promise<boolean>;
   /** The calls in progress, oldest first. */

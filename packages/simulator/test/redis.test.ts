@@ -16,7 +16,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
 import { startRedis, stopAll, type RedisProcess } from '../../server/test/redis-server.ts';
-import { createSimulatorService, type SimulatorServiceOptions } from '../src/index.ts';
+import type { CallbackEmitter, HandlerContext } from '@call-automation/server';
+import { createRedisState, createSimulator, createSimulatorService, type SimulatorServiceOptions } from '../src/index.ts';
 
 const accessKey = Buffer.from('redis-sim-test-access-key-000001').toString('base64');
 const callbackSecret = `whsec_${Buffer.from('redis-sim-test-callback-secret01').toString('base64')}`;
@@ -151,6 +152,25 @@ function eventsOf(callLegId: string): { labels: string[]; received: number } {
   return { labels, received };
 }
 
+/**
+ * Events emitted as `Type:callState` into `queued`, each `lateMs` after it was emitted (a push to
+ * a shared queue); `settled` resolves once those emitted before it are in.
+ */
+function queueing(queued: string[], lateMs: number): CallbackEmitter & { settled(): Promise<void> } {
+  const underWay = new Set<Promise<void>>();
+  return {
+    register() {},
+    emit(_callLegId, name, data) {
+      const pushed = new Promise<void>((resolve) => setTimeout(resolve, lateMs)).then(() => void queued.push(`${name}:${(data as { callState?: string }).callState ?? ''}`));
+      underWay.add(pushed);
+      void pushed.then(() => underWay.delete(pushed));
+    },
+    async settled() {
+      await Promise.all([...underWay]);
+    },
+  };
+}
+
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -250,6 +270,58 @@ describe('the simulator on Redis', () => {
         labels: ['CallLegStateChanged:establishing', 'CallLegStateChanged:established', 'CallLegStateChanged:terminating', 'CallLegStateChanged:terminated'],
         received: 4,
       });
+    }
+  });
+
+  it("keeps a call's events in order when another instance changes the call while the first's events are still on their way", async () => {
+    // What each instance's events reach, in the order they reach it: a shared queue, in which
+    // instance A's pushes arrive 300 ms late (a process stalled, or a slow link to Redis).
+    const queued: string[] = [];
+    const emitter = (lateMs: number) => queueing(queued, lateMs);
+    const prefix = `ca:sim:order-${crypto.randomUUID()}:`;
+    const [first, second] = [await connect(), await connect()];
+    const a = createSimulator({ state: createRedisState(first, { prefix, pollIntervalMs: 20 }), answerDelayMs: 50, events: emitter(300), log: () => {} });
+    const b = createSimulator({ state: createRedisState(second, { prefix, pollIntervalMs: 20 }), answerDelayMs: 50, events: emitter(0), log: () => {} });
+    try {
+      // A fires no timers: the target's answer, 50 ms on, is B's to fire, while A's first event is still on its way.
+      await a.stop();
+      const context = { caller: { kind: 'hmac' }, requestId: crypto.randomUUID(), events: emitter(300) } as unknown as HandlerContext;
+      const created = await a.handlers.createCall({ params: {}, headers: {}, body: { targets: [phone('+14251001000')], callbackUri: 'https://app.contoso.com/cb', requestedModalities: ['audio'] } } as never, context);
+      expect(created.status).toBe(200);
+      await until('the target answers', () => queued.length === 2);
+      expect(queued).toEqual(['CallLegStateChanged:establishing', 'CallLegStateChanged:established']);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      first.disconnect();
+      second.disconnect();
+    }
+  });
+
+  it('changes a call held by a write whose instance died, once the hold lapses', async () => {
+    const connection = await connect();
+    const state = createRedisState(connection, { prefix: `ca:sim:hold-${crypto.randomUUID()}:` });
+    const queued: string[] = [];
+    const events = queueing(queued, 0);
+    // The target answers only after the test: no timer changes the call meanwhile.
+    const simulator = createSimulator({ state, answerDelayMs: 60_000, events, log: () => {} });
+    const context = { caller: { kind: 'hmac' }, requestId: crypto.randomUUID(), events } as unknown as HandlerContext;
+    try {
+      const created = await simulator.handlers.createCall({ params: {}, headers: {}, body: { targets: [phone('+14251001000')], callbackUri: 'https://app.contoso.com/cb', requestedModalities: ['audio'] } } as never, context);
+      const { callLegId } = (created as { body: { callLegId: string } }).body;
+      expect((await state.get(callLegId))?.heldMs).toBeUndefined();
+      // A write of another instance, which died before its events were queued: the hold is never released.
+      const found = (await state.get(callLegId))!;
+      expect(await state.put(found.call, found.version, { token: 'never-released', ms: 400 })).toBe(true);
+      expect((await state.get(callLegId))?.heldMs).toBeGreaterThan(0);
+      const started = Date.now();
+      const hungUp = await simulator.handlers.hangupCall({ params: { callId: callLegId }, headers: {}, body: undefined } as never, context);
+      expect(hungUp.status).toBe(202);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      await events.settled();
+      expect(queued).toEqual(['CallLegStateChanged:establishing', 'CallLegStateChanged:terminating', 'CallLegStateChanged:terminated']);
+    } finally {
+      await simulator.stop();
+      connection.disconnect();
     }
   });
 
