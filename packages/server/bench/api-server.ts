@@ -48,6 +48,7 @@ function commands(): Record<string, number> {
 /**
  * A command's name; a script's with its keys (ids as *) and the shape of its arguments (numbers
  * as #, JSON as json, URIs as uri, other long strings as text), e.g. `evalsha ca:q:{*} json # #`, so that the queue's scripts can be told apart.
+ * A run of the same key or JSON (a push carrying answers) reads as one, followed by `…`.
  */
 function label(name: string, args: unknown[]): string {
   if (name !== 'evalsha') return name;
@@ -62,7 +63,13 @@ function label(name: string, args: unknown[]): string {
     if (/^https?:\/\//.test(text)) return 'uri';
     return text.length > 40 ? 'text' : text.replace(id, '*');
   };
-  return `evalsha ${args.slice(2).map(shape).join(' ')}`;
+  const shapes = args.slice(2).map(shape);
+  const runs: string[] = [];
+  for (const [i, token] of shapes.entries()) {
+    if (token !== shapes[i - 1] || (i >= keys && token !== 'json')) runs.push(token);
+    else if (!runs.at(-1)!.endsWith('…')) runs[runs.length - 1] += '…';
+  }
+  return `evalsha ${runs.join(' ')}`;
 }
 let created = 0;
 const guard = createUriGuard({ allowLoopback: true });
