@@ -115,9 +115,10 @@ describe('two deliveries sharing the Redis callback queue', () => {
   it('deliver every event once, in order per call, each call by whichever instance leases it', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const delivered = { a: 0, b: 0 };
-    // Leases long enough that a slow machine renews them in time: a lease lost sends an event twice.
-    const a = await instance(prefix, { leaseMs: 6_000, onAttempt: (_d, outcome) => void (outcome.next === 'done' && delivered.a++) });
-    const b = await instance(prefix, { leaseMs: 6_000, onAttempt: (_d, outcome) => void (outcome.next === 'done' && delivered.b++) });
+    // Leases long enough that a slow machine renews them in time (a lease lost sends an event twice),
+    // and attempts too (one given up on after the receiver had the event sends it again).
+    const a = await instance(prefix, { leaseMs: 6_000, attemptTimeoutMs: 3_000, onAttempt: (_d, outcome) => void (outcome.next === 'done' && delivered.a++) });
+    const b = await instance(prefix, { leaseMs: 6_000, attemptTimeoutMs: 3_000, onAttempt: (_d, outcome) => void (outcome.next === 'done' && delivered.b++) });
     const calls = Array.from({ length: 12 }, (_, i) => `leg-${i}-${crypto.randomUUID()}`);
     // A slow receiver for some calls keeps their instance busy, so that the other takes up calls too.
     for (const [i, callLegId] of calls.entries()) {
