@@ -81,11 +81,19 @@ const maxConflicts = 50;
  */
 const holdMs = 5_000;
 
-/** Resolves when `promise` settles, or after `ms`, whichever comes first. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+/**
+ * How long a change waits for its events to be queued before it goes on (and its request is
+ * answered) anyway, as the service's answer does (`settleTimeoutMs`): the hold is then left to
+ * lapse, giving the events the rest of its time to be queued first.
+ */
+const settleWaitMs = 2_000;
+
+/** Whether `promise` settled within `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  const settled = await Promise.race([promise.then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)))]);
   clearTimeout(timer);
+  return settled;
 }
 
 /**
@@ -233,7 +241,7 @@ export function createSimulator(options: SimulatorOptions = {}) {
     flush(callLegId, fx);
     if (!hold) return;
     const settling = events?.settled?.();
-    if (settling) await within(settling, hold.ms);
+    if (settling && !(await within(settling, settleWaitMs))) return;
     // Not released (Redis failing): the hold lapses.
     await state.release?.(callLegId, hold.token).catch(() => {});
   }

@@ -325,6 +325,27 @@ describe('the simulator on Redis', () => {
     }
   });
 
+  it('answers a change whose events are slow to be queued after 2 s, as the service does, and leaves its call held for them', async () => {
+    const connection = await connect();
+    const state = createRedisState(connection, { prefix: `ca:sim:slow-${crypto.randomUUID()}:` });
+    // Pushes that take 10 s (Redis struggling): longer than an answer waits (2 s), and than a hold lasts (5 s).
+    const events = queueing([], 10_000);
+    const simulator = createSimulator({ state, answerDelayMs: 60_000, events, log: () => {} });
+    const context = { caller: { kind: 'hmac' }, requestId: crypto.randomUUID(), events } as unknown as HandlerContext;
+    try {
+      const started = Date.now();
+      const created = await simulator.handlers.createCall({ params: {}, headers: {}, body: { targets: [phone('+14251001000')], callbackUri: 'https://app.contoso.com/cb', requestedModalities: ['audio'] } } as never, context);
+      const took = Date.now() - started;
+      expect(took).toBeGreaterThanOrEqual(1_900);
+      expect(took).toBeLessThan(4_500);
+      const { callLegId } = (created as { body: { callLegId: string } }).body;
+      expect((await state.get(callLegId))?.heldMs).toBeGreaterThan(0);
+    } finally {
+      await simulator.stop();
+      connection.disconnect();
+    }
+  });
+
   it('fires the timers of an instance killed with SIGKILL on another, and delivers every event it had queued', async () => {
     const slow = await startCallbackReceiver({ answer: (_delivery, _n, res) => void setTimeout(() => res.writeHead(204).end(), 300) });
     try {
