@@ -12,7 +12,8 @@ export interface RedisStateOptions {
   pollIntervalMs?: number;
   /**
    * How long a timer taken by an instance is its alone: one that dies while running a timer leaves
-   * it to another after this. Default 5 s.
+   * it to another after this. Default 5 s. One that stops hands back at once the timers it took and
+   * did not fire.
    */
   claimMs?: number;
   /** A call not changed for this long is forgotten (an instance died before it ended). Default 24 h. */
@@ -161,7 +162,12 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
         }
         for (const timers of byCall.values()) {
           const run = (async () => {
-            for (const timer of timers.sort((a, b) => a.at - b.at)) await onTimer?.(timer);
+            for (const timer of timers.sort((a, b) => a.at - b.at)) {
+              if (onTimer) await onTimer(timer);
+              // Stopped meanwhile: handed back, due at its time, for another instance's next poll
+              // rather than once this one's claim lapses (a Redis failing leaves it to the claim).
+              else await limit(redis.zadd(dueKey, 'XX', String(timer.at), timer.id)).catch(() => {});
+            }
           })();
           running.add(run);
           void run.finally(() => running.delete(run));
