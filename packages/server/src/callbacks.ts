@@ -311,8 +311,9 @@ export interface CallbackDelivery extends CallbackEmitter {
    * Stops sending new events (they become dead letters) and waits at most `timeoutMs` for the
    * queue to drain; what is left then stays queued (durable queue) or becomes a dead letter, and
    * the report (also logged) says how many of each. With a queue shared by instances it waits for
-   * this instance's own calls only (those it is delivering, or holds for a retry or a slot), and
-   * takes up no other instance's meanwhile.
+   * this instance's own calls only (those it is delivering, or holds for a slot; one waiting for
+   * its retry time is left at once, due then for any instance), and takes up no other instance's
+   * meanwhile.
    */
   close(timeoutMs?: number): Promise<ShutdownReport>;
   deadLetters(): Promise<DeadLetter[]>;
@@ -416,6 +417,13 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   /** With a shared queue, who waits (a shutdown) for this instance's own calls to be done with. */
   let ownIdle: Array<() => void> = [];
   const busy = () => working.size > 0 || scheduled.size > 0 || waiting.size > 0 || emitting > 0;
+  /**
+   * With a shared queue, what a shutdown waits for: attempts under way, calls waiting for a slot
+   * here, events being recorded. A call waiting for its retry time holds no lease: it is in the
+   * shared queue, due then for any instance, and a receiver that keeps failing does not hold up
+   * every restart for the whole grace period.
+   */
+  const ownBusy = () => working.size > 0 || waiting.size > 0 || emitting > 0;
   let delivered = 0;
   let closed = false;
   /** Set when close() stops waiting: no worker makes another attempt. */
@@ -702,7 +710,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
   }
 
   function settleIdle() {
-    if (ownIdle.length > 0 && !busy()) {
+    if (ownIdle.length > 0 && !ownBusy()) {
       for (const resolve of ownIdle) resolve();
       ownIdle = [];
     }
@@ -888,7 +896,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       let deadline: ReturnType<typeof setTimeout> | undefined;
       // With a shared queue the grace period is for this instance's own calls: the others' are
       // theirs to deliver, and the whole queue need not empty for this one to stop.
-      const done = leased ? (busy() ? new Promise<void>((resolve) => ownIdle.push(resolve)) : Promise.resolve()) : this.drain();
+      const done = leased ? (ownBusy() ? new Promise<void>((resolve) => ownIdle.push(resolve)) : Promise.resolve()) : this.drain();
       const drained = await Promise.race([done.then(() => true), new Promise<false>((resolve) => (deadline = setTimeout(resolve, timeoutMs, false)))]);
       clearTimeout(deadline);
       stopped = true;

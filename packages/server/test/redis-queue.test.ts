@@ -163,6 +163,31 @@ describe('two deliveries sharing the Redis callback queue', () => {
     await b.drain();
   });
 
+  it('does not hold its shutdown for a call waiting for its retry time: it leaves it in the shared queue at once, for any instance at that time', async () => {
+    const prefix = `ca:${crypto.randomUUID()}:`;
+    const callLegId = `leg-${crypto.randomUUID()}`;
+    const path = `/retrying/${callLegId}`;
+    let open = false;
+    answers.set(path, (_d, res) => void res.writeHead(open ? 204 : 503).end());
+    // Its retry is due 3 s after the first attempt; the grace period is 10 s.
+    const a = await instance(prefix, { retryDelaysMs: [3_000] });
+    a.register(callLegId, `${receiver.url}${path}`);
+    a.emit(callLegId, 'DtmfReceived', dtmf(callLegId, 0));
+    await until(() => receiver.received.some((d) => d.path === path), 5_000, 'A first attempt');
+    const started = Date.now();
+    const report = await a.close(10_000);
+    // Well before the retry's time, let alone the grace period's end.
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(report).toMatchObject({ delivered: 0, stillQueued: 1, deadLettered: 0 });
+    open = true;
+    const b = await instance(prefix);
+    const attempts = () => receiver.received.filter((d) => d.path === path);
+    await until(() => attempts().length === 2, 10_000, 'B delivering it at its retry time');
+    // Not before the time A set for it.
+    expect(attempts()[1]!.at - attempts()[0]!.at).toBeGreaterThanOrEqual(2_900);
+    await b.drain();
+  });
+
   it('reports at shutdown the events of the calls this instance had in hand, apart from what waits in the shared queue for every instance', async () => {
     const prefix = `ca:${crypto.randomUUID()}:`;
     const [x, y] = [`leg-x-${crypto.randomUUID()}`, `leg-y-${crypto.randomUUID()}`];
