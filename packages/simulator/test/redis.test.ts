@@ -384,7 +384,16 @@ describe('the simulator on Redis', () => {
   });
 
   it('fires the timers of an instance killed with SIGKILL on another, and delivers every event it had queued', async () => {
-    const slow = await startCallbackReceiver({ answer: (_delivery, _n, res) => void setTimeout(() => res.writeHead(204).end(), 300) });
+    let unanswered = 0;
+    const slow = await startCallbackReceiver({
+      answer: (_delivery, _n, res) => {
+        unanswered++;
+        setTimeout(() => {
+          res.writeHead(204).end();
+          unanswered--;
+        }, 300);
+      },
+    });
     try {
       // One delivery at a time, so that events wait in its queue; targets answer after it is gone (its
       // timers not yet taken: one it had taken would wait out its claim, 5 s, before another took it).
@@ -410,6 +419,8 @@ describe('the simulator on Redis', () => {
       // The survivor serves the calls the dead instance made.
       for (const id of ids) expect((await survivor.client.hangupCall(id)).response.status).toBe(202);
       await until('every call ends', () => ids.every((id) => states(id).at(-1) === 'terminated'));
+      // Closed once it has answered what it read: an attempt cut off would be retried against it, closed, by the next tests' instances.
+      await until('the receiver has answered every delivery', () => unanswered === 0);
     } finally {
       await slow.close();
     }
