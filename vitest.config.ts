@@ -2,12 +2,20 @@ import { defineConfig } from 'vitest/config';
 
 // The type tests (test/*.test-d.ts) are compiled by `pnpm typecheck`, whose program includes them:
 // an assertion that does not hold is a type error there, so they are not compiled a second time here.
+//
+// A worker's test files share one module graph (isolate: false): every file used to evaluate the
+// packages and the generated contract anew, a fifth of the suite's CPU on two cores (pnpm test about
+// 45 s faster). Tests leave no global state behind them: fake timers are restored after each test,
+// servers and processes stopped, and no test replaces a global.
+const shared = { isolate: false };
+
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
           name: 'contract',
+          ...shared,
           include: ['spec/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -16,6 +24,7 @@ export default defineConfig({
       {
         test: {
           name: 'client',
+          ...shared,
           root: 'packages/client',
           include: ['test/**/*.test.ts'],
           testTimeout: 30_000,
@@ -25,6 +34,7 @@ export default defineConfig({
       {
         test: {
           name: 'server',
+          ...shared,
           root: 'packages/server',
           include: ['test/**/*.test.ts'],
           testTimeout: 30_000,
@@ -34,6 +44,7 @@ export default defineConfig({
       {
         test: {
           name: 'simulator',
+          ...shared,
           root: 'packages/simulator',
           include: ['test/**/*.test.ts'],
           testTimeout: 30_000,
@@ -43,6 +54,7 @@ export default defineConfig({
       {
         test: {
           name: 'conformance',
+          ...shared,
           root: 'conformance',
           include: ['test/**/*.test.ts'],
           testTimeout: 60_000,
