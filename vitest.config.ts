@@ -3,10 +3,10 @@ import { defineConfig } from 'vitest/config';
 // The type tests (test/*.test-d.ts) are compiled by `pnpm typecheck`, whose program includes them:
 // an assertion that does not hold is a type error there, so they are not compiled a second time here.
 //
-// A worker's test files share one module graph (isolate: false): every file used to evaluate the
-// packages and the generated contract anew, a fifth of the suite's CPU on two cores (pnpm test about
-// 45 s faster). Tests leave no global state behind them: fake timers are restored after each test,
-// servers and processes stopped, and no test replaces a global.
+// A worker's test files share one module graph (isolate: false), but the server's: every file
+// used to evaluate the packages and the generated contract anew. Tests leave no global state
+// behind them: fake timers are restored after each test, servers and processes stopped, and no
+// test replaces a global.
 const shared = { isolate: false };
 
 export default defineConfig({
@@ -34,7 +34,9 @@ export default defineConfig({
       {
         test: {
           name: 'server',
-          ...shared,
+          // Isolated: its *-through-hono files run another file's tests again by importing it,
+          // after switching the fixture (module state) to Hono's request path.
+          isolate: true,
           root: 'packages/server',
           include: ['test/**/*.test.ts'],
           testTimeout: 30_000,
