@@ -1,5 +1,5 @@
 import type { Claim, IdempotencyStore, StoredReply } from './idempotency.ts';
-import { carryAnswer, withTimeout, type RedisClient } from './redis-common.ts';
+import { carryAnswer, defineGatheredScript, withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisIdempotencyStoreOptions {
   /** How long after a request was first sent its answer is honoured. Default 10 minutes, as the spec documents. */
@@ -44,8 +44,9 @@ ${storeAnswerLua('KEYS[1]', 'ARGV[1]')}
 return 1
 `;
 
+type ClaimAnswer = [state: string, held?: string, reply?: string | null];
+
 interface Scripts {
-  caIdempotencyClaim(key: string, fingerprint: string, expires: number, deadline: number): Promise<[string, string?, (string | null)?]>;
   caIdempotencyComplete(key: string, reply: string): Promise<number>;
 }
 
@@ -62,7 +63,8 @@ interface Scripts {
 export function createRedisIdempotencyStore(redis: RedisClient, options: RedisIdempotencyStoreOptions = {}): IdempotencyStore {
   const prefix = options.prefix ?? 'ca:idem:';
   const timeoutMs = options.timeoutMs ?? 1_000;
-  redis.defineCommand('caIdempotencyClaim', { numberOfKeys: 1, lua: claimScript });
+  // The claims of one turn are one command (on one Redis; see defineGatheredScript).
+  const claim = defineGatheredScript<ClaimAnswer>(redis, 'caIdempotencyClaim', claimScript);
   redis.defineCommand('caIdempotencyComplete', { numberOfKeys: 1, lua: completeScript });
   const scripts = redis as unknown as Scripts;
   // On one Redis, an answer rides in the script of a push of its request's events on the same
@@ -72,7 +74,7 @@ export function createRedisIdempotencyStore(redis: RedisClient, options: RedisId
     lifetimeMs: options.lifetimeMs ?? 10 * 60_000,
     async claim(key, fingerprint, expires): Promise<Claim> {
       const sent = Date.now();
-      const [state, held, reply] = await withTimeout(scripts.caIdempotencyClaim(prefix + key, fingerprint, expires, sent + timeoutMs), timeoutMs, 'a repeatable request');
+      const [state, held, reply] = await withTimeout(claim([prefix + key], [fingerprint, expires, sent + timeoutMs]), timeoutMs, 'a repeatable request');
       if (state === 'claimed') return { state: 'claimed' };
       if (state === 'late') {
         throw new Error(`Redis refused a claim as late: its clock reads ${held}, ${Number(held) - sent} ms after the claim was sent. Are the clocks of this instance and Redis apart?`);

@@ -1,9 +1,11 @@
 // The helpers every Redis store uses. batchWrites: the commands issued in one turn of the event
 // loop go out together on the connection's socket, in writes of at most maxCommands, with the
 // same answers in the same order; without it, in a write each. withTimeout: a command's answer,
-// or a RedisTimeoutError in time.
+// or a RedisTimeoutError in time. defineGatheredScript: a script's invocations of one turn are one
+// command, each with its own answer or error.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineGatheredScript } from '../src/redis-common.ts';
 import { batchWrites, RedisTimeoutError, withTimeout } from '../src/redis.ts';
 import { connectRedis, countWrites, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
@@ -76,6 +78,90 @@ describe('batchWrites', () => {
     // Batched twice, it is batched once.
     expect(batchWrites(connection)).toBe(connection);
     expect(await connection.incr(key)).toBe(8);
+  });
+});
+
+/** The commands the connection sends from now on, by name (a script's is evalsha or eval). */
+function countCommands(connection: Redis): { names: string[]; stop(): void } {
+  const send = connection.sendCommand;
+  const names: string[] = [];
+  connection.sendCommand = function (this: Redis, command, stream) {
+    names.push(command.name);
+    return send.call(this, command, stream);
+  };
+  return { names, stop: () => void (connection.sendCommand = send) };
+}
+
+// Adds ARGV[1] to the counter KEYS[1] and answers {the key, its new value}; an argument 'fail'
+// makes it answer an error, 'throw' makes a Redis command fail (INCRBY of a hash).
+const addLua = `
+if ARGV[1] == 'fail' then return redis.error_reply('refused ' .. KEYS[1]) end
+if ARGV[1] == 'throw' then
+  redis.call('HSET', KEYS[1], 'field', 'x')
+  redis.call('INCR', KEYS[1])
+end
+return {KEYS[1], redis.call('INCRBY', KEYS[1], ARGV[1])}
+`;
+
+describe('defineGatheredScript', () => {
+  it("sends a turn's invocations as one command, each answered its own answer or its own error, in the order asked", async () => {
+    const connection = await connect();
+    const add = defineGatheredScript<[string, number]>(connection, 'testAdd', addLua);
+    const key = `gather:${crypto.randomUUID()}`;
+    const commands = countCommands(connection);
+    try {
+      const answers = await Promise.allSettled([
+        add([key], [1]),
+        add([`${key}:other`], [10]),
+        add([`${key}:refused`], ['fail']),
+        add([`${key}:hash`], ['throw']),
+        add([key], [2]),
+        add([], []).catch(() => 'no key'),
+      ]);
+      expect(answers.slice(0, 2)).toEqual([
+        { status: 'fulfilled', value: [key, 1] },
+        { status: 'fulfilled', value: [`${key}:other`, 10] },
+      ]);
+      expect(answers[2]).toMatchObject({ status: 'rejected', reason: { message: `refused ${key}:refused` } });
+      expect(answers[3]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/WRONGTYPE/) } });
+      // The invocations after a failed one ran as well.
+      expect(answers[4]).toEqual({ status: 'fulfilled', value: [key, 3] });
+      expect(answers[5]).toEqual({ status: 'fulfilled', value: 'no key' });
+      // The first time, Redis did not have the script: ioredis sent it whole once (EVALSHA, then EVAL).
+      expect(commands.names.filter((name) => name === 'evalsha')).toHaveLength(1);
+      commands.names.length = 0;
+      expect(await Promise.all([add([key], [1]), add([key], [1])])).toEqual([
+        [key, 4],
+        [key, 5],
+      ]);
+      expect(commands.names).toEqual(['evalsha']);
+      // Invocations in later turns go in later commands.
+      commands.names.length = 0;
+      expect(await add([key], [1])).toEqual([key, 6]);
+      expect(await add([key], [1])).toEqual([key, 7]);
+      expect(commands.names).toEqual(['evalsha', 'evalsha']);
+    } finally {
+      commands.stop();
+    }
+  });
+
+  it('sends at most maxPerCommand invocations in one command, and a batched connection writes them with the turn\'s other commands', async () => {
+    const connection = batchWrites(await connect(), { maxCommands: Infinity });
+    const add = defineGatheredScript<[string, number]>(connection, 'testAddFew', addLua, { maxPerCommand: 4 });
+    const key = `gather:${crypto.randomUUID()}`;
+    await add([key], [0]); // loads the script
+    const commands = countCommands(connection);
+    const writes = countWrites(connection);
+    try {
+      const answers = await Promise.all([connection.incr(`${key}:plain`), ...Array.from({ length: 10 }, () => add([key], [1])), connection.incr(`${key}:plain`)]);
+      expect(answers).toEqual([1, ...Array.from({ length: 10 }, (_, i) => [key, i + 1]), 2]);
+      // Two full commands at once, the rest of the turn's at its end, behind the plain commands.
+      expect(commands.names).toEqual(['incr', 'evalsha', 'evalsha', 'incr', 'evalsha']);
+      expect(writes.count).toBe(1);
+    } finally {
+      commands.stop();
+      writes.stop();
+    }
   });
 });
 

@@ -573,14 +573,22 @@ describe('the Redis idempotency store beside the queue on one connection', () =>
     }
   });
 
-  it('stores an answer on its own when no push follows in the turn, with one that does when one does, and only under a key still held', async () => {
+  it('claims the ids of one turn in one script, stores an answer on its own when no push follows in the turn, with one that does when one does, and only under a key still held', async () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const store = createRedisIdempotencyStore(a, { prefix: `${prefix}idem:` });
     const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:`, maxPerCall: 1 });
     const sent = scriptKeys(a);
     const expires = Date.now() + 60_000;
-    for (const id of ['one', 'two', 'three']) expect(await store.claim(id, 'POST /calls x', expires)).toEqual({ state: 'claimed' });
+    // The claims of one turn: one script, and each its own answer.
+    sent.length = 0;
+    expect(await Promise.all(['one', 'two', 'three', 'two'].map((id) => store.claim(id, 'POST /calls x', expires)))).toEqual([
+      { state: 'claimed' },
+      { state: 'claimed' },
+      { state: 'claimed' },
+      { state: 'pending', fingerprint: 'POST /calls x' },
+    ]);
+    expect(sent).toEqual([[`${prefix}idem:one`, `${prefix}idem:two`, `${prefix}idem:three`, `${prefix}idem:two`]]);
     sent.length = 0;
     // Alone: no push in the turn.
     await store.complete('one', { status: 200, body: { n: 1 } });
