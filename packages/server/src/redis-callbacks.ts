@@ -1,6 +1,6 @@
 import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, GoneUriStore, PendingDelivery } from './callbacks.ts';
 import { FifoMap } from './fifo-map.ts';
-import { sendWithAnswers, withTimeout, type RedisClient } from './redis-common.ts';
+import { defineGatheredScript, sendWithAnswers, withTimeout, type RedisClient } from './redis-common.ts';
 import { storeAnswerLua } from './redis-idempotency.ts';
 
 export interface RedisDeadLetterStoreOptions {
@@ -570,27 +570,8 @@ type IndexPushArgv = [callLegId: string, time: number, max: number, delivery: st
 interface QueueScripts {
   caQueuePush(list: string, lease: string, delivery: string, max: number, deadline: number, owner: string, ms: number): Promise<number>;
   caQueueUpdate(list: string, id: string, delivery: string): Promise<number>;
-  caQueueShift(list: string, lease: string, id: string, owner: string): Promise<[number, number, string?]>;
-  caQueueShiftIndexed(list: string, lease: string, index: string, due: string, count: string, id: string, owner: string, callLegId: string): Promise<[number, number, string?]>;
-  caQueueShiftNext(
-    list: string,
-    lease: string,
-    index: string,
-    due: string,
-    count: string,
-    nextList: string,
-    nextLease: string,
-    id: string,
-    owner: string,
-    callLegId: string,
-    ms: number,
-    nextCallLegId: string,
-    time: number,
-  ): Promise<[number, number, (string | null)?, string?]>;
   caQueueLeaseHead(lease: string, list: string, owner: string, ms: number): Promise<[number, string?]>;
   caQueueReleaseHead(lease: string, list: string, owner: string): Promise<[number, string?]>;
-  /** The number of keys, the answers' keys, the push's keys (a registration's too), how many answers, the answers, the push's arguments. */
-  caQueueIndexPush(...args: Array<string | number>): Promise<number>;
   caQueueLease(lease: string, owner: string, ms: number, take: 0 | 1): Promise<number>;
   caQueueIndex(index: string, due: string, count: string, callLegId: string, time: number, max: number): Promise<number>;
   caQueueForget(index: string, due: string, callLegId: string, staleBefore: number, graceMs: number): Promise<number>;
@@ -623,13 +604,14 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const emptyGraceMs = 60_000;
   redis.defineCommand('caQueuePush', { numberOfKeys: 2, lua: pushScript });
   redis.defineCommand('caQueueUpdate', { numberOfKeys: 1, lua: updateScript });
-  redis.defineCommand('caQueueShift', { numberOfKeys: 2, lua: shiftScript });
-  redis.defineCommand('caQueueShiftIndexed', { numberOfKeys: 5, lua: shiftScript });
-  redis.defineCommand('caQueueShiftNext', { numberOfKeys: 7, lua: shiftScript });
+  // A shift's keys: the call's list and lease; on one Redis the index's three keys too, and the
+  // next call's list and lease when it hands its slot on. The shifts of one turn are one command
+  // on one Redis, as are the pushes (see defineGatheredScript).
+  const shiftScripts = defineGatheredScript<[removed: number, released: number, head?: string | null, nextHead?: string]>(redis, 'caQueueShift', shiftScript);
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
-  // As many keys as it carries answers, and five or six: given with each call.
-  redis.defineCommand('caQueueIndexPush', { lua: indexPushScript });
+  // As many keys as it carries answers, and five or six.
+  const indexPush = defineGatheredScript<number>(redis, 'caQueueIndexPush', indexPushScript);
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
   redis.defineCommand('caQueueForget', { numberOfKeys: 2, lua: forgetScript });
@@ -682,16 +664,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
         const argv: IndexPushArgv = [callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms];
         const [registered, registering] = registration ? [[registration.key], [registration.uri, registration.ttlMs]] : [[], []];
         const command = sendWithAnswers(redis, (answers) =>
-          scripts.caQueueIndexPush(
-            answers.length + keys.length + registered.length,
-            ...answers.map((answer) => answer.key),
-            ...keys,
-            ...registered,
-            answers.length,
-            ...answers.map((answer) => answer.reply),
-            ...argv,
-            ...registering,
-          ),
+          indexPush([...answers.map((answer) => answer.key), ...keys, ...registered], [answers.length, ...answers.map((answer) => answer.reply), ...argv, ...registering]),
         );
         registration?.carriedBy(
           command.then((answer) => {
@@ -722,19 +695,22 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
     async shift(callLegId, id, owner, next) {
       if (single && next && owner) {
         const [, released, head, nextHead] = await limit(
-          scripts.caQueueShiftNext(list(callLegId), lease(callLegId), index, dueKey, countKey, list(next.callLegId), lease(next.callLegId), id ?? '', owner, callLegId, next.ms, next.callLegId, Date.now()),
+          shiftScripts(
+            [list(callLegId), lease(callLegId), index, dueKey, countKey, list(next.callLegId), lease(next.callLegId)],
+            [id ?? '', owner, callLegId, next.ms, next.callLegId, Date.now()],
+          ),
         );
         return { head: parse(head ?? undefined), released: released === 1, ...(nextHead ? { next: parse(nextHead) } : {}) };
       }
       if (single) {
-        const [, released, head] = await limit(scripts.caQueueShiftIndexed(list(callLegId), lease(callLegId), index, dueKey, countKey, id ?? '', owner ?? '', callLegId));
-        return { head: parse(head), released: released === 1 };
+        const [, released, head] = await limit(shiftScripts([list(callLegId), lease(callLegId), index, dueKey, countKey], [id ?? '', owner ?? '', callLegId]));
+        return { head: parse(head ?? undefined), released: released === 1 };
       }
-      const [removed, released, head] = await limit(scripts.caQueueShift(list(callLegId), lease(callLegId), id ?? '', owner ?? ''));
+      const [removed, released, head] = await limit(shiftScripts([list(callLegId), lease(callLegId)], [id ?? '', owner ?? '']));
       if (removed === 1) uncount();
       // Empty: not due again unless pushed to (a hint; a poll that finds it empty forgets it too).
       if (!head) void forget(callLegId).catch(() => {});
-      return { head: parse(head), released: released === 1 };
+      return { head: parse(head ?? undefined), released: released === 1 };
     },
     async calls() {
       return (await waiting()).map(([callLegId]) => callLegId);

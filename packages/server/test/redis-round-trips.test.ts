@@ -68,6 +68,27 @@ async function receivedOn(paths: string[], count: number) {
   while (receiver.received.filter((d) => paths.includes(d.path)).length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
+/**
+ * A script's invocations in its arguments (after the SHA): of a script sent for many
+ * (defineGatheredScript: ARGV is their number, each's numbers of keys and arguments, then their
+ * arguments), each's keys and arguments; of another script, its own.
+ */
+function invocations([numberOfKeys, ...rest]: string[]): Array<{ keys: string[]; argv: string[] }> {
+  const keys = rest.slice(0, Number(numberOfKeys));
+  const argv = rest.slice(keys.length);
+  const n = Number(argv[0]);
+  const counts = argv.slice(1, 1 + 2 * n).map(Number);
+  if (!(n >= 1) || counts.some((count) => !Number.isInteger(count)) || counts.reduce((sum, count, i) => (i % 2 === 0 ? sum + count : sum), 0) !== keys.length) return [{ keys, argv }];
+  const result: Array<{ keys: string[]; argv: string[] }> = [];
+  let [k, a] = [0, 1 + 2 * n];
+  for (let i = 0; i < n; i++) {
+    const [nk, na] = [counts[2 * i]!, counts[2 * i + 1]!];
+    result.push({ keys: keys.slice(k, k + nk), argv: argv.slice(a, a + na) });
+    [k, a] = [k + nk, a + na];
+  }
+  return result;
+}
+
 const pending = (callLegId: string, id: string): PendingDelivery => ({ id, callLegId, callbackUri: 'https://app.contoso.com/cb', body: '{}', queuedAt: Date.now(), attempts: 0, notBefore: Date.now() });
 
 describe('the Redis callback registry', () => {
@@ -455,12 +476,13 @@ describe('the Redis callback queue on one Redis', () => {
     const a = await connect();
     const prefix = `rt-${crypto.randomUUID()}:`;
     const delivery = deliveryOn(a, prefix, { concurrencyPerUri: 4 });
-    /** The queue's scripts sent, by their first key's kind and how many arguments they had. */
+    /** The queue's scripts run, each invocation of one sent for many (a shift, a push) apart: by its first key's kind and how many keys and arguments it had. */
     const scripts: string[] = [];
     const send = a.sendCommand.bind(a);
     a.sendCommand = (command, stream) => {
       const args = command.args.map(String);
-      if (command.name === 'evalsha' || command.name === 'eval') scripts.push(`${args[2]!.replace(/\{[^}]*\}/, '{*}').replace(prefix, '')} ${args.length - 2}`);
+      const name = (keys: string[], argv: string[]) => `${keys[0]!.replace(/\{[^}]*\}/, '{*}').replace(prefix, '')} ${keys.length + argv.length}`;
+      if (command.name === 'evalsha' || command.name === 'eval') scripts.push(...invocations(args.slice(1)).map(({ keys, argv }) => name(keys, argv)));
       return send(command, stream);
     };
     try {
