@@ -8,6 +8,7 @@ import { createCallAutomationService, createCallbackDelivery, createMemoryIdempo
 import { serveApp } from '@call-automation/server/node';
 import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
 import { connectRedis } from './processes.ts';
+import { invocations } from '../test/redis-server.ts';
 import { accessKey, callbackSecret } from './shared.ts';
 
 const stores = process.env.STORES;
@@ -22,54 +23,56 @@ const redis =
         ...(process.env.BATCH_WRITES === 'turn' ? { maxCommands: Infinity } : {}),
       })
     : undefined;
-// Every command the stores send, by name (the queue's scripts are EVALSHA), to say what a request
-// costs in round trips. Counted by name or script (its SHA) and how many arguments it has, with
-// no string built per command, and labelled once per kind, so that the counting costs the
-// measured server next to nothing.
-const counts = new Map<unknown, Map<number, { label: string; n: number }>>();
+// Every command the stores send, by name, and every script they run, by kind (a command sent for
+// many invocations, defineGatheredScript's, counted by invocation), to say what a request costs in
+// round trips and in scripts. Kinds are told apart by script (its SHA) and their numbers of keys
+// and arguments, and labelled once per kind, so that the counting costs the measured server little.
+const commandCounts = new Map<string, number>();
+const scriptCounts = new Map<string, { label: string; n: number }>();
 if (redis) {
   const send = redis.sendCommand.bind(redis);
   redis.sendCommand = (command, stream) => {
-    const key = command.name === 'evalsha' ? command.args[0] : command.name;
-    let byLength = counts.get(key);
-    if (!byLength) counts.set(key, (byLength = new Map()));
-    const count = byLength.get(command.args.length);
-    if (count) count.n++;
-    else byLength.set(command.args.length, { label: label(command.name, command.args), n: 1 });
+    commandCounts.set(command.name, (commandCounts.get(command.name) ?? 0) + 1);
+    if (command.name === 'evalsha' || command.name === 'eval') {
+      const [sha, ...args] = command.args.map(String);
+      for (const { keys, argv } of invocations(args)) {
+        const kind = `${command.name === 'eval' ? 'eval' : sha} ${keys.length} ${argv.length}`;
+        const count = scriptCounts.get(kind);
+        if (count) count.n++;
+        else scriptCounts.set(kind, { label: label(keys, argv), n: 1 });
+      }
+    }
     return send(command, stream);
   };
 }
 /** The counts by label (kinds of one label added up). */
-function commands(): Record<string, number> {
+function scripts(): Record<string, number> {
   const byLabel: Record<string, number> = {};
-  for (const byLength of counts.values()) for (const { label, n } of byLength.values()) byLabel[label] = (byLabel[label] ?? 0) + n;
+  for (const { label, n } of scriptCounts.values()) byLabel[label] = (byLabel[label] ?? 0) + n;
   return byLabel;
 }
 /**
- * A command's name; a script's with its keys (ids as *) and the shape of its arguments (numbers
- * as #, JSON as json, URIs as uri, other long strings as text), e.g. `evalsha ca:q:{*} json # #`, so that the queue's scripts can be told apart.
- * A run of the same key or JSON (a push carrying answers) reads as one, followed by `…`.
+ * A script's keys (ids as *) and the shape of its arguments (numbers as #, JSON as json, URIs as
+ * uri, other long strings as text), e.g. `ca:q:{*} json # #`, so that the stores' scripts can be
+ * told apart. A run of the same key or JSON (a push carrying answers) reads as one, followed by `…`.
  */
-function label(name: string, args: unknown[]): string {
-  if (name !== 'evalsha') return name;
-  const keys = Number(args[1]);
+function label(keys: string[], argv: string[]): string {
   const id = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
-  const shape = (arg: unknown, i: number) => {
-    const text = String(arg);
-    if (i < keys) return text.replace(id, '*');
+  const shape = (text: string, i: number) => {
+    if (i < keys.length) return text.replace(id, '*');
     if (text.startsWith('{"')) return 'json';
     if (/^-?\d+(\.\d+)?$/.test(text)) return '#';
     if (/^evt_(seed_)?[0-9a-f]+$/.test(text)) return 'evt';
     if (/^https?:\/\//.test(text)) return 'uri';
     return text.length > 40 ? 'text' : text.replace(id, '*');
   };
-  const shapes = args.slice(2).map(shape);
+  const shapes = [...keys, ...argv].map(shape);
   const runs: string[] = [];
   for (const [i, token] of shapes.entries()) {
-    if (token !== shapes[i - 1] || (i >= keys && token !== 'json')) runs.push(token);
+    if (token !== shapes[i - 1] || (i >= keys.length && token !== 'json')) runs.push(token);
     else if (!runs.at(-1)!.endsWith('…')) runs[runs.length - 1] += '…';
   }
-  return `evalsha ${runs.join(' ')}`;
+  return `script ${runs.join(' ')}`;
 }
 let created = 0;
 const guard = createUriGuard({ allowLoopback: true });
@@ -120,7 +123,7 @@ const running = await serveApp(service);
 process.stdout.write(`READY ${JSON.stringify({ port: Number(new URL(running.url).port) })}\n`);
 
 // The bench asks for the counts before and after each run.
-process.on('SIGUSR2', () => process.stdout.write(`DATA ${JSON.stringify({ created, commands: commands() })}\n`));
+process.on('SIGUSR2', () => process.stdout.write(`DATA ${JSON.stringify({ created, commands: Object.fromEntries(commandCounts), scripts: scripts() })}\n`));
 process.once('SIGTERM', () => {
   void (async () => {
     await running.close();

@@ -259,6 +259,8 @@ interface LoadResult {
   rewriteCpuUs?: number;
   /** Redis commands sent per created call during the run and its drain, by name. */
   commands: Record<string, number>;
+  /** Scripts run per created call, by kind (each invocation of a command sent for many counted). */
+  scripts: Record<string, number>;
   /** The share of the events delivered while the load ran. */
   deliveredDuringLoad: number;
   /** After the load, until every created call's event was delivered (NaN: not within a minute). */
@@ -269,7 +271,12 @@ interface LoadResult {
   loadMs: number;
 }
 
-type Counts = { created: number; commands: Record<string, number> };
+type Counts = { created: number; commands: Record<string, number>; scripts: Record<string, number> };
+
+/** Each count's growth from `before` to `after`, per created call. */
+function perCall(before: Record<string, number>, after: Record<string, number>, created: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([name, n]) => [name, (n - (before[name] ?? 0)) / (created || NaN)]));
+}
 
 /** One wrk run: every request signed alike (the stub refuses no replays by default) but with a new Repeatability-Request-ID. */
 async function load(server: Child, receiver: Receiver, redisPid: number | undefined): Promise<LoadResult> {
@@ -329,7 +336,8 @@ async function load(server: Child, receiver: Receiver, redisPid: number | undefi
     serverCpuUs: perRequest(serverBefore, serverAfter),
     redisCpuUs: perRequest(redisBefore, redisAfter),
     rewriteCpuUs: perRequest(rewritesBefore, rewritesAfter),
-    commands: Object.fromEntries(Object.entries(countsAfter.commands).map(([name, n]) => [name, (n - (countsBefore.commands[name] ?? 0)) / (created || NaN)])),
+    commands: perCall(countsBefore.commands, countsAfter.commands, created),
+    scripts: perCall(countsBefore.scripts, countsAfter.scripts, created),
     deliveredDuringLoad: created ? deliveredDuring / created : NaN,
     drainMs,
     sustained: created / ((loadMs + drainMs) / 1000),
@@ -426,10 +434,10 @@ function printLoadTables(variants: ApiVariant[], results: LoadResult[][], indexS
       'wrk timeouts (2 s)': results[i]!.reduce((sum, r) => sum + r.timeouts, 0),
     })),
   );
-  /** Median over runs of the commands per request named (all when none is). */
-  const perRequest = (i: number, names?: string[]) =>
-    median(results[i]!.map((r) => Object.entries(r.commands).reduce((sum, [name, n]) => (!names || names.includes(name) ? sum + n : sum), 0))).toFixed(1);
-  const all = (i: number) => [...new Set(results[i]!.flatMap((r) => Object.keys(r.commands)))];
+  /** Median over runs of the commands (or scripts) per request named (all when none is). */
+  const perRequest = (i: number, names?: string[], of: 'commands' | 'scripts' = 'commands') =>
+    median(results[i]!.map((r) => Object.entries(r[of]).reduce((sum, [name, n]) => (!names || names.includes(name) ? sum + n : sum), 0))).toFixed(2);
+  const all = (i: number, of: 'commands' | 'scripts') => [...new Set(results[i]!.flatMap((r) => Object.keys(r[of])))];
   console.log('  What each request cost (medians; CPU over the load and the drain of its events):');
   console.table(
     variants.map((variant, i) => {
@@ -446,6 +454,7 @@ function printLoadTables(variants: ApiVariant[], results: LoadResult[][], indexS
         // Its rewrites of the append-only file, in children of their own (the rounds' mean: a rewrite comes every few rounds).
         'AOF rewrites CPU µs': rewrites.length ? (rewrites.reduce((sum, us) => sum + us, 0) / rewrites.length).toFixed(0) : '',
         'Redis commands': variant.redis ? perRequest(i) : '',
+        'scripts run': variant.redis ? perRequest(i, undefined, 'scripts') : '',
         'events delivered during the load': median(results[i]!.map((r) => r.deliveredDuringLoad)).toFixed(2),
         // What the load left for later, per second of it: a backlog that grows without end (the memory queue's bound is 50 000).
         'backlog grew, events/s': Math.round(median(results[i]!.map((r) => (r.created * (1 - r.deliveredDuringLoad)) / (r.loadMs / 1000)))),
@@ -456,7 +465,9 @@ function printLoadTables(variants: ApiVariant[], results: LoadResult[][], indexS
   for (const [i, variant] of variants.entries()) {
     if (!variant.redis) continue;
     console.log(`  ${variant.name.trim()}: calls in the queue's index after each run ${indexSizes[i]!.join(', ')}; Redis commands per request:`);
-    for (const name of all(i).sort()) console.log(`    ${perRequest(i, [name]).padStart(6)}  ${name}`);
+    for (const name of all(i, 'commands').sort()) console.log(`    ${perRequest(i, [name]).padStart(6)}  ${name}`);
+    console.log(`  and the scripts those ran per request (a command sent for many invocations counted by invocation):`);
+    for (const name of all(i, 'scripts').sort()) console.log(`    ${perRequest(i, [name], 'scripts').padStart(6)}  ${name}`);
   }
   return { sustained, answered, eachRound: (i: number) => against(i, (r) => r.sustained).map((ratio) => ratio.toFixed(2)).join(' '), interval };
 }

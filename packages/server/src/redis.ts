@@ -5,8 +5,8 @@
  */
 export { createRedisIdempotencyStore } from './redis-idempotency.ts';
 export type { RedisIdempotencyStoreOptions } from './redis-idempotency.ts';
-export { batchWrites, RedisTimeoutError, withTimeout } from './redis-common.ts';
-export type { BatchWritesOptions, RedisClient } from './redis-common.ts';
+export { batchWrites, defineGatheredScript, RedisTimeoutError, withTimeout } from './redis-common.ts';
+export type { BatchWritesOptions, GatheredScript, RedisClient } from './redis-common.ts';
 export { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from './redis-callbacks.ts';
 export type { RedisCallbackQueueOptions, RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions, RedisGoneUriStoreOptions } from './redis-callbacks.ts';
 export { createRedisReplayStore } from './redis-replay.ts';

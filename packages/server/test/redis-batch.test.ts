@@ -5,8 +5,7 @@
 // command, each with its own answer or error.
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineGatheredScript } from '../src/redis-common.ts';
-import { batchWrites, RedisTimeoutError, withTimeout } from '../src/redis.ts';
+import { batchWrites, defineGatheredScript, RedisTimeoutError, withTimeout } from '../src/redis.ts';
 import { connectRedis, countWrites, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
 let redis: RedisProcess;

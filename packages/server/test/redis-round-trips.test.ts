@@ -12,7 +12,7 @@ import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadL
 import { accessKey, memoryHandlers, phoneCall } from './fixture.ts';
 // The conformance suite's receiver (that package depends on this one, so it is imported by path).
 import { startCallbackReceiver, type CallbackReceiver } from '../../../conformance/src/harness/receiver.ts';
-import { startRedis, stopAll, type RedisProcess } from './redis-server.ts';
+import { invocations, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
 const secret = `whsec_${Buffer.from('server-test-callback-secret-0001').toString('base64')}`;
 let redis: RedisProcess;
@@ -66,27 +66,6 @@ function deliveryOn(connection: Redis, prefix: string, options: Partial<Callback
 async function receivedOn(paths: string[], count: number) {
   const deadline = Date.now() + 5_000;
   while (receiver.received.filter((d) => paths.includes(d.path)).length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-}
-
-/**
- * A script's invocations in its arguments (after the SHA): of a script sent for many
- * (defineGatheredScript: ARGV is their number, each's numbers of keys and arguments, then their
- * arguments), each's keys and arguments; of another script, its own.
- */
-function invocations([numberOfKeys, ...rest]: string[]): Array<{ keys: string[]; argv: string[] }> {
-  const keys = rest.slice(0, Number(numberOfKeys));
-  const argv = rest.slice(keys.length);
-  const n = Number(argv[0]);
-  const counts = argv.slice(1, 1 + 2 * n).map(Number);
-  if (!(n >= 1) || counts.some((count) => !Number.isInteger(count)) || counts.reduce((sum, count, i) => (i % 2 === 0 ? sum + count : sum), 0) !== keys.length) return [{ keys, argv }];
-  const result: Array<{ keys: string[]; argv: string[] }> = [];
-  let [k, a] = [0, 1 + 2 * n];
-  for (let i = 0; i < n; i++) {
-    const [nk, na] = [counts[2 * i]!, counts[2 * i + 1]!];
-    result.push({ keys: keys.slice(k, k + nk), argv: argv.slice(a, a + na) });
-    [k, a] = [k + nk, a + na];
-  }
-  return result;
 }
 
 const pending = (callLegId: string, id: string): PendingDelivery => ({ id, callLegId, callbackUri: 'https://app.contoso.com/cb', body: '{}', queuedAt: Date.now(), attempts: 0, notBefore: Date.now() });

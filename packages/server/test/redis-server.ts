@@ -200,3 +200,25 @@ export function countWrites(connection: Redis): { readonly count: number; stop()
   };
   return counter;
 }
+
+/**
+ * A script's invocations in its arguments (after the SHA): of a script sent for many
+ * (defineGatheredScript: ARGV is their number, each's numbers of keys and arguments, then their
+ * arguments), each's keys and arguments; of another script, its own.
+ */
+export function invocations([numberOfKeys, ...rest]: string[]): Array<{ keys: string[]; argv: string[] }> {
+  const keys = rest.slice(0, Number(numberOfKeys));
+  const argv = rest.slice(keys.length);
+  const n = Number(argv[0]);
+  const counts = argv.slice(1, 1 + 2 * n).map(Number);
+  const total = (parity: number) => counts.reduce((sum, count, i) => (i % 2 === parity ? sum + count : sum), 0);
+  if (!(n >= 1) || counts.some((count) => !Number.isInteger(count)) || total(0) !== keys.length || total(1) !== argv.length - 1 - 2 * n) return [{ keys, argv }];
+  const result: Array<{ keys: string[]; argv: string[] }> = [];
+  let [k, a] = [0, 1 + 2 * n];
+  for (let i = 0; i < n; i++) {
+    const [nk, na] = [counts[2 * i]!, counts[2 * i + 1]!];
+    result.push({ keys: keys.slice(k, k + nk), argv: argv.slice(a, a + na) });
+    [k, a] = [k + nk, a + na];
+  }
+  return result;
+}
