@@ -21,9 +21,7 @@
  *    every event past it a dead letter. The rate of answers during the load is shown beside it.
  *    2b. What batchWrites earns, against the Redis stub of 2 under the same load: writing once a
  *    turn (no bound on a write: what its maxCommands earns), without batchWrites, and with
- *    ioredis's enableAutoPipelining instead. 2c. A repeatable createCall's commands driven
- *    straight at the stores (no HTTP): its answer carried in its event's push, against the answer
- *    in a command of its own (BENCH_ONLY=stores).
+ *    ioredis's enableAutoPipelining instead.
  * 3. Heap over a soak (SOAK_SECONDS, 60 by default) of the Redis queue against an endpoint that
  *    refuses connections, events emitted throughout: heapUsed after full collections every few
  *    seconds; target: the last 30 s grow less than 5 MB.
@@ -31,7 +29,7 @@
  *    taking its first key: µs per step.
  *
  * Every redis-server (free loopback ports) and child process is the bench's own, stopped by its pid,
- * also on failure. BENCH_ONLY=delivery,api,stores,soak,structures runs some rows; BENCH_ROUNDS, BENCH_SECONDS and
+ * also on failure. BENCH_ONLY=delivery,api,soak,structures runs some rows; BENCH_ROUNDS, BENCH_SECONDS and
  * SOAK_SECONDS shorten a run.
  */
 import { execFile, spawnSync } from 'node:child_process';
@@ -43,14 +41,14 @@ import { promisify } from 'node:util';
 import { Pool } from 'undici';
 import { createCallbackDelivery, createUriGuard } from '@call-automation/server';
 import { FifoMap } from '../src/fifo-map.ts';
-import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisIdempotencyStore } from '@call-automation/server/redis';
+import { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore } from '@call-automation/server/redis';
 import { ask, connectRedis, cpuSeconds, exited, freePort, median, startBenchRedis, startNode, stopChild, stopEverything, type Child } from './processes.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 import { callbackSecret, cloudEventBody, createCallBody, signedHeaders } from './shared.ts';
 
 const run = promisify(execFile);
 const here = import.meta.dirname;
-const only = new Set((process.env.BENCH_ONLY ?? 'delivery,api,stores,soak,structures').split(',').map((s) => s.trim()));
+const only = new Set((process.env.BENCH_ONLY ?? 'delivery,api,soak,structures').split(',').map((s) => s.trim()));
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const soakSeconds = Number(process.env.SOAK_SECONDS ?? 60);
@@ -597,98 +595,6 @@ async function soakBench() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2c. A createCall's commands, the stores driven directly
-// ---------------------------------------------------------------------------------------------
-
-/** The stores a createCall uses, on a redis-server of their own; the idempotency store on a connection of its own unless `carried`. */
-async function createCallStores(carried: boolean) {
-  const redisProcess = await startBenchRedis();
-  const redis = await connectRedis(redisProcess.port);
-  const idempotencyConnection = carried ? redis : await connectRedis(redisProcess.port);
-  return {
-    redisProcess,
-    connections: carried ? [redis] : [redis, idempotencyConnection],
-    idempotency: createRedisIdempotencyStore(idempotencyConnection),
-    registry: createRedisCallbackRegistry(redis),
-    queue: createRedisCallbackQueue(redis),
-  };
-}
-
-/**
- * What the service asks of the stores for a repeatable createCall and its event, 50 at a time:
- * the claim; the registration, the event's push and, a promise job later, the answer; once the
- * push is answered, the event's removal as the delivery does after a 2xx.
- */
-async function createCallsDirect(stores: Awaited<ReturnType<typeof createCallStores>>, n: number) {
-  const body = cloudEventBody('leg', 0);
-  const one = async () => {
-    const key = randomUUID();
-    const callLegId = randomUUID();
-    const time = Date.now();
-    const delivery = { id: `evt_${randomUUID().replace(/-/g, '')}`, callLegId, callbackUri: 'http://127.0.0.1:9/callbacks', body, queuedAt: time, attempts: 0, notBefore: time };
-    await stores.idempotency.claim(key, 'POST /calls fingerprint', time + 600_000);
-    const registered = stores.registry.set(callLegId, delivery.callbackUri);
-    const pushed = stores.queue.push(delivery, { owner: 'bench', ms: 30_000 });
-    await Promise.resolve();
-    await Promise.all([registered, pushed, stores.idempotency.complete(key, { status: 200, body: { callLegId } })]);
-    await stores.queue.shift(callLegId, delivery.id, 'bench');
-  };
-  const scripts = async () => {
-    const text = await stores.connections[0]!.info('commandstats');
-    return [...text.matchAll(/cmdstat_eval(?:sha)?:calls=\d+,usec=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
-  };
-  let started = 0;
-  const [redisBefore, scriptsBefore] = [await cpuSeconds(stores.redisProcess.pid), await scripts()];
-  const cpu = process.cpuUsage();
-  const at = performance.now();
-  await Promise.all(Array.from({ length: 50 }, async () => { while (started++ < n) await one(); }));
-  const elapsed = performance.now() - at;
-  const { user, system } = process.cpuUsage(cpu);
-  const [redisAfter, scriptsAfter] = [await cpuSeconds(stores.redisProcess.pid), await scripts()];
-  return { rps: (n * 1000) / elapsed, nodeUs: (user + system) / n, redisUs: ((redisAfter! - redisBefore!) * 1e6) / n, scriptsUs: (scriptsAfter - scriptsBefore) / n };
-}
-
-async function storesBench() {
-  const n = 10_000;
-  const storeRounds = 2 * rounds;
-  console.log(
-    `\n2c. A repeatable createCall's commands, the stores driven directly (no HTTP, no delivery): claim, registration + push + answer, removal; ${n} a round, 50 at a time, ${storeRounds} interleaved rounds, medians. ` +
-      'The answer carried in the push (the store and the queue on one connection, as the README sets them up), against the answer sent on its own (the idempotency store on a connection of its own).',
-  );
-  const variants = [
-    { name: 'answer in a command of its own', stores: await createCallStores(false) },
-    { name: 'answer carried in the push', stores: await createCallStores(true) },
-  ];
-  const results = variants.map(() => [] as Array<Awaited<ReturnType<typeof createCallsDirect>>>);
-  try {
-    for (const variant of variants) await createCallsDirect(variant.stores, n); // warm-up
-    for (let round = 0; round < storeRounds; round++) {
-      for (let k = 0; k < variants.length; k++) {
-        const i = (k + round) % variants.length;
-        results[i]!.push(await createCallsDirect(variants[i]!.stores, n));
-      }
-    }
-  } finally {
-    for (const variant of variants) for (const connection of variant.stores.connections) connection.disconnect();
-  }
-  const ratio = median(results[1]!.map((r, round) => r.rps / results[0]![round]!.rps));
-  console.table(
-    variants.map((variant, i) => ({
-      variant: variant.name,
-      'requests/s': Math.round(median(results[i]!.map((r) => r.rps))),
-      ratio: i === 0 ? '(baseline)' : ratio.toFixed(2),
-      'redis-server CPU µs': median(results[i]!.map((r) => r.redisUs)).toFixed(1),
-      'in scripts µs': median(results[i]!.map((r) => r.scriptsUs)).toFixed(1),
-      'bench process CPU µs': median(results[i]!.map((r) => r.nodeUs)).toFixed(1),
-    })),
-  );
-  const figure = (i: number, f: (r: Awaited<ReturnType<typeof createCallsDirect>>) => number) => median(results[i]!.map(f)).toFixed(0);
-  summary.push(
-    `createCall's stores driven directly, answer carried in the push / on its own: ${ratio.toFixed(2)} requests/s; redis-server CPU ${figure(1, (r) => r.redisUs)} against ${figure(0, (r) => r.redisUs)} µs, the process's ${figure(1, (r) => r.nodeUs)} against ${figure(0, (r) => r.nodeUs)} µs`,
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
 // 4. FifoMap against a Map, where the delivery and the registry take from the front
 // ---------------------------------------------------------------------------------------------
 
@@ -764,7 +670,6 @@ console.log(
 try {
   if (only.has('delivery')) await deliveryBench();
   if (only.has('api')) await apiBench();
-  if (only.has('stores')) await storesBench();
   if (only.has('soak')) await soakBench();
   if (only.has('structures')) structuresBench();
   console.log('\nSummary:');

@@ -1,7 +1,6 @@
 import type { CallbackQueue, CallbackRegistry, DeadLetter, DeadLetterStore, GoneUriStore, PendingDelivery } from './callbacks.ts';
 import { FifoMap } from './fifo-map.ts';
-import { defineGatheredScript, sendWithAnswers, withTimeout, type RedisClient } from './redis-common.ts';
-import { storeAnswerLua } from './redis-idempotency.ts';
+import { defineGatheredScript, withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisDeadLetterStoreOptions {
   /** Put before every key. Default `ca:dl:`. */
@@ -472,8 +471,7 @@ return 1
 `;
 
 // indexScript then pushScript in one, on one Redis (not a Cluster, where the call's list lives in
-// another slot than the index). Its own keys (K): index, due, count, list, lease. Its own arguments
-// (A): callLegId, the push's
+// another slot than the index). KEYS: index, due, count, list, lease. ARGV: callLegId, the push's
 // time, maxEntries, the delivery, maxPerCall, the deadline, the owner or '', the lease's ms.
 // Answers as pushScript does, 0 also when the queue is full; nothing is written unless the event
 // is queued, and it is counted, indexed and due before it is in the list. A call whose lease is
@@ -482,37 +480,28 @@ return 1
 // if the owner dies. Any other is due at once.
 //
 // With a sixth key, the call's key in the registry, it also writes the call's callbackUri there
-// (A[9]; A[10] its time to live in ms, or 0), whether or not the event is queued (unless
+// (ARGV[9]; ARGV[10] its time to live in ms, or 0), whether or not the event is queued (unless
 // late: then nothing is written).
-//
-// Before its own keys and arguments it carries the answers of the idempotency store on the same
-// connection asked for in its turn (carryAnswer): their keys come first in KEYS, ARGV[1] says how
-// many (0 for none), and their answers follow it. They are stored first, whatever the push answers.
 const indexPushScript = `
-local n = tonumber(ARGV[1])
-for i = 1, n do
-  ${storeAnswerLua('KEYS[i]', 'ARGV[i + 1]')}
-end
-local K, A = {unpack(KEYS, n + 1)}, {unpack(ARGV, n + 2)}
 local time = redis.call('TIME')
-if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(A[6]) then return -1 end
-if K[6] then
-  if A[10] == '0' then redis.call('SET', K[6], A[9]) else redis.call('SET', K[6], A[9], 'PX', A[10]) end
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then return -1 end
+if KEYS[6] then
+  if ARGV[10] == '0' then redis.call('SET', KEYS[6], ARGV[9]) else redis.call('SET', KEYS[6], ARGV[9], 'PX', ARGV[10]) end
 end
-if tonumber(redis.call('GET', K[3]) or '0') >= tonumber(A[3]) then return 0 end
-local length = redis.call('LLEN', K[4])
-if length >= tonumber(A[5]) then return 0 end
-redis.call('INCR', K[3])
-redis.call('ZADD', K[1], A[2], A[1])
-if A[7] ~= '' and length == 0 and redis.call('SET', K[5], A[7], 'PX', A[8], 'NX') then
-  redis.call('ZADD', K[2], tonumber(A[2]) + tonumber(A[8]), A[1])
-  redis.call('RPUSH', K[4], A[4])
+if tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return 0 end
+local length = redis.call('LLEN', KEYS[4])
+if length >= tonumber(ARGV[5]) then return 0 end
+redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[7] ~= '' and length == 0 and redis.call('SET', KEYS[5], ARGV[7], 'PX', ARGV[8], 'NX') then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[8]), ARGV[1])
+  redis.call('RPUSH', KEYS[4], ARGV[4])
   return 2
 end
-local at = tonumber(A[2]) + math.max(0, redis.call('PTTL', K[5]))
-local due = redis.call('ZSCORE', K[2], A[1])
-if not due or tonumber(due) > at then redis.call('ZADD', K[2], at, A[1]) end
-redis.call('RPUSH', K[4], A[4])
+local at = tonumber(ARGV[2]) + math.max(0, redis.call('PTTL', KEYS[5]))
+local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not due or tonumber(due) > at then redis.call('ZADD', KEYS[2], at, ARGV[1]) end
+redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 `;
 
@@ -610,7 +599,7 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
   const shiftScripts = defineGatheredScript<[removed: number, released: number, head?: string | null, nextHead?: string]>(redis, 'caQueueShift', shiftScript);
   redis.defineCommand('caQueueLeaseHead', { numberOfKeys: 2, lua: leaseHeadScript });
   redis.defineCommand('caQueueReleaseHead', { numberOfKeys: 2, lua: releaseHeadScript });
-  // As many keys as it carries answers, and five or six.
+  // Five keys, or six with a registration.
   const indexPush = defineGatheredScript<number>(redis, 'caQueueIndexPush', indexPushScript);
   redis.defineCommand('caQueueLease', { numberOfKeys: 1, lua: leaseScript });
   redis.defineCommand('caQueueIndex', { numberOfKeys: 3, lua: indexScript });
@@ -657,15 +646,12 @@ export function createRedisCallbackQueue(redis: RedisClient, options: RedisCallb
       let pushed: number;
       if (single) {
         const body = JSON.stringify(delivery);
-        // A registration of the call asked for in this turn is written with the event, and so are
-        // the answers to store asked for on the connection by the end of the turn's promise jobs.
+        // A registration of the call asked for in this turn is written with the event.
         const registration = takeRegistration(redis, callLegId);
         const keys: IndexPushKeys = [index, dueKey, countKey, list(callLegId), lease(callLegId)];
         const argv: IndexPushArgv = [callLegId, sent, maxEntries, body, max, sent + timeoutMs, owner, ms];
         const [registered, registering] = registration ? [[registration.key], [registration.uri, registration.ttlMs]] : [[], []];
-        const command = sendWithAnswers(redis, (answers) =>
-          indexPush([...answers.map((answer) => answer.key), ...keys, ...registered], [answers.length, ...answers.map((answer) => answer.reply), ...argv, ...registering]),
-        );
+        const command = indexPush([...keys, ...registered], [...argv, ...registering]);
         registration?.carriedBy(
           command.then((answer) => {
             if (answer === -1) throw new Error(`Redis refused the callbackUri of call ${callLegId} as late (${Date.now() - sent} ms after it was sent).`);

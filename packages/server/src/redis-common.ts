@@ -111,44 +111,6 @@ function batchNode(redis: Redis, max: number) {
   };
 }
 
-/**
- * An answer to store for a request id (the idempotency store's `complete`), waiting for the end
- * of the turn's promise jobs to ride in the script of a push sent on the same connection then
- * (createRedisCallbackQueue, on one Redis): a createCall's answer and its call's first event are
- * one command. With no push to carry it, it is sent on its own.
- */
-export interface CarriedAnswer {
-  /** The request id's key, and the answer as the idempotency store writes it. */
-  key: string;
-  reply: string;
-  /** Sends it on its own. */
-  alone(): Promise<unknown>;
-  /** Settles it as the command that carries it settles. */
-  carriedBy(command: Promise<unknown>): void;
-}
-
-/** Per connection, the answers and pushes asked for in this turn, sent together once its promise jobs have run. */
-interface TurnWrites {
-  answers: CarriedAnswer[];
-  pushes: Array<(answers: CarriedAnswer[]) => void>;
-}
-const turns = new WeakMap<object, TurnWrites>();
-
-function turnOf(redis: RedisClient): TurnWrites {
-  let turn = turns.get(redis);
-  if (turn) return turn;
-  const writes: TurnWrites = { answers: [], pushes: [] };
-  turns.set(redis, writes);
-  // After the promise jobs queued meanwhile: a request's answer is stored a job or two after its
-  // handler emitted its events.
-  process.nextTick(() => {
-    turns.delete(redis);
-    for (const [i, send] of writes.pushes.entries()) send(i === 0 ? writes.answers : []);
-    if (writes.pushes.length === 0) for (const answer of writes.answers) answer.carriedBy(attempt(answer.alone));
-  });
-  return writes;
-}
-
 /** What `send` answers, or its synchronous throw as a rejection, so that one failed send leaves the turn's others sent. */
 function attempt<T>(send: () => Promise<T>): Promise<T> {
   try {
@@ -156,24 +118,6 @@ function attempt<T>(send: () => Promise<T>): Promise<T> {
   } catch (error) {
     return Promise.reject(error);
   }
-}
-
-/** Stores an answer with the first push of this turn on the connection, or on its own; resolves as the command that carries it answers. */
-export function carryAnswer(redis: RedisClient, key: string, reply: string, alone: () => Promise<unknown>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    turnOf(redis).answers.push({ key, reply, alone, carriedBy: (command) => void command.then(() => resolve(), reject) });
-  });
-}
-
-/** Sends a push once this turn's promise jobs have run, with the answers asked for meanwhile (`send` is given those it carries). */
-export function sendWithAnswers<T>(redis: RedisClient, send: (answers: CarriedAnswer[]) => Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    turnOf(redis).pushes.push((answers) => {
-      const command = attempt(() => send(answers));
-      for (const answer of answers) answer.carriedBy(command);
-      command.then(resolve, reject);
-    });
-  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Claim, IdempotencyStore, StoredReply } from './idempotency.ts';
-import { carryAnswer, defineGatheredScript, withTimeout, type RedisClient } from './redis-common.ts';
+import { defineGatheredScript, withTimeout, type RedisClient } from './redis-common.ts';
 
 export interface RedisIdempotencyStoreOptions {
   /** How long after a request was first sent its answer is honoured. Default 10 minutes, as the spec documents. */
@@ -30,25 +30,13 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return {'claimed'}
 `;
 
-/**
- * The Lua that stores an answer (`reply`, an expression) under a request id's key (`key`): only a
- * key that is still held takes it; one that expired meanwhile stays gone. Also run by a push's
- * script that carries answers (createRedisCallbackQueue).
- */
-export function storeAnswerLua(key: string, reply: string): string {
-  return `if redis.call('EXISTS', ${key}) == 1 then redis.call('HSET', ${key}, 'reply', ${reply}) end`;
-}
-
+// Only a key that is still held takes an answer; one that expired meanwhile stays gone.
 const completeScript = `
-${storeAnswerLua('KEYS[1]', 'ARGV[1]')}
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'reply', ARGV[1]) end
 return 1
 `;
 
 type ClaimAnswer = [state: string, held?: string, reply?: string | null];
-
-interface Scripts {
-  caIdempotencyComplete(key: string, reply: string): Promise<number>;
-}
 
 /**
  * Repeatable requests' answers in Redis, shared by every instance. `claim` is one script, so
@@ -56,20 +44,15 @@ interface Scripts {
  * script touches only that key, so the store works on Redis Cluster as it is: no hash tag is
  * needed. Redis must not evict keys (`maxmemory-policy noeviction`): an answer forgotten early
  * would let a repeat create a second call. A Redis that is down, full or slow makes `claim`
- * throw, which the service answers with 503 and Retry-After. On one Redis, an answer is stored
- * once the turn's promise jobs have run, in the script of the first push of a callback queue on
- * the same connection then (the request's event, most often): one command fewer a createCall.
+ * throw, which the service answers with 503 and Retry-After. On one Redis, the claims asked for
+ * on a connection in one turn of the event loop go as one command, and so do the answers.
  */
 export function createRedisIdempotencyStore(redis: RedisClient, options: RedisIdempotencyStoreOptions = {}): IdempotencyStore {
   const prefix = options.prefix ?? 'ca:idem:';
   const timeoutMs = options.timeoutMs ?? 1_000;
-  // The claims of one turn are one command (on one Redis; see defineGatheredScript).
+  // The claims of one turn are one command, and so are the answers (on one Redis; see defineGatheredScript).
   const claim = defineGatheredScript<ClaimAnswer>(redis, 'caIdempotencyClaim', claimScript);
-  redis.defineCommand('caIdempotencyComplete', { numberOfKeys: 1, lua: completeScript });
-  const scripts = redis as unknown as Scripts;
-  // On one Redis, an answer rides in the script of a push of its request's events on the same
-  // connection (see createRedisCallbackQueue); a Cluster keeps the key in another slot.
-  const carried = !(redis as { isCluster?: boolean }).isCluster;
+  const store = defineGatheredScript<number>(redis, 'caIdempotencyComplete', completeScript);
   return {
     lifetimeMs: options.lifetimeMs ?? 10 * 60_000,
     async claim(key, fingerprint, expires): Promise<Claim> {
@@ -83,9 +66,7 @@ export function createRedisIdempotencyStore(redis: RedisClient, options: RedisId
       return { state: 'pending', fingerprint: held! };
     },
     async complete(key, reply) {
-      const text = JSON.stringify(reply);
-      const alone = () => scripts.caIdempotencyComplete(prefix + key, text);
-      await withTimeout<unknown>(carried ? carryAnswer(redis, prefix + key, text, alone) : alone(), timeoutMs, 'a stored answer');
+      await withTimeout(store([prefix + key], [JSON.stringify(reply)]), timeoutMs, 'a stored answer');
     },
     async release(key) {
       await withTimeout(redis.del(prefix + key), timeoutMs, 'a released request id');
