@@ -6,7 +6,8 @@
  * the simulator's createCall as its handler (the full stub's work) and once answering a UUID (the
  * no-op stub's). Each server is its own process, bundled by esbuild; wrk (or autocannon) loads
  * it over loopback in interleaved rounds; medians of req/s and p99 are printed with the ratios.
- * Then cold start (spawn to first answer), and the replay cache's cost measured apart.
+ * Then cold start (spawn to first answer), the replay cache's cost measured apart, and the
+ * simulator on Redis with batchWrites and without it.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
@@ -15,6 +16,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { createAuthenticator } from '@call-automation/server';
+import { startBenchRedis, stopEverything } from '../../server/bench/processes.ts';
+import { startReceiver } from '../../server/bench/receiver.ts';
 
 const run = promisify(execFile);
 const here = import.meta.dirname;
@@ -56,14 +59,15 @@ function signedHeaders(host: string, payload = body, date = new Date().toUTCStri
 async function bundle() {
   await mkdir(buildDir, { recursive: true });
   await build({
-    entryPoints: [...new Set(servers.map((s) => join(here, 'servers', s.file)))],
+    entryPoints: [...new Set([...servers.map((s) => join(here, 'servers', s.file)), join(here, 'servers', 'stub-redis.ts')])],
     outdir: buildDir,
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
     external: ['fastify'],
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    // A `require` for the CommonJS dependencies bundled into ESM, under a name the bundle's own imports do not take.
+    banner: { js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);" },
     logLevel: 'error',
   });
 }
@@ -114,19 +118,19 @@ async function cpuSeconds(pid: number | undefined): Promise<number | undefined> 
  * this two-core machine the load generator takes one core, so req/s also depends on it; the
  * server's own CPU time per request is the steadier figure of what each server costs.
  */
-async function load(port: number, signed: boolean, pid?: number): Promise<{ rps: number; p99ms: number; cpuUs?: number }> {
+async function load(port: number, signed: boolean, pid?: number, payload = body): Promise<{ rps: number; p99ms: number; requests: number; cpuUs?: number }> {
   const cpuBefore = await cpuSeconds(pid);
   const perRequest = async (requests: number) => {
     const cpuAfter = await cpuSeconds(pid);
     return cpuBefore === undefined || cpuAfter === undefined || !requests ? undefined : ((cpuAfter - cpuBefore) * 1e6) / requests;
   };
   const host = `127.0.0.1:${port}`;
-  const headers: Record<string, string> = signed ? signedHeaders(host) : { 'content-type': 'application/json' };
+  const headers: Record<string, string> = signed ? signedHeaders(host, payload) : { 'content-type': 'application/json' };
   if (hasWrk) {
     const script = join(buildDir, `post-${port}.lua`);
     await writeFile(
       script,
-      [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(body)}`, ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)].join('\n'),
+      [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(payload)}`, ...Object.entries(headers).map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`)].join('\n'),
     );
     const { stdout } = await run('wrk', ['-t1', '-c50', `-d${seconds}s`, '--latency', '-s', script, `http://${host}/calls`]).finally(() => rm(script, { force: true }));
     const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]);
@@ -134,12 +138,13 @@ async function load(port: number, signed: boolean, pid?: number): Promise<{ rps:
     const p99ms = Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1);
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
     if (non2xx) throw new Error(`${non2xx[1]} answers were not 2xx: the load is not measuring successes.`);
-    return { rps, p99ms, cpuUs: await perRequest(Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)) };
+    const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0);
+    return { rps, p99ms, requests, cpuUs: await perRequest(requests) };
   }
-  const { stdout } = await run(join(here, '..', 'node_modules', '.bin', 'autocannon'), ['-c', '50', '-d', String(seconds), '-m', 'POST', '-b', body, '-j', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), `http://${host}/calls`], { maxBuffer: 1 << 24 });
+  const { stdout } = await run(join(here, '..', 'node_modules', '.bin', 'autocannon'), ['-c', '50', '-d', String(seconds), '-m', 'POST', '-b', payload, '-j', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}=${v}`]), `http://${host}/calls`], { maxBuffer: 1 << 24 });
   const result = JSON.parse(stdout) as { requests: { average: number; total: number }; latency: { p99: number }; non2xx: number };
   if (result.non2xx) throw new Error(`${result.non2xx} answers were not 2xx.`);
-  return { rps: result.requests.average, p99ms: result.latency.p99, cpuUs: await perRequest(result.requests.total) };
+  return { rps: result.requests.average, p99ms: result.latency.p99, requests: result.requests.total, cpuUs: await perRequest(result.requests.total) };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -235,3 +240,76 @@ for (let round = 0; round < 3; round++) {
 const on = median(timings.on);
 const off = median(timings.off);
 console.log(`  on: ${on.toFixed(2)} µs, off: ${off.toFixed(2)} µs per authentication (the cache adds ${(on - off).toFixed(2)} µs)`);
+
+/**
+ * The simulator on Redis, as `REDIS_URL=… pnpm start` runs it, against the same without batchWrites:
+ * what batchWrites earns for a service whose requests send many commands of their own (the
+ * simulator's calls, timers and journal), where the server bench measures it for the stores
+ * alone. Each variant has its own redis-server; each call's events go to a receiver on loopback,
+ * and each run's CPU is read once they are delivered.
+ */
+async function onRedis() {
+  const variants: Array<{ name: string; env: Record<string, string> }> = [
+    { name: 'on Redis, batchWrites (as pnpm start runs it)', env: {} },
+    { name: 'on Redis, without batchWrites', env: { BATCH_WRITES: '0' } },
+  ];
+  const receiver = await startReceiver();
+  const payload = body.replace('https://93.184.216.34/api/callbacks', receiver.url);
+  const started: Array<Started & { redisPid: number }> = [];
+  const results = variants.map(() => ({ rps: [] as number[], p99: [] as number[], cpu: [] as number[], redisCpu: [] as number[], events: [] as number[] }));
+  /** Resolves once the receiver has had nothing new for 300 ms (at most 60 s). */
+  const settled = async () => {
+    for (let last = -1, quiet = 0, waited = 0; quiet < 3 && waited < 60_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      quiet = receiver.count === last ? quiet + 1 : 0;
+      last = receiver.count;
+    }
+  };
+  try {
+    for (const variant of variants) {
+      const redis = await startBenchRedis();
+      started.push({ ...(await start('stub-redis.ts', { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ...variant.env })), redisPid: redis.pid });
+    }
+    for (const server of started) await load(server.port, true, undefined, payload); // warm-up
+    await settled();
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < variants.length; k++) {
+        const i = (k + round) % variants.length;
+        const server = started[i]!;
+        const [cpuBefore, redisBefore, deliveredBefore] = [await cpuSeconds(server.child.pid), await cpuSeconds(server.redisPid), receiver.count];
+        const { rps, p99ms, requests } = await load(server.port, true, undefined, payload);
+        await settled();
+        const [cpuAfter, redisAfter] = [await cpuSeconds(server.child.pid), await cpuSeconds(server.redisPid)];
+        const result = results[i]!;
+        result.rps.push(rps);
+        result.p99.push(p99ms);
+        if (cpuBefore !== undefined && cpuAfter !== undefined) result.cpu.push(((cpuAfter - cpuBefore) * 1e6) / requests);
+        if (redisBefore !== undefined && redisAfter !== undefined) result.redisCpu.push(((redisAfter - redisBefore) * 1e6) / requests);
+        result.events.push((receiver.count - deliveredBefore) / requests);
+      }
+    }
+  } finally {
+    await Promise.all(started.map((server) => stop(server.child)));
+    await stopEverything();
+    await receiver.close();
+  }
+  const orBlank = (values: number[], digits = 0) => (values.length ? median(values).toFixed(digits) : '');
+  console.table(
+    variants.map((variant, i) => ({
+      server: variant.name,
+      'req/s (median)': Math.round(median(results[i]!.rps)),
+      'p99 ms (median)': median(results[i]!.p99).toFixed(2),
+      'server CPU µs/req': orBlank(results[i]!.cpu),
+      'redis-server CPU µs/req': orBlank(results[i]!.redisCpu),
+      'events delivered/req': orBlank(results[i]!.events, 2),
+    })),
+  );
+  const [withBatch, without] = results as [(typeof results)[0], (typeof results)[0]];
+  const rpsRatio = median(withBatch.rps.map((value, round) => value / without.rps[round]!)).toFixed(2);
+  const cpuRatio = withBatch.cpu.length && without.cpu.length ? (median(without.cpu) / median(withBatch.cpu)).toFixed(2) : 'unknown (no /proc)';
+  console.log(`  batchWrites / without: req/s ${rpsRatio} (median over rounds of each round's ratio); by server CPU per request (without / with) ${cpuRatio}`);
+}
+
+console.log(`\nThe simulator on Redis (as \`REDIS_URL=… pnpm start\` runs it) with batchWrites and without: POST /calls, each call's events delivered to a receiver on loopback, ${rounds} interleaved rounds of ${seconds} s`);
+if (spawnSync('redis-server', ['--version']).error) console.log('  not measured: redis-server is not installed (apt-get install redis-server).');
+else await onRedis();
