@@ -5,12 +5,13 @@ import { createSimulatorService } from '../../src/service.ts';
 import { announce, benchKey } from './hmac-check.ts';
 
 // The simulator on the Redis at REDIS_URL, connected as `pnpm start` connects it (commands fail at
-// once while Redis is away) and with batchWrites, unless BATCH_WRITES=0. Its events go to the
+// once while Redis is away) and with batchWrites, unless BATCH_WRITES=0 (BATCH_WRITES=turn: one
+// write a turn, however many commands). Its events go to the
 // receiver on loopback that the requests name. Calls are not hung up, so the bench's are not
 // refused as too many.
 const redis = new Redis(process.env.REDIS_URL!, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
 await redis.connect();
-if (process.env.BATCH_WRITES !== '0') batchWrites(redis);
+if (process.env.BATCH_WRITES !== '0') batchWrites(redis, process.env.BATCH_WRITES === 'turn' ? { maxCommands: Infinity } : {});
 const service = createSimulatorService({
   redis,
   accessKeys: [benchKey.toString('base64')],
