@@ -279,7 +279,11 @@ export interface CallbackDeliveryOptions {
   leaseMs?: number;
   /** With a queue that has leases: how often the queue is asked for calls waiting. Default 1 s. */
   pollIntervalMs?: number;
-  /** Where the delivery says what it could not do (a full backlog, the shutdown's account). Default console.warn. */
+  /**
+   * Where the delivery says what it could not do: each event kept as a dead letter (with its
+   * reason and its last attempt's status or error), a full backlog, the shutdown's account.
+   * Default console.warn.
+   */
   log?: (message: string) => void;
 }
 
@@ -530,6 +534,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
       if (await gone.has(uri)) {
         // Buried before it leaves the queue: a store that fails leaves it queued, not lost.
         await bury(delivery, 'gone');
+        log(`Callback event ${delivery.id} of call ${callLegId} for ${uri} was kept as a dead letter (gone): the URI answered 410 before.`);
         known = (await queue.shift(callLegId, delivery.id, leased ? owner() : undefined)) ?? undefined;
         options.onAttempt?.(delivery, { next: 'gone' });
         continue;
@@ -574,6 +579,8 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         // Recorded before the event leaves the queue: a store that fails has the attempt made again.
         if (next === 'gone') await gone.add(uri);
         await bury(delivery, next);
+        const attempts = `${delivery.attempts} attempt${delivery.attempts === 1 ? '' : 's'}`;
+        log(`Callback event ${delivery.id} of call ${callLegId} for ${uri} was kept as a dead letter (${next}) after ${attempts}, the last: ${delivery.lastError?.replace(/\.$/, '')}.`);
       }
       const sent = Date.now();
       const waitingNext = nextWaiting(slot);

@@ -90,6 +90,32 @@ describe('the delivery engine', () => {
     expect(logged[0]).toMatch(/^Callback backlog full: event evt_\w+ of call leg-1 for http:\/\/127\.0\.0\.1:\d+\/cb was kept as a dead letter \(overflow\)\.$/);
   });
 
+  it('says of each event it keeps as a dead letter which it is, where it was going, why, and what came back', async () => {
+    const r = await receiver((received, _n, res) => res.writeHead(dataOf(received).callLegId === 'leg-gone' ? 410 : 400).end());
+    const logged: string[] = [];
+    const d = delivery({ log: (message) => void logged.push(message) });
+    d.register('leg-rejected', `${r.url}/cb`);
+    d.register('leg-gone', `${r.url}/gone`);
+    // A private address: the guard refuses it by its form, and nothing is sent.
+    d.register('leg-refused', 'http://10.0.0.1/cb');
+    emitTones(d, 'leg-rejected', 1);
+    emitTones(d, 'leg-gone', 2);
+    emitTones(d, 'leg-refused', 1);
+    await d.drain();
+    const letters = await d.deadLetters();
+    const id = (callLegId: string, i = 0) => letters.filter((l) => l.callLegId === callLegId)[i]!.id;
+    expect(letters).toHaveLength(4);
+    expect(r.received).toHaveLength(2);
+    expect(logged.sort()).toEqual(
+      [
+        `Callback event ${id('leg-rejected')} of call leg-rejected for ${r.url}/cb was kept as a dead letter (rejected) after 1 attempt, the last: HTTP 400.`,
+        `Callback event ${id('leg-gone')} of call leg-gone for ${r.url}/gone was kept as a dead letter (gone) after 1 attempt, the last: HTTP 410.`,
+        `Callback event ${id('leg-gone', 1)} of call leg-gone for ${r.url}/gone was kept as a dead letter (gone): the URI answered 410 before.`,
+        `Callback event ${id('leg-refused')} of call leg-refused for http://10.0.0.1/cb was kept as a dead letter (refused) after 1 attempt, the last: callbackUri is 10.0.0.1, a private address.`,
+      ].sort(),
+    );
+  });
+
   it('on shutdown, keeps what it could not deliver as dead letters, and says how many', async () => {
     const r = await receiver((_d, _n, res) => res.writeHead(503).end());
     const logged: string[] = [];

@@ -42,8 +42,8 @@ export interface SimulatorServiceOptions extends Omit<SimulatorOptions, 'state' 
   delivery?: Omit<CallbackDeliveryOptions, 'secret' | 'guard'>;
   /**
    * Where the simulator says what did not go as planned: each failed callback attempt (the URI,
-   * the status or error, and the next attempt or the dead letter it became), a full backlog, the
-   * shutdown's account. Default console.log.
+   * the status or error, and when the next is), each event kept as a dead letter (its reason and
+   * its last attempt's status or error), a full backlog, the shutdown's account. Default console.log.
    */
   log?: (line: string) => void;
   /**
@@ -75,11 +75,11 @@ function readEvent(delivery: PendingDelivery): { type: string; detail?: string }
   }
 }
 
-/** One line on a failed delivery attempt: what, where, what came back, and what happens next. */
-function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; error?: string; next: string }, now: number): string {
+/** One line on a failed delivery attempt to be made again: what, where, what came back, and when the next is. */
+function describeAttempt(delivery: PendingDelivery, outcome: { status?: number; error?: string }, now: number): string {
   const type = typeOf(delivery);
   const answer = outcome.status !== undefined ? `HTTP ${outcome.status}` : (outcome.error ?? 'no answer');
-  const next = outcome.next === 'retry' ? `next attempt in ${Math.max(0, Math.round((delivery.notBefore - now) / 100) / 10)} s` : `kept as a dead letter (${outcome.next}; GET /dead-letters on the control surface)`;
+  const next = `next attempt in ${Math.max(0, Math.round((delivery.notBefore - now) / 100) / 10)} s`;
   return `callback ${type} ${delivery.id} of call ${delivery.callLegId} to ${delivery.callbackUri}: attempt ${delivery.attempts}, ${answer}; ${next}`;
 }
 
@@ -141,7 +141,8 @@ export function createSimulatorService(options: SimulatorServiceOptions) {
         next: outcome.next,
         nextAt: outcome.next === 'retry' ? pending.notBefore : undefined,
       });
-      if (outcome.next !== 'done') log(describeAttempt(pending, outcome, Date.now()));
+      // A dead letter the delivery logs itself.
+      if (outcome.next === 'retry') log(describeAttempt(pending, outcome, Date.now()));
     },
   });
   // What the simulator emits is journaled on its way to the delivery (looked up at each emit, so

@@ -38,9 +38,9 @@ describe('the control surface', () => {
     }
     expect(letters).toHaveLength(1);
     expect(letters[0]).toMatchObject({ reason: 'rejected', callLegId: created.data!.callLegId });
-    // The failed attempt was logged: what, where, what came back, and what became of it.
+    // The dead letter was logged: which event, where, why, and what came back.
     expect(logged).toEqual([
-      `callback CallLegStateChanged ${letters[0]!.id} of call ${created.data!.callLegId} to ${receiver.url}/cb: attempt 1, HTTP 400; kept as a dead letter (rejected; GET /dead-letters on the control surface)`,
+      `Callback event ${letters[0]!.id} of call ${created.data!.callLegId} for ${receiver.url}/cb was kept as a dead letter (rejected) after 1 attempt, the last: HTTP 400.`,
     ]);
     accept = true;
     expect((await fetch(`${control.url}/dead-letters/${letters[0]!.id}/redrive`, { method: 'POST' })).status).toBe(202);
