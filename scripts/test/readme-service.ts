@@ -32,7 +32,7 @@ export const readmeSkips: Record<string, { why: string; needs: RegExp }> = {
 };
 
 /**
- * The README's only ```ts block that creates a service, with `swap` applied: each pair is
+ * The ```ts block of the README's "A service in seventy lines", with `swap` applied: each pair is
  * replaced everywhere, and must be there (so that a change to the README fails here, by name,
  * rather than running something else). Always swapped, whoever runs it: the address, a free port on
  * loopback rather than 0.0.0.0:8080, and a URI guard that allows loopback, where the suite's
@@ -41,8 +41,10 @@ export const readmeSkips: Record<string, { why: string; needs: RegExp }> = {
  */
 export async function readmeServiceCode(swap: Array<[string, string]> = []): Promise<string> {
   const readme = await readFile(join(serverDir, 'README.md'), 'utf8');
-  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((code) => code.includes('createCallAutomationService('));
-  if (blocks.length !== 1) throw new Error(`packages/server/README.md has ${blocks.length} \`\`\`ts blocks that call createCallAutomationService(, not one`);
+  const section = readme.split(/^(?=## )/m).find((part) => part.startsWith('## A service in seventy lines\n'));
+  if (!section) throw new Error('packages/server/README.md no longer has the section "## A service in seventy lines"');
+  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  if (blocks.length !== 1) throw new Error(`The README's "A service in seventy lines" has ${blocks.length} \`\`\`ts blocks, not one`);
   let code = blocks[0]!;
   const substitutions: Array<[string, string]> = [
     ...swap,
