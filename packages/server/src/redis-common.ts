@@ -40,9 +40,9 @@ export interface BatchWritesOptions {
   /**
    * The most commands one write carries. Default 16. Past it the batch is written at once and
    * the turn's next commands start another, so that Redis works on a busy turn's first commands
-   * while the service is still issuing the rest. Otherwise the service would wait, idle, for the
-   * whole turn's batch to come back (in the server bench, 0.93 of a core busy against 0.88 with
-   * one write a turn, for about the same CPU a request). `Infinity`: one write a turn, however many.
+   * while the service is still issuing the rest, rather than the service waiting, idle, for the
+   * whole turn's batch to come back (the simulator's bench on Redis: about 1.06 times the
+   * requests a second of one write a turn). `Infinity`: one write a turn, however many.
    */
   maxCommands?: number;
 }
@@ -53,9 +53,11 @@ export interface BatchWritesOptions {
  * uncorked once the batch is full or the turn's I/O callbacks have run (setImmediate), so that
  * the commands of the requests served in that turn go out together (node-redis batches likewise,
  * within a tick). The commands, their order and their answers are the same; what changes is the
- * number of system calls on both sides, which dominate a store's cost under load (see the server
- * bench). On a Cluster, every node's connection, those it opens later too. A connection batched
- * already keeps the options it was batched with. Returns the connection.
+ * number of system calls on both sides, which counts where requests send many commands (the
+ * simulator's bench on Redis: about 0.7 of redis-server's CPU a request without it; the stores'
+ * own scripts are gathered, see GatheredScript, and gain little more). On a Cluster, every node's
+ * connection, those it opens later too. A connection batched already keeps the options it was
+ * batched with. Returns the connection.
  */
 export function batchWrites<T extends RedisClient>(redis: T, options: BatchWritesOptions = {}): T {
   const max = options.maxCommands ?? 16;
