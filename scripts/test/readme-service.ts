@@ -40,12 +40,7 @@ export const readmeSkips: Record<string, { why: string; needs: RegExp }> = {
  * guard, for a real deployment, refuses it.
  */
 export async function readmeServiceCode(swap: Array<[string, string]> = []): Promise<string> {
-  const readme = await readFile(join(serverDir, 'README.md'), 'utf8');
-  const section = readme.split(/^(?=## )/m).find((part) => part.startsWith('## A service in seventy lines\n'));
-  if (!section) throw new Error('packages/server/README.md no longer has the section "## A service in seventy lines"');
-  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
-  if (blocks.length !== 1) throw new Error(`The README's "A service in seventy lines" has ${blocks.length} \`\`\`ts blocks, not one`);
-  let code = blocks[0]!;
+  let code = await readmeBlock('A service in seventy lines');
   const substitutions: Array<[string, string]> = [
     ...swap,
     ["{ host: '0.0.0.0', port: 8080 }", "{ host: '127.0.0.1', port: 0 }"],
@@ -57,6 +52,19 @@ export async function readmeServiceCode(swap: Array<[string, string]> = []): Pro
   }
   return code;
 }
+
+/** The ```ts block of the server README's section `heading` (its one block), as written. */
+async function readmeBlock(heading: string): Promise<string> {
+  const readme = await readFile(join(serverDir, 'README.md'), 'utf8');
+  const section = readme.split(/^(?=## )/m).find((part) => part.startsWith(`## ${heading}\n`));
+  if (!section) throw new Error(`packages/server/README.md no longer has the section "## ${heading}"`);
+  const blocks = [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  if (blocks.length !== 1) throw new Error(`The server README's "${heading}" has ${blocks.length} \`\`\`ts blocks, not one`);
+  return blocks[0]!;
+}
+
+/** The server README's setup on Redis ("On Redis"), as written. */
+export const readmeRedisCode = () => readmeBlock('On Redis');
 
 // A TCP port free on 127.0.0.1 right now, as the Redis tests find theirs.
 export { freePort } from '../../packages/server/test/redis-server.ts';

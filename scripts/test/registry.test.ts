@@ -15,7 +15,8 @@ import { promisify } from 'node:util';
 import { allChecks } from '@call-automation/conformance';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packPublished, publishedPackages, repoRoot, type Packed } from './packing.ts';
-import { freePort, readmeCredentials, readmeServiceCode, readmeSkips, startReadmeService, stop } from './readme-service.ts';
+import { freePort, readmeCredentials, readmeRedisCode, readmeServiceCode, readmeSkips, startReadmeService, stop } from './readme-service.ts';
+import { startRedis, stopAll } from '../../packages/server/test/redis-server.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -118,6 +119,110 @@ console.log(JSON.stringify({
   seen,
 }));
 process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
+`;
+
+/**
+ * The user's program on Redis: two instances of the stub in one process (each its own connection
+ * and port) with the Redis stores, their handlers keeping calls in Redis too, a receiver on
+ * loopback that verifies each callback; the client makes a call on one and hangs it up on the other.
+ */
+const redisProgram = `import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { Redis } from 'ioredis';
+import { ApiError, createCallAutomationService, createCallbackDelivery, createUriGuard } from '@call-automation/server';
+import { serveApp } from '@call-automation/server/node';
+import {
+  batchWrites, createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore,
+  createRedisGoneUriStore, createRedisIdempotencyStore,
+} from '@call-automation/server/redis';
+import { createCallAutomationClient } from '@call-automation/client';
+import { parseCallbackEvent, verifyCallbackSignature } from '@call-automation/client/events';
+
+const accessKey = Buffer.from('a local access key of 32 bytes..').toString('base64');
+const secret = \`whsec_\${Buffer.from('a local callback secret, 32 bytes').toString('base64')}\`;
+const received = [];
+const receiver = createServer((request, response) => {
+  let body = '';
+  request.on('data', (chunk) => (body += chunk));
+  request.on('end', () => {
+    verifyCallbackSignature(body, request.headers, secret);
+    const event = parseCallbackEvent(body);
+    received.push({ id: request.headers['webhook-id'], callState: event.data.callState });
+    response.writeHead(204).end();
+  });
+});
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const callbackUri = \`http://127.0.0.1:\${receiver.address().port}/cb\`;
+
+async function instance() {
+  const redis = batchWrites(new Redis(process.env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }));
+  await redis.connect();
+  const known = async (callId) => {
+    if (!(await redis.exists(\`app:call:\${callId}\`))) throw new ApiError(404, 'CallNotFound', \`No call with id \${callId}.\`, { target: 'callId' });
+  };
+  const guard = createUriGuard({ allowLoopback: true });
+  const callbacks = createCallbackDelivery({
+    secret,
+    guard,
+    queue: createRedisCallbackQueue(redis),
+    registry: createRedisCallbackRegistry(redis),
+    deadLetters: createRedisDeadLetterStore(redis),
+    gone: createRedisGoneUriStore(redis),
+  });
+  const service = createCallAutomationService({
+    auth: { accessKeys: [accessKey] },
+    idempotency: createRedisIdempotencyStore(redis),
+    callbacks,
+    checkUri: async (uri, field) => void (await guard.check(uri, field)),
+    handlers: {
+      createCall: async ({ body }, { events }) => {
+        const callLegId = randomUUID();
+        await redis.set(\`app:call:\${callLegId}\`, '1');
+        events.register(callLegId, body.callbackUri);
+        for (const callState of ['establishing', 'established']) events.emit(callLegId, 'CallLegStateChanged', { callLegId, callState });
+        return { status: 200, body: { callLegId } };
+      },
+      hangupCall: async ({ params: { callId } }, { events }) => {
+        await known(callId);
+        await redis.del(\`app:call:\${callId}\`);
+        for (const callState of ['terminating', 'terminated']) events.emit(callId, 'CallLegStateChanged', { callLegId: callId, callState });
+        events.unregister?.(callId);
+        return { status: 202 };
+      },
+      playAudio: async ({ params }) => (await known(params.callId), { status: 202, body: { id: randomUUID(), status: 'running' } }),
+      cancelMediaProcessing: async ({ params }) => (await known(params.callId), { status: 202, body: { id: randomUUID(), status: 'completed' } }),
+      inviteParticipants: async ({ params }) => (await known(params.callId), { status: 202 }),
+      removeParticipant: async ({ params }) => (await known(params.callId), { status: 404, body: { code: 'ParticipantNotFound', message: 'No such participant.' } }),
+    },
+  });
+  const server = await serveApp(service, { host: '127.0.0.1', port: 0 });
+  return { server, callbacks, redis, client: createCallAutomationClient(\`endpoint=\${server.url}/;accesskey=\${accessKey}\`) };
+}
+
+const [a, b] = [await instance(), await instance()];
+const request = { targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri, requestedModalities: ['audio'], requestedCallEvents: [] };
+// One createCall sent to each instance, as a retry through a load balancer would be.
+const repeatability = { 'repeatability-request-id': randomUUID(), 'repeatability-first-sent': new Date().toUTCString() };
+const created = await a.client.createCall(request, { headers: repeatability });
+const repeated = await b.client.createCall(request, { headers: repeatability });
+const hungUp = await b.client.hangupCall(created.data.callLegId);
+const again = await a.client.hangupCall(created.data.callLegId);
+for (const deadline = Date.now() + 20_000; received.length < 4 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50));
+const deadLetters = [...(await a.callbacks.deadLetters()), ...(await b.callbacks.deadLetters())];
+console.log(JSON.stringify({
+  created: { status: created.response.status, callLegId: created.data.callLegId },
+  repeated: { status: repeated.response.status, callLegId: repeated.data?.callLegId, result: repeated.response.headers.get('repeatability-result') },
+  hangup: hungUp.response.status,
+  again: { status: again.response.status, code: again.error?.code },
+  received,
+  deadLetters: deadLetters.length,
+}));
+for (const { server, callbacks, redis } of [a, b]) {
+  await server.close();
+  await callbacks.close(1_000);
+  await redis.quit();
+}
+receiver.close();
 `;
 
 /** A consumer's code, checked by a strict tsc against the installed packages' declarations. */
@@ -224,6 +329,8 @@ describe('the packages from a registry', () => {
         `--@call-automation:registry=${registry}`,
         ...publishedPackages.map((p) => p.name),
         'hono@^4.13.19',
+        // The optional peer of @call-automation/server/redis, which the README's setup on Redis uses.
+        'ioredis@^6.0.0',
         '@types/node@^20.19.0',
       ],
       project,
@@ -312,10 +419,37 @@ describe('the packages from a registry', () => {
     await stop(app);
   }, 120_000);
 
+  it('runs two instances of the installed stub on one redis-server: a createCall repeated on the other answered alike, hung up on the other, its events delivered once each, in order, signed', async () => {
+    const redis = await startRedis();
+    try {
+      await writeFile(join(project(), 'redis-app.mjs'), redisProgram);
+      const ran = await execFileAsync(process.execPath, ['redis-app.mjs'], { cwd: project(), env: { ...userEnv, REDIS_URL: `redis://127.0.0.1:${redis.port}` }, timeout: 60_000 });
+      const result = JSON.parse(ran.stdout.trim().split('\n').at(-1)!) as {
+        created: { status: number; callLegId: string };
+        repeated: { status: number; callLegId?: string; result: string | null };
+        hangup: number;
+        again: { status: number; code?: string };
+        received: Array<{ id: string; callState: string }>;
+        deadLetters: number;
+      };
+      expect(result.created.status).toBe(200);
+      expect(result.repeated).toEqual({ status: 200, callLegId: result.created.callLegId, result: 'accepted' });
+      expect(result.hangup).toBe(202);
+      expect(result.again).toEqual({ status: 404, code: 'CallNotFound' });
+      expect(result.received.map((r) => r.callState)).toEqual(['establishing', 'established', 'terminating', 'terminated']);
+      expect(new Set(result.received.map((r) => r.id)).size).toBe(4);
+      expect(result.deadLetters).toBe(0);
+    } finally {
+      await stopAll();
+    }
+  }, 90_000);
+
   // This check and the next run side by side: each is mostly a tsc of its own, or waiting on the CLI.
   it.concurrent("type-checks a consumer's code with strict, NodeNext and the packages' declarations checked", async ({ expect }) => {
     await writeFile(join(project(), 'consumer.ts'), consumer);
-    await writeFile(join(project(), 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strictNodeNext, lib: ['ES2023', 'DOM'], noEmit: true }, files: ['consumer.ts'] }));
+    // The server README's setup on Redis too, as written: the ./redis entry point's declarations and ioredis's.
+    await writeFile(join(project(), 'readme-redis.ts'), `export {};\n${await readmeRedisCode()}`);
+    await writeFile(join(project(), 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...strictNodeNext, lib: ['ES2023', 'DOM'], noEmit: true }, files: ['consumer.ts', 'readme-redis.ts'] }));
     const checked = await tsc(['-p', 'tsconfig.json'], project());
     expect(checked.stdout).toBe('');
     expect(checked).not.toHaveProperty('failed');
