@@ -750,6 +750,7 @@ export function createCallbackDelivery(options: CallbackDeliveryOptions): Callba
         const head = await queue.head(callLegId);
         if (head) wake(callLegId, head.callbackUri);
       }
+      if (pollFailing) log('Callback queue can be polled again.');
       pollFailing = false;
     } catch (error) {
       // Said once per outage, not once per poll.

@@ -12,9 +12,25 @@ export class RedisTimeoutError extends Error {
 }
 
 /**
- * `command`'s answer, or a RedisTimeoutError after `ms`. ioredis queues commands while it
- * reconnects (unless `enableOfflineQueue: false`) and `commandTimeout` is off by default, so a
- * store cannot count on the connection's settings to bound a request's wait.
+ * Thrown for a command ioredis did not send because its connection to Redis is down (with
+ * `enableOfflineQueue: false`, or once the connection is closed); ioredis reconnects by itself.
+ * `cause` is ioredis's own error.
+ */
+export class RedisUnavailableError extends Error {
+  constructor(what: string, cause: unknown) {
+    super(`Redis is not connected (ioredis is reconnecting), so ${what} could not be read or written.`, { cause });
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+/** ioredis's errors for a command it did not send: its connection is down (their messages are all it gives to tell them by). */
+const notSent = /^(Stream isn't writeable and enableOfflineQueue options is false|Connection is closed\.?)$/;
+
+/**
+ * `command`'s answer, or a RedisTimeoutError after `ms`; a command ioredis did not send, its
+ * connection being down, rejects with a RedisUnavailableError that says so. ioredis queues
+ * commands while it reconnects (unless `enableOfflineQueue: false`) and `commandTimeout` is off by
+ * default, so a store cannot count on the connection's settings to bound a request's wait.
  */
 export function withTimeout<T>(command: Promise<T>, ms: number, what: string): Promise<T> {
   // One promise and one timer per command (every store command goes through here): a command
@@ -28,7 +44,7 @@ export function withTimeout<T>(command: Promise<T>, ms: number, what: string): P
       },
       (error: unknown) => {
         clearTimeout(timer);
-        reject(error);
+        reject(error instanceof Error && notSent.test(error.message) ? new RedisUnavailableError(what, error) : error);
       },
     );
   });

@@ -5,7 +5,7 @@
  */
 export { createRedisIdempotencyStore } from './redis-idempotency.ts';
 export type { RedisIdempotencyStoreOptions } from './redis-idempotency.ts';
-export { batchWrites, defineGatheredScript, RedisTimeoutError, withTimeout } from './redis-common.ts';
+export { batchWrites, defineGatheredScript, RedisTimeoutError, RedisUnavailableError, withTimeout } from './redis-common.ts';
 export type { BatchWritesOptions, GatheredScript, RedisClient } from './redis-common.ts';
 export { createRedisCallbackQueue, createRedisCallbackRegistry, createRedisDeadLetterStore, createRedisGoneUriStore } from './redis-callbacks.ts';
 export type { RedisCallbackQueueOptions, RedisCallbackRegistryOptions, RedisDeadLetterStoreOptions, RedisGoneUriStoreOptions } from './redis-callbacks.ts';

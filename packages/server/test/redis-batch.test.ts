@@ -1,11 +1,11 @@
 // The helpers every Redis store uses. batchWrites: the commands issued in one turn of the event
 // loop go out together on the connection's socket, in writes of at most maxCommands, with the
 // same answers in the same order; without it, in a write each. withTimeout: a command's answer,
-// or a RedisTimeoutError in time. defineGatheredScript: a script's invocations of one turn are one
+// or a RedisTimeoutError in time, or a RedisUnavailableError for one not sent. defineGatheredScript: a script's invocations of one turn are one
 // command, each with its own answer or error.
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchWrites, defineGatheredScript, RedisTimeoutError, withTimeout } from '../src/redis.ts';
+import { batchWrites, defineGatheredScript, RedisTimeoutError, RedisUnavailableError, withTimeout } from '../src/redis.ts';
 import { connectRedis, countWrites, startRedis, stopAll, type RedisProcess } from './redis-server.ts';
 
 let redis: RedisProcess;
@@ -169,6 +169,22 @@ describe('withTimeout', () => {
     const connection = await connect();
     expect(await withTimeout(connection.ping(), 1_000, 'a ping')).toBe('PONG');
     await expect(withTimeout(connection.call('NO-SUCH-COMMAND'), 1_000, 'a bad command')).rejects.toThrow(/unknown command/i);
+  });
+
+  it("says a command was not sent because the connection is down, in its own words, with ioredis's error as the cause", async () => {
+    // A connection whose redis-server (one of its own, shut down here) went away after it
+    // connected, told not to queue commands meanwhile.
+    const port = (await startRedis()).port;
+    const connection = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    connections.push(connection);
+    connection.on('error', () => {});
+    await connection.connect();
+    await connection.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    await new Promise<void>((resolve) => (connection.status === 'ready' ? connection.once('close', () => resolve()) : resolve()));
+    const error: unknown = await withTimeout(connection.get('a key'), 1_000, 'a key').catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect((error as Error).message).toBe('Redis is not connected (ioredis is reconnecting), so a key could not be read or written.');
+    expect(((error as Error).cause as Error).message).toBe("Stream isn't writeable and enableOfflineQueue options is false");
   });
 
   it('gives up on a command that does not answer in time, and does not hear it later', async () => {

@@ -30,6 +30,8 @@ let receiver: CallbackReceiver;
 const connections: Redis[] = [];
 const servers: RunningServer[] = [];
 const deliveries: CallbackDelivery[] = [];
+/** What the deliveries logged. */
+const logged: string[] = [];
 /** The calls, as a database shared by the instances would hold them. */
 const calls = new Set<string>();
 
@@ -82,7 +84,7 @@ async function instance(): Promise<string> {
     gone: createRedisGoneUriStore(connection),
     pollIntervalMs: 100,
     leaseMs: 2_000,
-    log: () => {},
+    log: (line) => void logged.push(line),
   });
   deliveries.push(callbacks);
   const service = createCallAutomationService({
@@ -214,5 +216,10 @@ describe('Redis killed and restarted under load', () => {
     const got = received();
     for (const [callLegId, ids] of accepted) expect(got.get(callLegId), callLegId).toEqual(ids);
     expect(await deliveries[0]!.deadLetters()).toEqual([]);
+    // What the deliveries said of the outage: in their own words, not ioredis's, and that it ended.
+    const failedPolls = logged.filter((line) => line.startsWith('Callback queue cannot be polled: '));
+    expect(failedPolls.length).toBeGreaterThanOrEqual(1);
+    expect(logged.filter((line) => line === 'Callback queue can be polled again.')).toHaveLength(failedPolls.length);
+    expect(logged.filter((line) => /Stream isn't writeable|Connection is closed/.test(line))).toEqual([]);
   }, 30_000);
 });

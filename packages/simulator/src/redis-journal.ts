@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { withTimeout } from '@call-automation/server/redis';
 import { createJournal, type Journal, type JournalEntry } from './journal.ts';
 
 export interface RedisJournalOptions {
@@ -78,6 +79,7 @@ export function createRedisJournal(redis: Redis | Cluster, options: RedisJournal
             if (entry) copy.record(entry);
           }
         }
+        if (failing) log("The simulator's journal reaches Redis again.");
         failing = false;
       } catch (error) {
         if (stopped) return;
@@ -99,8 +101,11 @@ export function createRedisJournal(redis: Redis | Cluster, options: RedisJournal
     },
     add(entry) {
       const { at, ...rest } = entry;
-      scripts.caSimJournalAdd(stream, counter, JSON.stringify({ ...rest, at: at ?? Date.now() }), maxEntries).then(
-        () => (failing = false),
+      withTimeout(scripts.caSimJournalAdd(stream, counter, JSON.stringify({ ...rest, at: at ?? Date.now() }), maxEntries), 2_000, "the simulator's journal").then(
+        () => {
+          if (failing) log("The simulator's journal reaches Redis again.");
+          failing = false;
+        },
         (error: unknown) => {
           if (!failing) log(`The simulator's journal cannot be written to Redis: ${(error as Error).message}`);
           failing = true;

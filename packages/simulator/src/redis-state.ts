@@ -174,6 +174,7 @@ export function createRedisState(redis: Redis | Cluster, options: RedisStateOpti
         }
         if (taken.length === 256) again = true;
       } while (again && onTimer);
+      if (failing) log('Simulator timers can be read from Redis again.');
       failing = false;
     } catch (error) {
       if (!failing) log(`Simulator timers cannot be read from Redis: ${(error as Error).message}`);
