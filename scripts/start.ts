@@ -8,7 +8,7 @@
  * CALL_AUTOMATION_CALLBACK_SECRET, or are made up and printed (instances sharing a Redis need the
  * same ones). Browser pages on any origin may call its API (CORS), as befits a development
  * emulator; SIMULATOR_CORS_ORIGINS (comma-separated origins) restricts that to the ones listed.
- * SIGINT and SIGTERM stop it.
+ * `pnpm start --help` lists every setting. SIGINT and SIGTERM stop it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,6 +16,33 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot } from './lib/paths.ts';
 import { recordedSourceHash, specSourceHash } from './lib/sources.ts';
+
+const defaultPort = 4780;
+const help = `pnpm start: the Call Automation simulator, a working service on this machine.
+
+Its settings are environment variables:
+  HOST                             the API's address (127.0.0.1)
+  PORT                             the API's port (${defaultPort}; 0 for any free one)
+  CONTROL_PORT                     the control surface's port, on 127.0.0.1 (PORT + 1)
+  CALL_AUTOMATION_ACCESS_KEY       the access key requests are signed with, base64 (made up and printed)
+  CALL_AUTOMATION_CALLBACK_SECRET  the whsec_ secret callbacks are signed with (made up and printed)
+  REDIS_URL                        redis://… : calls, timers and callbacks on that Redis, shared by every
+                                   instance started on it (in memory without it)
+  SIMULATOR_ANSWER_DELAY_MS        how long a target rings before it answers, in ms
+  SIMULATOR_RING_TIMEOUT_MS        how long a target that never answers rings, in ms
+  SIMULATOR_SCENARIOS              a JSON or YAML file of identifiers that behave as scripted
+  SIMULATOR_CORS_ORIGINS           the browser origins that may call the API, comma-separated (any)
+
+e.g. PORT=4790 REDIS_URL=redis://127.0.0.1:6379 pnpm start`;
+const args = process.argv.slice(2).filter((arg) => arg !== '--');
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(help);
+  process.exit(0);
+}
+if (args.length) {
+  console.error(`pnpm start takes no arguments (${args.join(' ')}): its settings are environment variables.\n\n${help}`);
+  process.exit(1);
+}
 
 function portFrom(name: string, fallback: number): number {
   const text = process.env[name];
@@ -28,7 +55,7 @@ function portFrom(name: string, fallback: number): number {
 }
 
 const host = process.env.HOST || '127.0.0.1';
-const port = portFrom('PORT', 4780);
+const port = portFrom('PORT', defaultPort);
 const controlPort = portFrom('CONTROL_PORT', port === 0 ? 0 : port + 1);
 const accessKey = process.env.CALL_AUTOMATION_ACCESS_KEY || randomBytes(32).toString('base64');
 const callbackSecret = process.env.CALL_AUTOMATION_CALLBACK_SECRET || `whsec_${randomBytes(24).toString('base64')}`;
@@ -93,12 +120,18 @@ try {
   console.error(`${(error as Error).message}\nSIMULATOR_SCENARIOS names a JSON or YAML file of the shape packages/simulator/scenarios.schema.json describes.`);
   process.exit(1);
 }
-const ringText = process.env.SIMULATOR_RING_TIMEOUT_MS;
-const ringTimeoutMs = ringText ? Number(ringText) : undefined;
-if (ringTimeoutMs !== undefined && !(Number.isInteger(ringTimeoutMs) && ringTimeoutMs >= 0)) {
-  console.error(`SIMULATOR_RING_TIMEOUT_MS must be a whole number of milliseconds, not "${ringText}".`);
-  process.exit(1);
+/** A whole number of milliseconds from the environment, or undefined (the simulator's default). */
+function millisFrom(name: string): number | undefined {
+  const text = process.env[name];
+  const ms = text ? Number(text) : undefined;
+  if (ms !== undefined && !(Number.isInteger(ms) && ms >= 0)) {
+    console.error(`${name} must be a whole number of milliseconds, not "${text}".`);
+    process.exit(1);
+  }
+  return ms;
 }
+const ringTimeoutMs = millisFrom('SIMULATOR_RING_TIMEOUT_MS');
+const answerDelayMs = millisFrom('SIMULATOR_ANSWER_DELAY_MS');
 
 // A local development emulator: pages on any origin may call it, unless the origins are listed.
 const corsText = process.env.SIMULATOR_CORS_ORIGINS?.trim();
@@ -116,6 +149,7 @@ try {
     redisUrl,
     scenarios,
     ringTimeoutMs,
+    answerDelayMs,
     cors: { origins: corsOrigins },
     files: {
       docs: join(repoRoot, 'docs', 'index.html'),
@@ -157,21 +191,25 @@ Call Automation simulator on ${running.url}
                        POST /calls/{callLegId}/dtmf                       {"tones": ["tone1", "pound"]}
                        POST /calls/{callLegId}/participants/{id}/leave
                        POST /invitations/decline                          {"rawId": "4:+14251001000"}
-                       GET  /dead-letters
-                       POST /dead-letters/{id}/redrive
+                       GET  /dead-letters                                 POST /dead-letters/{id}/redrive
+                       GET  /stream  (Server-Sent Events)                 GET|POST|DELETE /faults
 
   test numbers       ${Object.entries(testNumbers)
     .map(([number, behaviour]) => `${number} ${behaviour.description}`)
-    .join('\n                     ')}${scenariosPath ? `\n  scenarios          ${Object.keys(scenarios!).length} identifiers from ${scenariosPath}` : ''}
+    .join('\n                     ')}${scenariosPath ? `\n  scenarios          ${Object.keys(scenarios!).length} ${Object.keys(scenarios!).length === 1 ? 'identifier' : 'identifiers'} from ${scenariosPath}` : ''}
 
   Callbacks may go to loopback URIs (http://127.0.0.1:…); private addresses are refused.
-  Prism's mock of the spec alone: pnpm mock.  Ctrl+C stops it.`);
+  Prism's mock of the spec alone: pnpm mock.  pnpm start --help: the settings.  Ctrl+C stops it.`);
 
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
-  console.log(`\n${signal}: stopping (queued callbacks get up to 5 s to go out)…`);
+  console.log(
+    redisUrl
+      ? `\n${signal}: stopping (callbacks this instance is sending get up to 5 s; the rest stay queued in Redis, for the other instances or the next one started)…`
+      : `\n${signal}: stopping (queued callbacks get up to 5 s to go out)…`,
+  );
   await running!.stop();
   process.exit(0);
 }

@@ -30,7 +30,8 @@ describe('scripts/start.ts', () => {
   beforeAll(async () => {
     child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts')], {
       cwd: repoRoot,
-      env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret },
+      // Targets ring for a minute before they answer, so that a call made here is still ringing when looked at.
+      env: { ...process.env, PORT: '0', CONTROL_PORT: '0', CALL_AUTOMATION_ACCESS_KEY: accessKey, CALL_AUTOMATION_CALLBACK_SECRET: callbackSecret, SIMULATOR_ANSWER_DELAY_MS: '60000' },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -53,6 +54,10 @@ describe('scripts/start.ts', () => {
     expect(output).toContain(`docs               ${url}/docs`);
     expect(output).toContain(`${url}/openapi.json`);
     expect(output).toMatch(/control +http:\/\/127\.0\.0\.1:\d+ +\(loopback only\)/);
+    // Every route of the control surface that the README lists.
+    for (const route of ['GET  /calls', 'POST /calls/{callLegId}/hangup', 'POST /calls/{callLegId}/dtmf', 'POST /calls/{callLegId}/participants/{id}/leave', 'POST /invitations/decline', 'GET  /dead-letters', 'POST /dead-letters/{id}/redrive', 'GET  /stream', 'GET|POST|DELETE /faults']) {
+      expect(output).toContain(route);
+    }
     expect(output).not.toContain('made up for this run');
   });
 
@@ -64,7 +69,15 @@ describe('scripts/start.ts', () => {
     const client = createCallAutomationClient(`endpoint=${url}/;accesskey=${accessKey}`);
     const created = await client.createCall({ targets: [{ phoneNumber: { value: '+14251001000' } }], callbackUri: 'http://127.0.0.1:9/cb', requestedModalities: ['audio'], requestedCallEvents: [] });
     expect(created.response.status).toBe(200);
+    // SIMULATOR_ANSWER_DELAY_MS: its target still rings (the default delay is 200 ms).
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const control = /control +(http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+    const calls = (await (await fetch(`${control}/calls`)).json()) as Array<{ callLegId: string; state: string }>;
+    expect(calls).toEqual([expect.objectContaining({ callLegId: created.data!.callLegId, state: 'establishing' })]);
     expect((await client.hangupCall(created.data!.callLegId)).response.status).toBe(202);
+    // A browser opened at the API's root is sent to the docs.
+    const root = await fetch(`${url}/`, { redirect: 'manual' });
+    expect([root.status, root.headers.get('location')]).toEqual([302, '/docs']);
   });
 
   it('stops cleanly on SIGINT', async () => {
@@ -119,6 +132,26 @@ describe('pnpm start', () => {
       killGroup(child);
     }
   }, 60_000);
+
+  it('lists its settings with --help, starting nothing, and refuses arguments it does not take', async () => {
+    const run = async (args: string[]) => {
+      const child = spawn(join(binDir, 'tsx'), [join(repoRoot, 'scripts', 'start.ts'), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { code, output };
+    };
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    for (const name of ['HOST', 'PORT', 'CONTROL_PORT', 'CALL_AUTOMATION_ACCESS_KEY', 'CALL_AUTOMATION_CALLBACK_SECRET', 'REDIS_URL', 'SIMULATOR_ANSWER_DELAY_MS', 'SIMULATOR_RING_TIMEOUT_MS', 'SIMULATOR_SCENARIOS', 'SIMULATOR_CORS_ORIGINS']) {
+      expect(help.output).toMatch(new RegExp(`^  ${name} `, 'm'));
+    }
+    expect(help.output).not.toContain('Building the docs');
+    const refused = await run(['--port', '4790']);
+    expect(refused.code).toBe(1);
+    expect(refused.output).toContain('pnpm start takes no arguments (--port 4790): its settings are environment variables.');
+  }, 30_000);
 
   it('reports a port in use before any slow work', async () => {
     const { createServer } = await import('node:net');

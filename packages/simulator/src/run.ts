@@ -53,6 +53,8 @@ export async function runSimulator(options: RunOptions): Promise<RunningSimulato
   const site = new Hono();
   const serveFile = (path: string, type: string) => async () =>
     new Response(await readFile(path), { headers: { 'content-type': type, 'cache-control': 'no-cache' } });
+  // The API has nothing at its root: a browser opened there is sent to the docs.
+  site.get('/', (c) => c.redirect('/docs'));
   site.get('/docs', serveFile(options.files.docs, 'text/html; charset=utf-8'));
   site.get('/openapi.json', serveFile(options.files.specJson, 'application/json'));
   site.get('/openapi.yaml', serveFile(options.files.specYaml, 'application/yaml'));
