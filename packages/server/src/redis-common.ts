@@ -72,9 +72,9 @@ export interface BatchWritesOptions {
  * within a tick). The commands, their order and their answers are the same; what changes is the
  * number of system calls on both sides, which counts where requests send many commands (the
  * simulator's bench on Redis: redis-server's CPU a request 0.70 to 0.78 of what it is without;
- * the stores' own scripts are gathered, see GatheredScript, and gain little more). On a Cluster, every node's
- * connection, those it opens later too. A connection batched already keeps the options it was
- * batched with. Returns the connection.
+ * the stores' own scripts are gathered, see GatheredScript, and gain little more). On a
+ * Cluster, every node's connection, those it opens later too. A connection batched already
+ * keeps the options it was batched with. Returns the connection.
  */
 export function batchWrites<T extends RedisClient>(redis: T, options: BatchWritesOptions = {}): T {
   const max = options.maxCommands ?? 16;
