@@ -192,7 +192,8 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       if (entry?.uri === callbackUri && sent - entry.at < rewriteAfterMs) return;
       known.delete(callLegId);
       const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      if (before) await before;
+      // The push that carries the call's registration is a command like any: waited for as long.
+      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
       await withTimeout(write(callLegId, callbackUri), timeoutMs, 'a callbackUri');
       known.set(callLegId, { uri: callbackUri, at: sent });
       if (known.size > remembered) known.shift();
@@ -201,13 +202,15 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       const entry = known.get(callLegId);
       if (entry && !(options.ttlMs && Date.now() - entry.at >= options.ttlMs)) return entry.uri;
       const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      if (before) await before;
+      // The push that carries the call's registration is a command like any: waited for as long.
+      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
       return (await withTimeout(redis.get(key(callLegId)), timeoutMs, 'a callbackUri')) ?? undefined;
     },
     async delete(callLegId) {
       known.delete(callLegId);
       const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      if (before) await before;
+      // The push that carries the call's registration is a command like any: waited for as long.
+      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
     },
   };

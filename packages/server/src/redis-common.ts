@@ -148,6 +148,11 @@ function attempt<T>(send: () => Promise<T>): Promise<T> {
  * its own answer, or its own error (the script's error for one is not the others'). On a
  * Cluster, where their keys are in different slots, each is sent at once, on its own.
  *
+ * Invocations of one script run in the order asked. Across commands the order is not kept: a
+ * plain command asked after an invocation in the same turn reaches Redis before it, and a
+ * script's full command (at `maxPerCommand`) before another script's earlier invocations. What
+ * must run after an invocation waits for its answer.
+ *
  * For an instance under load this is what costs: not Redis's work for each invocation, but the
  * command around it, on both sides (in the server bench, a claim of the idempotency store sent
  * on its own cost the stub about 20 µs of CPU, and Redis as much again).
@@ -191,7 +196,11 @@ local answers = {}
 local k, a = 0, 1 + 2 * n
 for i = 1, n do
   local nk, na = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local ok, answer = pcall(run, {unpack(KEYS, k + 1, k + nk)}, {unpack(ARGV, a + 1, a + na)})
+  -- Copied in loops: unpack of thousands would fail the whole command, not this invocation.
+  local keys, argv = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k + j] end
+  for j = 1, na do argv[j] = ARGV[a + j] end
+  local ok, answer = pcall(run, keys, argv)
   if not ok then answer = {err = type(answer) == 'table' and answer.err or tostring(answer)} end
   if answer == nil then answer = false end
   answers[i] = answer
@@ -205,9 +214,10 @@ return answers
 export function defineGatheredScript<T>(redis: RedisClient, name: string, lua: string, options: { maxPerCommand?: number } = {}): GatheredScript<T> {
   const max = options.maxPerCommand ?? 64;
   redis.defineCommand(name, { lua: manyLua(lua) });
-  const command = (redis as unknown as Record<string, (...args: Array<string | number>) => Promise<unknown[]>>)[name]!.bind(redis);
+  const command = (redis as unknown as Record<string, (...args: Array<string | number | Array<string | number>>) => Promise<unknown[]>>)[name]!.bind(redis);
   const send = ({ keys, counts, argv, settle }: Gathering) => {
-    attempt(() => command(keys.length, ...keys, settle.length, ...counts, ...argv)).then(
+    // Arrays, which ioredis flattens, not spread: a spread of many arguments overflows the stack.
+    attempt(() => command(keys.length, keys, settle.length, counts, argv)).then(
       (answers) => {
         for (const [i, { resolve, reject }] of settle.entries()) {
           const answer = answers[i];
@@ -235,9 +245,10 @@ export function defineGatheredScript<T>(redis: RedisClient, name: string, lua: s
         if (pending.size === 0) setImmediate(() => sendGathered(redis));
         pending.set(name, (gathering = { keys: [], counts: [], argv: [], settle: [] }));
       }
-      gathering.keys.push(...keys);
+      // Appended one by one (a spread of many could throw halfway, leaving the others misaligned).
+      for (const key of keys) gathering.keys.push(key);
       gathering.counts.push(keys.length, argv.length);
-      gathering.argv.push(...argv);
+      for (const arg of argv) gathering.argv.push(arg);
       gathering.settle.push({ resolve: resolve as (answer: unknown) => void, reject });
       if (gathering.settle.length >= max) {
         pending.delete(name);

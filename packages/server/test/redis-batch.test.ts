@@ -144,6 +144,25 @@ describe('defineGatheredScript', () => {
     }
   });
 
+  it('answers an invocation of thousands of arguments, and commands of a hundred thousand, as it answers small ones, also once Redis has lost the script', async () => {
+    const connection = await connect();
+    // The number of arguments and the last one, whatever their number.
+    const count = defineGatheredScript<[number, string]>(connection, 'testCount', 'return {#ARGV, ARGV[#ARGV] or false}');
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `a${i}`);
+    // One invocation of 9 000 arguments (past what Lua can unpack at once) between two small ones.
+    expect(await Promise.all([count([], ['x']), count([], many(9_000)), count([], ['y', 'z'])])).toEqual([
+      [1, 'x'],
+      [9_000, 'a8999'],
+      [2, 'z'],
+    ]);
+    // 64 invocations of 2 000 arguments: one command of 128 000, past what a spread can pass.
+    const answers = Array.from({ length: 64 }, () => [2_000, 'a1999']);
+    expect(await Promise.all(Array.from({ length: 64 }, () => count([], many(2_000))))).toEqual(answers);
+    // Redis forgets the script: ioredis sends the command again as EVAL, its arguments as they were.
+    await connection.call('SCRIPT', 'FLUSH');
+    expect(await Promise.all(Array.from({ length: 64 }, () => count([], many(2_000))))).toEqual(answers);
+  });
+
   it('sends at most maxPerCommand invocations in one command, and a batched connection writes them with the turn\'s other commands', async () => {
     const connection = batchWrites(await connect(), { maxCommands: Infinity });
     const add = defineGatheredScript<[string, number]>(connection, 'testAddFew', addLua, { maxPerCommand: 4 });

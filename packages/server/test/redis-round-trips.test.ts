@@ -175,6 +175,27 @@ describe('the Redis callback registry', () => {
     expect(await a.exists(`${prefix}call:{leg-1}`)).toBe(0);
   });
 
+  it('gives up on a read or delete of a call within timeoutMs while the push that carries its registration has no answer', async () => {
+    const a = await connect();
+    const pauser = await connect();
+    const prefix = `rt-${crypto.randomUUID()}:`;
+    const registry = createRedisCallbackRegistry(a, { prefix: `${prefix}call:`, timeoutMs: 200 });
+    const queue = createRedisCallbackQueue(a, { prefix: `${prefix}q:`, timeoutMs: 200 });
+    // Redis holds every command for 2 s: the push that carries leg-1's registration has no answer till then.
+    await pauser.call('CLIENT', 'PAUSE', '2000', 'ALL');
+    const registered = registry.set('leg-1', 'https://app.contoso.com/one');
+    const pushed = queue.push(pending('leg-1', 'evt-1'));
+    await Promise.allSettled([registered, pushed]);
+    const started = performance.now();
+    const [read, deleted] = await Promise.allSettled([registry.get('leg-1'), registry.delete('leg-1')]);
+    expect(read).toMatchObject({ status: 'rejected', reason: { message: 'Redis did not answer a callbackUri within 200 ms.' } });
+    expect(deleted).toMatchObject({ status: 'rejected', reason: { message: 'Redis did not answer a callbackUri within 200 ms.' } });
+    // Not held until Redis answers the push (which they waited for without a limit).
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // The next test starts once Redis answers again.
+    await pauser.ping();
+  });
+
   it('does not write a registration carried by a push that reaches Redis after its deadline, and says so', async () => {
     const a = await connect();
     const pauser = await connect();
