@@ -183,6 +183,11 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
   const key = (callLegId: string) => `${prefix}{${callLegId}}`;
   // On one Redis, a push of the call's event in the same turn may write the registration (createRedisCallbackQueue).
   const carried = !(redis as { isCluster?: boolean }).isCluster;
+  /** The end of the push that carries the call's registration, if any: a command like any, waited for as long. */
+  const registrationBefore = (callLegId: string) => {
+    const before = carried ? registrationsBefore(redis, callLegId) : undefined;
+    return before && withTimeout(before, timeoutMs, 'a callbackUri');
+  };
   /** The URIs this instance wrote, with when it sent the write, oldest first. */
   const known = new FifoMap<string, { uri: string; at: number }>();
   return {
@@ -191,9 +196,8 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
       const sent = Date.now();
       if (entry?.uri === callbackUri && sent - entry.at < rewriteAfterMs) return;
       known.delete(callLegId);
-      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      // The push that carries the call's registration is a command like any: waited for as long.
-      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
+      const before = registrationBefore(callLegId);
+      if (before) await before;
       await withTimeout(write(callLegId, callbackUri), timeoutMs, 'a callbackUri');
       known.set(callLegId, { uri: callbackUri, at: sent });
       if (known.size > remembered) known.shift();
@@ -201,16 +205,14 @@ export function createRedisCallbackRegistry(redis: RedisClient, options: RedisCa
     async get(callLegId) {
       const entry = known.get(callLegId);
       if (entry && !(options.ttlMs && Date.now() - entry.at >= options.ttlMs)) return entry.uri;
-      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      // The push that carries the call's registration is a command like any: waited for as long.
-      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
+      const before = registrationBefore(callLegId);
+      if (before) await before;
       return (await withTimeout(redis.get(key(callLegId)), timeoutMs, 'a callbackUri')) ?? undefined;
     },
     async delete(callLegId) {
       known.delete(callLegId);
-      const before = carried ? registrationsBefore(redis, callLegId) : undefined;
-      // The push that carries the call's registration is a command like any: waited for as long.
-      if (before) await withTimeout(before, timeoutMs, 'a callbackUri');
+      const before = registrationBefore(callLegId);
+      if (before) await before;
       await withTimeout(redis.del(key(callLegId)), timeoutMs, 'a callbackUri');
     },
   };
